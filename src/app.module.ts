@@ -1,0 +1,50 @@
+import { type DynamicModule, type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, RouterModule } from '@nestjs/core';
+import { AuditInterceptor } from './audit/audit.interceptor.js';
+import { AuditModule } from './audit/audit.module.js';
+import { AuthModule } from './auth/auth.module.js';
+import { JwtAuthGuard } from './auth/jwt-auth.guard.js';
+import { OAuthChallengeFilter } from './auth/oauth-challenge.filter.js';
+import { ScopesGuard } from './auth/scopes.guard.js';
+import { requestIdMiddleware } from './common/request-id.js';
+import { CONFIG_NAMESPACES } from './config/configuration.js';
+import { readSettings } from './config/settings.js';
+import { DatabaseModule } from './database/database.module.js';
+import { McpModule } from './mcp/mcp.module.js';
+import { ToolsModule } from './tools/tools.module.js';
+import { WellKnownModule } from './well-known/well-known.module.js';
+
+/** Every global enhancer, in order: authenticate, then check scopes; audit; one challenge filter. */
+const GLOBAL_ENHANCERS = [
+  { provide: APP_GUARD, useExisting: JwtAuthGuard },
+  { provide: APP_GUARD, useExisting: ScopesGuard },
+  { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
+  { provide: APP_FILTER, useExisting: OAuthChallengeFilter },
+];
+
+@Module({})
+export class AppModule implements NestModule {
+  /** Reads the environment as it is now (validated again by each config namespace). */
+  static forRoot(): DynamicModule {
+    const { mcp } = readSettings(process.env);
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: CONFIG_NAMESPACES }),
+        AuthModule,
+        AuditModule,
+        DatabaseModule,
+        McpModule,
+        RouterModule.register([{ path: mcp.path, module: McpModule }]),
+        ToolsModule,
+        WellKnownModule,
+      ],
+      providers: GLOBAL_ENHANCERS,
+    };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(requestIdMiddleware).forRoutes('*path');
+  }
+}

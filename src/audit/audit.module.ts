@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { AuditRecord } from './audit-record.entity.js';
+import { AuditService } from './audit.service.js';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([AuditRecord])],
+  providers: [AuditService],
+  exports: [AuditService],
+})
+export class AuditModule {}

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { PassportModule } from '@nestjs/passport';
+import { AuditModule } from '../audit/audit.module.js';
+import { JwksKeyCache } from './jwks-key.cache.js';
+import { JwtAuthGuard } from './jwt-auth.guard.js';
+import { JwtStrategy } from './jwt.strategy.js';
+import { OAuthChallengeFilter } from './oauth-challenge.filter.js';
+import { ScopesGuard } from './scopes.guard.js';
+
+@Module({
+  imports: [PassportModule, AuditModule],
+  providers: [JwksKeyCache, JwtStrategy, JwtAuthGuard, ScopesGuard, OAuthChallengeFilter],
+  exports: [JwksKeyCache, JwtAuthGuard, ScopesGuard, OAuthChallengeFilter],
+})
+export class AuthModule {}

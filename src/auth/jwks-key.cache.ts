@@ -1,0 +1,110 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { JwksClient, SigningKeyNotFoundError } from 'jwks-rsa';
+import { authConfig } from '../config/configuration.js';
+
+/** Why no key could be found for a token; surfaces as a 401 invalid_token, never a 5xx. */
+export class SigningKeyUnavailableError extends Error {
+  override name = 'SigningKeyUnavailableError';
+}
+
+interface CachedKey {
+  key: KeyObject;
+  fetchedAt: number;
+}
+
+/**
+ * Public keys of the issuer by `kid`, as parsed KeyObjects: jwks-rsa hands back PEM text and
+ * re-parsing it on every verify costs ~4x the verification itself. Stale keys are refreshed
+ * through jwks-rsa (cached, rate limited); when the JWKS endpoint is down, known keys keep working.
+ */
+@Injectable()
+export class JwksKeyCache {
+  private readonly logger = new Logger(JwksKeyCache.name);
+  private readonly keys = new Map<string, CachedKey>();
+  private readonly pending = new Map<string, Promise<KeyObject>>();
+  private client: Promise<JwksClient> | undefined;
+
+  constructor(@Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>) {}
+
+  async keyFor(kid: string): Promise<KeyObject> {
+    const cached = this.keys.get(kid);
+    if (cached && Date.now() - cached.fetchedAt < this.cfg.jwksCacheMaxAgeMs) return cached.key;
+    let inFlight = this.pending.get(kid);
+    if (!inFlight) {
+      inFlight = this.fetch(kid, cached).finally(() => this.pending.delete(kid));
+      this.pending.set(kid, inFlight);
+    }
+    return inFlight;
+  }
+
+  /** Whether the JWKS can be fetched right now (for readiness). */
+  async probe(): Promise<number> {
+    const client = await this.jwksClient();
+    return (await client.getSigningKeys()).length;
+  }
+
+  private async fetch(kid: string, stale: CachedKey | undefined): Promise<KeyObject> {
+    try {
+      const client = await this.jwksClient();
+      const signingKey = await client.getSigningKey(kid);
+      const key = createPublicKey(signingKey.getPublicKey());
+      this.keys.set(kid, { key, fetchedAt: Date.now() });
+      return key;
+    } catch (error) {
+      if (error instanceof SigningKeyNotFoundError) {
+        this.keys.delete(kid);
+        throw new SigningKeyUnavailableError(
+          "the token's signing key (kid) is not in the issuer's JWKS",
+        );
+      }
+      const why = error instanceof Error ? error.message : String(error);
+      if (stale) {
+        this.logger.warn(`JWKS refresh failed (${why}); keeping the cached key`);
+        return stale.key;
+      }
+      this.logger.warn(`JWKS fetch failed: ${why}`);
+      throw new SigningKeyUnavailableError("the issuer's signing keys could not be fetched");
+    }
+  }
+
+  private jwksClient(): Promise<JwksClient> {
+    this.client ??= this.resolveJwksUri().then(
+      (jwksUri) =>
+        new JwksClient({
+          jwksUri,
+          cache: true,
+          cacheMaxAge: this.cfg.jwksCacheMaxAgeMs,
+          rateLimit: true,
+          jwksRequestsPerMinute: 10,
+          timeout: this.cfg.jwksTimeoutMs,
+        }),
+    );
+    return this.client;
+  }
+
+  /** AUTH_JWKS_URI, else the issuer's discovery document, else Casdoor's fixed location. */
+  private async resolveJwksUri(): Promise<string> {
+    if (this.cfg.jwksUri) return this.cfg.jwksUri;
+    const fallback = `${this.cfg.issuer.replace(/\/$/, '')}/.well-known/jwks`;
+    const discovery = `${this.cfg.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    try {
+      const response = await fetch(discovery, { signal: AbortSignal.timeout(this.cfg.jwksTimeoutMs) });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const doc = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
+      if (doc.issuer !== this.cfg.issuer)
+        this.logger.warn(
+          `The issuer's discovery says issuer=${JSON.stringify(doc.issuer)} but AUTH_ISSUER is ` +
+            `${JSON.stringify(this.cfg.issuer)}; tokens will be refused until they match (set Casdoor's origin)`,
+        );
+      if (typeof doc.jwks_uri === 'string' && /^https?:\/\//.test(doc.jwks_uri)) return doc.jwks_uri;
+      this.logger.warn(`Discovery at ${discovery} has no jwks_uri; using ${fallback}`);
+    } catch (error) {
+      this.logger.warn(
+        `Discovery at ${discovery} failed (${error instanceof Error ? error.message : String(error)}); using ${fallback}`,
+      );
+    }
+    return fallback;
+  }
+}

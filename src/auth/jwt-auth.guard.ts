@@ -1,0 +1,73 @@
+import { type ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AuthGuard } from '@nestjs/passport';
+import jsonwebtoken from 'jsonwebtoken';
+import { JWT_STRATEGY } from './jwt.strategy.js';
+import { IS_PUBLIC_KEY } from './public.decorator.js';
+import {
+  AuthenticationRequiredException,
+  InvalidTokenException,
+  OAuthChallengeException,
+} from './oauth.exceptions.js';
+import type { AuthenticatedRequest, Principal } from './principal.js';
+
+const { JsonWebTokenError, NotBeforeError, TokenExpiredError } = jsonwebtoken;
+
+/** jsonwebtoken's reasons, reworded for the error_description (never echoing the token). */
+const DESCRIPTIONS: [RegExp, string][] = [
+  [/audience invalid/, "the token's audience (aud) does not include this resource"],
+  [/issuer invalid/, 'the token was issued by another issuer than AUTH_ISSUER'],
+  [/invalid signature/, "the token's signature does not verify"],
+  [/invalid algorithm/, "the token's signing algorithm is not accepted"],
+  [/jwt malformed|invalid token|jwt signature is required/, 'the token is not a well-formed signed JWT'],
+];
+
+export function describeVerificationError(error: unknown): string {
+  if (error instanceof TokenExpiredError)
+    return `the token expired at ${error.expiredAt.toISOString()}`;
+  if (error instanceof NotBeforeError)
+    return `the token is not valid before ${error.date.toISOString()}`;
+  if (error instanceof JsonWebTokenError)
+    return DESCRIPTIONS.find(([pattern]) => pattern.test(error.message))?.[1] ?? 'the token is invalid';
+  return 'the token is invalid';
+}
+
+/** Global guard: every route needs a valid bearer token unless it is marked @Public(). */
+@Injectable()
+export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
+  constructor(private readonly reflector: Reflector) {
+    super();
+  }
+
+  override canActivate(context: ExecutionContext) {
+    // Tool pipelines run inside an already authenticated HTTP request; ScopesGuard guards them.
+    if (context.getType() !== 'http') return true;
+    const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (isPublic) return true;
+    return super.canActivate(context);
+  }
+
+  override handleRequest<TUser = Principal>(
+    error: unknown,
+    principal: Principal | false,
+    info: unknown,
+    context: ExecutionContext,
+  ): TUser {
+    if (error instanceof OAuthChallengeException) throw error;
+    if (info instanceof OAuthChallengeException) throw info;
+    if (principal && !error) return principal as TUser;
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    if (!/^\s*bearer\s+\S/i.test(request.headers.authorization ?? '')) {
+      const inQuery = Object.hasOwn(request.query ?? {}, 'access_token');
+      throw new AuthenticationRequiredException(
+        inQuery
+          ? 'Tokens in the query string are not accepted; send the access token in the Authorization header as "Bearer <token>".'
+          : 'Authentication required: send an OAuth access token for this resource in the Authorization header as "Bearer <token>"; the resource_metadata URL in WWW-Authenticate names the authorization server.',
+      );
+    }
+    throw new InvalidTokenException(describeVerificationError(error ?? info));
+  }
+}

@@ -1,0 +1,101 @@
+// OAuth 2.0 bearer challenges: RFC 6750 §3 (WWW-Authenticate, error codes), RFC 9728 §5.1
+// (resource_metadata), MCP authorization spec (scope step-up on insufficient_scope).
+import { type ArgumentsHost, Catch, type ExceptionFilter, Inject, Logger } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import type { Response } from 'express';
+import { AuditService } from '../audit/audit.service.js';
+import { authConfig } from '../config/configuration.js';
+import { protectedResourceMetadataUrl } from '../well-known/protected-resource-metadata.js';
+import {
+  AuthenticationRequiredException,
+  InsufficientScopeException,
+  OAuthChallengeException,
+} from './oauth.exceptions.js';
+import type { AuthenticatedRequest } from './principal.js';
+import { unverifiedClaims } from './unverified-claims.js';
+import { requestIdOf } from '../common/request-id.js';
+
+export const REALM = 'MCP Server';
+
+/** An RFC 7230 quoted-string: escape `\` and `"`, drop control characters. */
+export function quoted(value: string): string {
+  return `"${value.replace(/[\x00-\x1f\x7f]/g, ' ').replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/** The one place where a refusal becomes a 401/403 with its WWW-Authenticate challenge. */
+@Catch(OAuthChallengeException)
+export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeException> {
+  private readonly logger = new Logger('Refusal');
+  private readonly metadataUrl: string;
+
+  constructor(
+    @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
+    private readonly audit: AuditService,
+  ) {
+    this.metadataUrl = protectedResourceMetadataUrl(cfg.resourceUrl);
+  }
+
+  async catch(exception: OAuthChallengeException, host: ArgumentsHost): Promise<void> {
+    const http = host.switchToHttp();
+    const request = http.getRequest<AuthenticatedRequest>();
+    const response = http.getResponse<Response>();
+    const principal = request.user;
+    const description = exception.message;
+
+    const params: [string, string][] = [['realm', REALM]];
+    let scopes: readonly string[] = this.cfg.baselineScopes;
+    let required: readonly string[] | undefined;
+    let tool: string | undefined;
+    if (exception instanceof InsufficientScopeException) {
+      // The union, so that clients which replace rather than add scopes keep what they had.
+      scopes = [...new Set([...exception.granted, ...exception.required])];
+      required = exception.required;
+      tool = exception.tool;
+    }
+    if (exception.oauthError) {
+      params.push(['error', exception.oauthError], ['error_description', description]);
+    }
+    params.push(['resource_metadata', this.metadataUrl]);
+    if (scopes.length > 0) params.push(['scope', scopes.join(' ')]);
+
+    const claimed = principal ? undefined : unverifiedClaims(request.headers.authorization);
+    const who = principal?.subject ?? (claimed?.subject ? `${claimed.subject} (unverified)` : '-');
+    const client = principal?.clientId ?? claimed?.clientId ?? '-';
+    this.logger.warn(
+      `${exception.getStatus()} ${exception.reason} ${request.method} ${request.path} ` +
+        `sub=${who} client=${client}` +
+        (required ? ` required="${required.join(' ')}" missing="${(exception as InsufficientScopeException).missing.join(' ')}"` : '') +
+        ` reason="${description}"`,
+    );
+    await this.audit.record({
+      outcome:
+        exception.reason === 'no_token'
+          ? 'refused_no_token'
+          : exception.reason === 'invalid_token'
+            ? 'refused_invalid_token'
+            : 'refused_scope',
+      principal,
+      claimed,
+      tool,
+      reason: description,
+      requiredScopes: required,
+      requestId: requestIdOf(request),
+      remoteAddress: request.socket.remoteAddress,
+    });
+
+    response
+      .status(exception.getStatus())
+      .setHeader('WWW-Authenticate', `Bearer ${params.map(([k, v]) => `${k}=${quoted(v)}`).join(', ')}`)
+      .setHeader('Cache-Control', 'no-store')
+      .json(
+        exception instanceof AuthenticationRequiredException
+          ? { error: 'unauthorized', message: description }
+          : {
+              error: exception.oauthError,
+              error_description: description,
+              message: description,
+              ...(required && { required_scopes: required }),
+            },
+      );
+  }
+}

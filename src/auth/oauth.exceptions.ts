@@ -1,0 +1,54 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+/** Why a request was refused, in the vocabulary of the audit log. */
+export type RefusalReason =
+  | 'no_token'
+  | 'invalid_token'
+  | 'insufficient_scope';
+
+/** A refusal that the OAuthChallengeFilter turns into an RFC 6750 challenge. */
+export abstract class OAuthChallengeException extends HttpException {
+  abstract readonly reason: RefusalReason;
+  /** RFC 6750 §3.1 error code; absent when the request carried no credentials. */
+  abstract readonly oauthError: 'invalid_token' | 'insufficient_scope' | undefined;
+}
+
+/** No bearer token in the Authorization header (RFC 6750 §3.1: no error code). */
+export class AuthenticationRequiredException extends OAuthChallengeException {
+  readonly reason = 'no_token';
+  readonly oauthError = undefined;
+  constructor(message: string) {
+    super(message, HttpStatus.UNAUTHORIZED);
+  }
+}
+
+/** A token was sent but is not acceptable; the description says why, never echoing the token. */
+export class InvalidTokenException extends OAuthChallengeException {
+  readonly reason = 'invalid_token';
+  readonly oauthError = 'invalid_token';
+  constructor(description: string) {
+    super(description, HttpStatus.UNAUTHORIZED);
+  }
+}
+
+/** A valid token without every scope an operation needs. */
+export class InsufficientScopeException extends OAuthChallengeException {
+  readonly reason = 'insufficient_scope';
+  readonly oauthError = 'insufficient_scope';
+  constructor(
+    readonly required: readonly string[],
+    readonly granted: readonly string[],
+    /** The tool refused, when the operation is a tool call. */
+    readonly tool?: string,
+  ) {
+    const missing = required.filter((scope) => !granted.includes(scope));
+    super(
+      `${tool ? `The tool ${tool}` : 'This operation'} requires the scope${missing.length > 1 ? 's' : ''} ${missing.join(' ')}`,
+      HttpStatus.FORBIDDEN,
+    );
+  }
+
+  get missing(): string[] {
+    return this.required.filter((scope) => !this.granted.includes(scope));
+  }
+}

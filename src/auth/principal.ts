@@ -1,0 +1,28 @@
+import type { Request } from 'express';
+
+/** Who is calling, as established from a verified access token. */
+export interface Principal {
+  /** `sub`: the user's id (Casdoor: a UUID). */
+  subject: string;
+  /** `azp` or `client_id`: the OAuth client acting for the user. */
+  clientId: string | undefined;
+  /** `jti`, for correlating with the authorization server's records. */
+  tokenId: string | undefined;
+  name: string | undefined;
+  email: string | undefined;
+  scopes: ReadonlySet<string>;
+  /** `exp`, seconds since the epoch. */
+  expiresAt: number;
+}
+
+export interface AuthenticatedRequest extends Request {
+  user?: Principal;
+}
+
+export function hasAllScopes(principal: Principal, required: readonly string[]): boolean {
+  return required.every((scope) => principal.scopes.has(scope));
+}
+
+export function missingScopes(principal: Principal | undefined, required: readonly string[]): string[] {
+  return required.filter((scope) => !principal?.scopes.has(scope));
+}

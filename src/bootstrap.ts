@@ -1,0 +1,47 @@
+import { Logger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
+import { AppModule } from './app.module.js';
+import { readSettings } from './config/settings.js';
+
+export interface StartOptions {
+  logger?: LogLevel[] | false;
+}
+
+/** JSON-RPC shaped answers for bodies the parser refuses (malformed JSON, too large). */
+function bodyErrorHandler(error: unknown, _request: Request, response: Response, next: NextFunction): void {
+  const status = (error as { status?: unknown } | null)?.status;
+  const type = (error as { type?: unknown } | null)?.type;
+  if (typeof status !== 'number' || typeof type !== 'string') return next(error);
+  if (response.headersSent) return next(error);
+  const tooLarge = type === 'entity.too.large';
+  response.status(tooLarge ? 413 : status).json({
+    jsonrpc: '2.0',
+    error: {
+      code: tooLarge ? -32600 : -32700,
+      message: tooLarge ? 'Request body too large' : 'Parse error: the request body is not valid JSON',
+    },
+    id: null,
+  });
+}
+
+/** Creates and starts the app from the environment; used by main.ts and by the e2e tests. */
+export async function startApp(options: StartOptions = {}): Promise<NestExpressApplication> {
+  const settings = readSettings(process.env);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(), {
+    bodyParser: false,
+    logger: options.logger ?? ['log', 'warn', 'error'],
+  });
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: settings.server.maxBodyBytes });
+  app.enableShutdownHooks();
+  await app.init();
+  app.use(bodyErrorHandler);
+  await app.listen(settings.server.port, settings.server.host);
+  Logger.log(
+    `MCP endpoint ${settings.mcp.resourceUrl} (listening on ${await app.getUrl()}), issuer ${settings.auth.issuer}`,
+    'ScopeDB',
+  );
+  return app;
+}

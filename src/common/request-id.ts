@@ -1,0 +1,20 @@
+import type { NextFunction, Request, Response } from 'express';
+import { randomUUID } from 'node:crypto';
+
+const REQUEST_ID = Symbol('scopedb.requestId');
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+type WithRequestId = Request & { [REQUEST_ID]?: string };
+
+export function requestIdOf(request: Request): string | undefined {
+  return (request as WithRequestId)[REQUEST_ID];
+}
+
+/** Gives every request an id (a caller's X-Request-Id when well-formed), echoed in the response. */
+export function requestIdMiddleware(request: Request, response: Response, next: NextFunction): void {
+  const incoming = request.headers['x-request-id'];
+  const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+  (request as WithRequestId)[REQUEST_ID] = id;
+  response.setHeader('X-Request-Id', id);
+  next();
+}

@@ -1,0 +1,10 @@
+import { registerAs } from '@nestjs/config';
+import { readSettings } from './settings.js';
+
+// One namespace per feature; each is validated by readSettings before the app starts (main.ts).
+export const serverConfig = registerAs('server', () => readSettings(process.env).server);
+export const authConfig = registerAs('auth', () => readSettings(process.env).auth);
+export const mcpConfig = registerAs('mcp', () => readSettings(process.env).mcp);
+export const databaseConfig = registerAs('database', () => readSettings(process.env).database);
+
+export const CONFIG_NAMESPACES = [serverConfig, authConfig, mcpConfig, databaseConfig];

@@ -1,0 +1,214 @@
+import { z } from 'zod';
+
+/** Thrown for a missing or malformed setting; the message is one line naming the variable. */
+export class ConfigurationError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigurationError';
+  }
+}
+
+export type Environment = Record<string, string | undefined>;
+
+// Asymmetric JWS algorithms only: `none` and HS* must never verify an access token.
+export const SUPPORTED_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+] as const;
+export type JwsAlgorithm = (typeof SUPPORTED_ALGORITHMS)[number];
+
+// RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+export interface ServerSettings {
+  port: number;
+  host: string;
+  publicUrl: string;
+  maxBodyBytes: number;
+}
+
+export interface AuthSettings {
+  issuer: string;
+  jwksUri: string | undefined;
+  algorithms: JwsAlgorithm[];
+  clockToleranceS: number;
+  resourceUrl: string;
+  /** Every spelling of the resource a token's `aud` may carry. */
+  audiences: string[];
+  baselineScopes: string[];
+  jwksCacheMaxAgeMs: number;
+  jwksTimeoutMs: number;
+}
+
+export interface McpSettings {
+  path: string;
+  resourceUrl: string;
+  resourceName: string;
+  allowedOrigins: string[];
+  hideUnauthorizedTools: boolean;
+}
+
+export interface DatabaseSettings {
+  type: 'sqlite';
+  path: string;
+  busyTimeoutMs: number;
+}
+
+export interface Settings {
+  server: ServerSettings;
+  auth: AuthSettings;
+  mcp: McpSettings;
+  database: DatabaseSettings;
+}
+
+function value(env: Environment, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined) return undefined;
+  const trimmed = raw.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+function integer(env: Environment, name: string, fallback: number, min: number, max: number) {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigurationError(name, `must be a whole number, got "${raw}"`);
+  const parsed = Number(raw);
+  if (parsed < min || parsed > max)
+    throw new ConfigurationError(name, `must be between ${min} and ${max}, got ${parsed}`);
+  return parsed;
+}
+
+function boolean(env: Environment, name: string, fallback: boolean): boolean {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(true|1|yes)$/i.test(raw)) return true;
+  if (/^(false|0|no)$/i.test(raw)) return false;
+  throw new ConfigurationError(name, `must be true or false, got "${raw}"`);
+}
+
+const httpUrl = z.url({ protocol: /^https?$/ });
+
+function url(name: string, raw: string): URL {
+  const parsed = httpUrl.safeParse(raw);
+  if (!parsed.success) throw new ConfigurationError(name, `must be an http(s) URL, got "${raw}"`);
+  const result = new URL(parsed.data);
+  if (result.hash || result.username || result.password)
+    throw new ConfigurationError(name, 'must not contain a fragment or credentials');
+  return result;
+}
+
+/** The URL as written, without a trailing slash on a bare origin. */
+function canonical(u: URL): string {
+  const text = u.toString();
+  return u.pathname === '/' && !u.search ? text.slice(0, -1) : text;
+}
+
+function list(env: Environment, name: string): string[] | undefined {
+  const raw = value(env, name);
+  if (raw === undefined) return undefined;
+  return raw
+    .split(/[\s,]+/)
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+function readDatabase(env: Environment): DatabaseSettings {
+  const name = 'DATABASE_URL';
+  const raw = value(env, name) ?? 'sqlite:data/scopedb.sqlite';
+  const busyTimeoutMs = integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000);
+  if (raw.startsWith('sqlite:')) {
+    const path = raw.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '' || path === ':memory:')
+      throw new ConfigurationError(name, 'needs a file path, as in sqlite:data/scopedb.sqlite');
+    return { type: 'sqlite', path, busyTimeoutMs };
+  }
+  if (/^postgres(ql)?:\/\//.test(raw))
+    throw new ConfigurationError(name, 'PostgreSQL is not supported yet; use sqlite:<path>');
+  throw new ConfigurationError(name, `must be sqlite:<path>, got "${raw.replace(/\/\/[^@/]*@/, '//***@')}"`);
+}
+
+/** Reads and validates every setting; throws a ConfigurationError naming the first bad variable. */
+export function readSettings(env: Environment): Settings {
+  const port = integer(env, 'PORT', 3000, 0, 65535);
+  const host = value(env, 'HOST') ?? '127.0.0.1';
+  const publicUrl = url('PUBLIC_URL', value(env, 'PUBLIC_URL') ?? `http://localhost:${port}`);
+  if (publicUrl.pathname !== '/' || publicUrl.search)
+    throw new ConfigurationError('PUBLIC_URL', 'must be an origin (scheme, host and port only)');
+
+  const path = value(env, 'MCP_PATH') ?? '/mcp';
+  if (!/^\/[A-Za-z0-9._~\-/]*$/.test(path) || path.endsWith('/') || path.includes('//'))
+    throw new ConfigurationError('MCP_PATH', `must be a path such as /mcp, got "${path}"`);
+
+  const resource = url('RESOURCE_URL', value(env, 'RESOURCE_URL') ?? `${publicUrl.origin}${path}`);
+  if (resource.search) throw new ConfigurationError('RESOURCE_URL', 'must not have a query');
+  const resourceUrl = canonical(resource);
+  const audiences =
+    resource.pathname === '/' ? [resourceUrl, `${resourceUrl}/`] : [resourceUrl];
+
+  const issuerRaw = value(env, 'AUTH_ISSUER');
+  if (issuerRaw === undefined)
+    throw new ConfigurationError('AUTH_ISSUER', 'is required: the Casdoor URL, e.g. https://casdoor.example.com');
+  url('AUTH_ISSUER', issuerRaw);
+  const jwksRaw = value(env, 'AUTH_JWKS_URI');
+  const jwksUri = jwksRaw === undefined ? undefined : url('AUTH_JWKS_URI', jwksRaw).toString();
+
+  const algorithms = (list(env, 'AUTH_ALGORITHMS') ?? ['RS256']).map((alg) => {
+    if (!(SUPPORTED_ALGORITHMS as readonly string[]).includes(alg))
+      throw new ConfigurationError(
+        'AUTH_ALGORITHMS',
+        `"${alg}" is not accepted; choose from ${SUPPORTED_ALGORITHMS.join(', ')}`,
+      );
+    return alg as JwsAlgorithm;
+  });
+  if (algorithms.length === 0) throw new ConfigurationError('AUTH_ALGORITHMS', 'must name at least one algorithm');
+
+  const baselineScopes = list(env, 'AUTH_BASELINE_SCOPES') ?? ['db:query'];
+  for (const scope of baselineScopes)
+    if (!SCOPE_TOKEN.test(scope))
+      throw new ConfigurationError('AUTH_BASELINE_SCOPES', `"${scope}" is not a valid scope`);
+
+  const allowedOrigins = (list(env, 'MCP_ALLOWED_ORIGINS') ?? []).map((origin) => {
+    const parsed = url('MCP_ALLOWED_ORIGINS', origin);
+    if (parsed.pathname !== '/' || parsed.search)
+      throw new ConfigurationError('MCP_ALLOWED_ORIGINS', `"${origin}" must be an origin such as https://app.example.com`);
+    return parsed.origin;
+  });
+
+  return {
+    server: {
+      port,
+      host,
+      publicUrl: publicUrl.origin,
+      maxBodyBytes: integer(env, 'MCP_MAX_BODY_BYTES', 1_048_576, 1024, 67_108_864),
+    },
+    auth: {
+      issuer: issuerRaw,
+      jwksUri,
+      algorithms,
+      clockToleranceS: integer(env, 'AUTH_CLOCK_TOLERANCE_S', 30, 0, 600),
+      resourceUrl,
+      audiences,
+      baselineScopes,
+      jwksCacheMaxAgeMs: integer(env, 'AUTH_JWKS_CACHE_MAX_AGE_S', 600, 1, 86_400) * 1000,
+      jwksTimeoutMs: integer(env, 'AUTH_JWKS_TIMEOUT_MS', 5000, 100, 60_000),
+    },
+    mcp: {
+      path,
+      resourceUrl,
+      resourceName: value(env, 'RESOURCE_NAME') ?? 'ScopeDB MCP',
+      allowedOrigins: [...new Set([publicUrl.origin, ...allowedOrigins])],
+      hideUnauthorizedTools: boolean(env, 'MCP_HIDE_UNAUTHORIZED_TOOLS', false),
+    },
+    database: readDatabase(env),
+  };
+}

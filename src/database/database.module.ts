@@ -1,0 +1,40 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Module } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type Database from 'better-sqlite3';
+import { AuditRecord } from '../audit/audit-record.entity.js';
+import { databaseConfig } from '../config/configuration.js';
+import { MigrationRecord } from './migration-record.entity.js';
+import { InternalTables1764000000000 } from './migrations/1764000000000-internal-tables.js';
+import { SqliteDatabase } from './sqlite-database.js';
+
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      inject: [databaseConfig.KEY],
+      useFactory: (cfg: ConfigType<typeof databaseConfig>) => {
+        mkdirSync(dirname(cfg.path), { recursive: true });
+        return {
+          type: 'better-sqlite3' as const,
+          database: cfg.path,
+          enableWAL: true,
+          timeout: cfg.busyTimeoutMs,
+          prepareDatabase: (db: Database.Database) => {
+            db.pragma('foreign_keys = ON');
+          },
+          entities: [AuditRecord, MigrationRecord],
+          migrations: [InternalTables1764000000000],
+          migrationsTableName: 'scopedb_internal_migrations',
+          migrationsRun: true,
+          synchronize: false,
+          logging: false,
+        };
+      },
+    }),
+  ],
+  providers: [SqliteDatabase],
+  exports: [SqliteDatabase, TypeOrmModule],
+})
+export class DatabaseModule {}

@@ -1,0 +1,76 @@
+/**
+ * Splits SQLite script text into statements at top-level semicolons, respecting quotes
+ * ('', "", ``, []), comments and CREATE TRIGGER ... BEGIN ... END bodies. Each piece is then
+ * prepared on its own, so the database, not this function, decides what each statement is.
+ */
+export function splitStatements(script: string): string[] {
+  const statements: string[] = [];
+  let start = 0;
+  let i = 0;
+  let depth = 0; // BEGIN ... END nesting inside a trigger body
+  const n = script.length;
+  const closeOf: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
+
+  while (i < n) {
+    const c = script[i];
+    if (c === '-' && script[i + 1] === '-') {
+      const end = script.indexOf('\n', i);
+      i = end === -1 ? n : end + 1;
+    } else if (c === '/' && script[i + 1] === '*') {
+      const end = script.indexOf('*/', i + 2);
+      i = end === -1 ? n : end + 2;
+    } else if (c in closeOf) {
+      const close = closeOf[c];
+      i++;
+      while (i < n) {
+        if (script[i] === close) {
+          if (close !== ']' && script[i + 1] === close) i += 2; // doubled quote escapes itself
+          else break;
+        } else i++;
+      }
+      i++;
+    } else if (/[A-Za-z_]/.test(c) && (i === 0 || !/[\w$]/.test(script[i - 1]))) {
+      let j = i;
+      while (j < n && /[\w$]/.test(script[j])) j++;
+      const word = script.slice(i, j).toUpperCase();
+      if (word === 'BEGIN' && isTrigger(script.slice(start, i))) depth++;
+      else if (word === 'CASE' && depth > 0) depth++;
+      else if (word === 'END' && depth > 0) depth--;
+      i = j;
+    } else if (c === ';' && depth === 0) {
+      push(statements, script.slice(start, i));
+      start = i + 1;
+      i++;
+    } else i++;
+  }
+  push(statements, script.slice(start));
+  return statements;
+}
+
+function isTrigger(head: string): boolean {
+  return /^\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TRIGGER\b/i.test(stripLeadingComments(head));
+}
+
+function push(statements: string[], text: string): void {
+  if (stripLeadingComments(text).trim() !== '') statements.push(text.trim());
+}
+
+/** The statement without the comments and whitespace before its first keyword. */
+export function stripLeadingComments(sql: string): string {
+  let rest = sql;
+  for (;;) {
+    const trimmed = rest.trimStart();
+    if (trimmed.startsWith('--')) {
+      const end = trimmed.indexOf('\n');
+      rest = end === -1 ? '' : trimmed.slice(end + 1);
+    } else if (trimmed.startsWith('/*')) {
+      const end = trimmed.indexOf('*/');
+      rest = end === -1 ? '' : trimmed.slice(end + 2);
+    } else return trimmed;
+  }
+}
+
+/** The first keyword of a statement, upper-cased ('' when there is none). */
+export function leadingKeyword(sql: string): string {
+  return /^[A-Za-z]+/.exec(stripLeadingComments(sql))?.[0].toUpperCase() ?? '';
+}

@@ -1,0 +1,25 @@
+import type { Principal } from '../auth/principal.js';
+
+/** The second argument of every tool method, and what guards and interceptors see of a call. */
+export interface ToolContext {
+  tool: string;
+  principal: Principal;
+  requestId: string | undefined;
+}
+
+/** What a tool method returns: the structured result and its rendering for the model. */
+export interface ToolOutput<T extends object> {
+  data: T;
+  text: string;
+}
+
+/** A failure the caller can act on; becomes an `isError` result with this message. */
+export class ToolError extends Error {
+  override name = 'ToolError';
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
