@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { startApp } from '../../src/bootstrap.js';
+
+export interface TestApp {
+  app: NestExpressApplication;
+  /** http://localhost:<port> */
+  baseUrl: string;
+  mcpUrl: string;
+  databasePath: string;
+  close(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts the real app on a free loopback port with a fresh SQLite file and these settings. */
+export async function startTestApp(env: Record<string, string | undefined>): Promise<TestApp> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'scopedb-test-'));
+  const databasePath = join(dir, 'test.sqlite');
+  const settings: Record<string, string | undefined> = {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: `sqlite:${databasePath}`,
+    PUBLIC_URL: undefined,
+    MCP_PATH: undefined,
+    RESOURCE_URL: undefined,
+    AUTH_JWKS_URI: undefined,
+    AUTH_ALGORITHMS: undefined,
+    AUTH_CLOCK_TOLERANCE_S: undefined,
+    AUTH_BASELINE_SCOPES: undefined,
+    MCP_ALLOWED_ORIGINS: undefined,
+    MCP_HIDE_UNAUTHORIZED_TOOLS: undefined,
+    ...env,
+  };
+  for (const [name, value] of Object.entries(settings)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  const app = await startApp({ logger: process.env.TEST_LOGS ? ['log', 'warn', 'error'] : false });
+  const baseUrl = `http://localhost:${port}`;
+  return {
+    app,
+    baseUrl,
+    mcpUrl: `${baseUrl}${settings.MCP_PATH ?? '/mcp'}`,
+    databasePath,
+    close: async () => {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
