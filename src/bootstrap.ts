@@ -35,7 +35,6 @@ export async function startApp(options: StartOptions = {}): Promise<NestExpressA
   });
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: settings.server.maxBodyBytes });
-  app.enableShutdownHooks();
   await app.init();
   app.use(bodyErrorHandler);
   await app.listen(settings.server.port, settings.server.host);

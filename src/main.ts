@@ -11,4 +11,19 @@ try {
   process.stderr.write(`Configuration error: ${error.message}\n`);
   process.exit(1);
 }
-await startApp();
+const app = await startApp();
+
+// Drain and close (lifecycle hooks, HTTP server, database), then exit 0 rather than re-raising.
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`Shutdown failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  });

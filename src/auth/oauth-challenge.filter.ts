@@ -5,6 +5,7 @@ import type { ConfigType } from '@nestjs/config';
 import type { Response } from 'express';
 import { AuditService } from '../audit/audit.service.js';
 import { authConfig } from '../config/configuration.js';
+import { SCOPE_TOKEN } from '../config/settings.js';
 import { protectedResourceMetadataUrl } from '../well-known/protected-resource-metadata.js';
 import {
   AuthenticationRequiredException,
@@ -17,9 +18,10 @@ import { requestIdOf } from '../common/request-id.js';
 
 export const REALM = 'MCP Server';
 
-/** An RFC 7230 quoted-string: escape `\` and `"`, drop control characters. */
+/** An RFC 7230 quoted-string of printable ASCII: escape `\` and `"`, replace anything else. */
 export function quoted(value: string): string {
-  return `"${value.replace(/[\x00-\x1f\x7f]/g, ' ').replace(/(["\\])/g, '\\$1')}"`;
+  const printable = [...value].map((c) => (c >= ' ' && c <= '~' ? c : '?')).join('');
+  return `"${printable.replace(/(["\\])/g, '\\$1')}"`;
 }
 
 /** The one place where a refusal becomes a 401/403 with its WWW-Authenticate challenge. */
@@ -48,7 +50,8 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
     let tool: string | undefined;
     if (exception instanceof InsufficientScopeException) {
       // The union, so that clients which replace rather than add scopes keep what they had.
-      scopes = [...new Set([...exception.granted, ...exception.required])];
+      // Granted scopes come from the token: only well-formed scope tokens go back into a header.
+      scopes = [...new Set([...exception.granted.filter((s) => SCOPE_TOKEN.test(s)), ...exception.required])];
       required = exception.required;
       tool = exception.tool;
     }

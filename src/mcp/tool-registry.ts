@@ -105,7 +105,7 @@ export class ToolRegistry implements OnModuleInit {
           const output = await pipeline(args, context);
           return {
             content: [{ type: 'text', text: output.text }],
-            structuredContent: output.data as Record<string, unknown>,
+            structuredContent: output.data,
           };
         } catch (error) {
           return this.failure(options.name, requiredScopes, context, error);

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, type KeyObject, sign as cryptoSign, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -44,11 +44,13 @@ export class TestIssuer {
   ) {}
 
   static async start(): Promise<TestIssuer> {
-    let issuer: TestIssuer | undefined;
-    const server = createServer((request, response) => issuer!.handle(request.url ?? '/', response));
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    issuer = new TestIssuer(server, `http://127.0.0.1:${port}`);
+    const issuer = new TestIssuer(server, `http://127.0.0.1:${port}`);
+    server.on('request', (request: IncomingMessage, response: ServerResponse) =>
+      issuer.handle(request.url ?? '/', response),
+    );
     // Casdoor's built-in cert is RSA 4096 with kid cert-built-in.
     issuer.addKey('cert-built-in', 'RS256', 4096);
     return issuer;
@@ -134,7 +136,7 @@ export class TestIssuer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private handle(path: string, response: import('node:http').ServerResponse): void {
+  private handle(path: string, response: ServerResponse): void {
     const json = (status: number, body: unknown) => {
       response.writeHead(status, { 'Content-Type': 'application/json' });
       response.end(JSON.stringify(body));
