@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { JwksClient, SigningKeyNotFoundError } from 'jwks-rsa';
+import { JwksClient, JwksRateLimitError, SigningKeyNotFoundError } from 'jwks-rsa';
 import { authConfig } from '../config/configuration.js';
 
 /** Why no key could be found for a token; surfaces as a 401 invalid_token, never a 5xx. */
@@ -59,6 +59,10 @@ export class JwksKeyCache {
           "the token's signing key (kid) is not in the issuer's JWKS",
         );
       }
+      if (error instanceof JwksRateLimitError && !stale)
+        throw new SigningKeyUnavailableError(
+          "the token's signing key (kid) is unknown and the JWKS was refetched too often to look again",
+        );
       const why = error instanceof Error ? error.message : String(error);
       if (stale) {
         this.logger.warn(`JWKS refresh failed (${why}); keeping the cached key`);

@@ -52,6 +52,9 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
               `the token's signing algorithm is not accepted (accepted: ${cfg.algorithms.join(', ')})`,
             ),
           );
+        // RFC 7515 §4.1.11: no extension is understood here, so any critical one is refused.
+        if (header.crit !== undefined)
+          return done(new InvalidTokenException('the token has critical header parameters (crit) that are not supported'));
         if (typeof header.kid !== 'string' || header.kid === '')
           return done(new InvalidTokenException('the token header has no key id (kid)'));
         keys.keyFor(header.kid).then(
