@@ -10,7 +10,12 @@ export interface StartOptions {
 }
 
 /** JSON-RPC shaped answers for bodies the parser refuses (malformed JSON, too large). */
-function bodyErrorHandler(error: unknown, _request: Request, response: Response, next: NextFunction): void {
+function bodyErrorHandler(
+  error: unknown,
+  _request: Request,
+  response: Response,
+  next: NextFunction,
+): void {
   const status = (error as { status?: unknown } | null)?.status;
   const type = (error as { type?: unknown } | null)?.type;
   if (typeof status !== 'number' || typeof type !== 'string') return next(error);
@@ -20,7 +25,9 @@ function bodyErrorHandler(error: unknown, _request: Request, response: Response,
     jsonrpc: '2.0',
     error: {
       code: tooLarge ? -32600 : -32700,
-      message: tooLarge ? 'Request body too large' : 'Parse error: the request body is not valid JSON',
+      message: tooLarge
+        ? 'Request body too large'
+        : 'Parse error: the request body is not valid JSON',
     },
     id: null,
   });
@@ -35,8 +42,9 @@ export async function startApp(options: StartOptions = {}): Promise<NestExpressA
   });
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: settings.server.maxBodyBytes });
-  await app.init();
+  // Right after the parser: init() registers Nest's own error handler, which would answer first.
   app.use(bodyErrorHandler);
+  await app.init();
   await app.listen(settings.server.port, settings.server.host);
   Logger.log(
     `MCP endpoint ${settings.mcp.resourceUrl} (listening on ${await app.getUrl()}), issuer ${settings.auth.issuer}`,

@@ -13,7 +13,11 @@ interface Run {
 }
 
 /** Runs the production entrypoint (`node dist/main.js`) in a scratch directory. */
-function runMain(env: Record<string, string>, cwd: string, untilReady?: (url: string) => Promise<void>) {
+function runMain(
+  env: Record<string, string>,
+  cwd: string,
+  untilReady?: (url: string) => Promise<void>,
+) {
   const child = spawn(process.execPath, [MAIN], {
     cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
@@ -59,18 +63,29 @@ describe('node dist/main.js', () => {
     [{}, 'AUTH_ISSUER', 'is required'],
     [{ AUTH_ISSUER: 'casdoor.example.com' }, 'AUTH_ISSUER', 'must be an http(s) URL'],
     [{ AUTH_ISSUER: 'https://casdoor.example.com', PORT: 'eighty' }, 'PORT', 'whole number'],
-    [{ AUTH_ISSUER: 'https://casdoor.example.com', AUTH_ALGORITHMS: 'HS256' }, 'AUTH_ALGORITHMS', 'HS256'],
-    [{ AUTH_ISSUER: 'https://casdoor.example.com', DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', 'sqlite:'],
-  ])('stops with exit code 1 and one line naming the variable for %j', async (env, variable, problem) => {
-    const sut = await runMain(env, dir);
+    [
+      { AUTH_ISSUER: 'https://casdoor.example.com', AUTH_ALGORITHMS: 'HS256' },
+      'AUTH_ALGORITHMS',
+      'HS256',
+    ],
+    [
+      { AUTH_ISSUER: 'https://casdoor.example.com', DATABASE_URL: 'mysql://x' },
+      'DATABASE_URL',
+      'sqlite:',
+    ],
+  ])(
+    'stops with exit code 1 and one line naming the variable for %j',
+    async (env, variable, problem) => {
+      const sut = await runMain(env, dir);
 
-    expect(sut.code).toBe(1);
-    const lines = sut.stderr.trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(`${variable}:`);
-    expect(lines[0]).toContain(problem);
-    expect(sut.stdout).toBe('');
-  });
+      expect(sut.code).toBe(1);
+      const lines = sut.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`${variable}:`);
+      expect(lines[0]).toContain(problem);
+      expect(sut.stdout).toBe('');
+    },
+  );
 
   it('reads .env from the working directory, serves, and exits 0 on SIGTERM', async () => {
     const port = await freePort();

@@ -1,10 +1,18 @@
-import { type CallHandler, type ExecutionContext, Injectable, type NestInterceptor } from '@nestjs/common';
-import { type Observable, tap } from 'rxjs';
+import {
+  type CallHandler,
+  type ExecutionContext,
+  Injectable,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { catchError, concatMap, type Observable } from 'rxjs';
 import { TOOL_CONTEXT_TYPE } from '../mcp/tool-registry.js';
-import type { ToolContext } from '../mcp/tool-context.js';
+import { messageOf, type ToolContext } from '../mcp/tool-context.js';
 import { AuditService } from './audit.service.js';
 
-/** Records every tool call that reaches its method: who, which client, which tool, outcome, time. */
+/**
+ * Records every tool call that reaches its method: who, which client, which tool, outcome, time.
+ * The record is written before the result goes back, so an answered call is an audited call.
+ */
 @Injectable()
 export class AuditInterceptor implements NestInterceptor {
   constructor(private readonly audit: AuditService) {}
@@ -14,7 +22,7 @@ export class AuditInterceptor implements NestInterceptor {
     const call = context.getArgByIndex<ToolContext>(1);
     const started = performance.now();
     const record = (outcome: 'success' | 'tool_error', reason?: string) =>
-      void this.audit.record({
+      this.audit.record({
         outcome,
         principal: call.principal,
         tool: call.tool,
@@ -23,9 +31,13 @@ export class AuditInterceptor implements NestInterceptor {
         requestId: call.requestId,
       });
     return next.handle().pipe(
-      tap({
-        next: () => record('success'),
-        error: (error: unknown) => record('tool_error', error instanceof Error ? error.message : String(error)),
+      concatMap(async (result: unknown) => {
+        await record('success');
+        return result;
+      }),
+      catchError(async (error: unknown) => {
+        await record('tool_error', messageOf(error));
+        throw error;
       }),
     );
   }

@@ -94,7 +94,9 @@ export class JwksKeyCache {
     const fallback = `${this.cfg.issuer.replace(/\/$/, '')}/.well-known/jwks`;
     const discovery = `${this.cfg.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     try {
-      const response = await fetch(discovery, { signal: AbortSignal.timeout(this.cfg.jwksTimeoutMs) });
+      const response = await fetch(discovery, {
+        signal: AbortSignal.timeout(this.cfg.jwksTimeoutMs),
+      });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const doc = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
       if (doc.issuer !== this.cfg.issuer)
@@ -102,7 +104,8 @@ export class JwksKeyCache {
           `The issuer's discovery says issuer=${JSON.stringify(doc.issuer)} but AUTH_ISSUER is ` +
             `${JSON.stringify(this.cfg.issuer)}; tokens will be refused until they match (set Casdoor's origin)`,
         );
-      if (typeof doc.jwks_uri === 'string' && /^https?:\/\//.test(doc.jwks_uri)) return doc.jwks_uri;
+      if (typeof doc.jwks_uri === 'string' && /^https?:\/\//.test(doc.jwks_uri))
+        return doc.jwks_uri;
       this.logger.warn(`Discovery at ${discovery} has no jwks_uri; using ${fallback}`);
     } catch (error) {
       this.logger.warn(

@@ -19,7 +19,10 @@ const DESCRIPTIONS: [RegExp, string][] = [
   [/issuer invalid/, 'the token was issued by another issuer than AUTH_ISSUER'],
   [/invalid signature/, "the token's signature does not verify"],
   [/invalid algorithm/, "the token's signing algorithm is not accepted"],
-  [/jwt malformed|invalid token|jwt signature is required/, 'the token is not a well-formed signed JWT'],
+  [
+    /jwt malformed|invalid token|jwt signature is required/,
+    'the token is not a well-formed signed JWT',
+  ],
 ];
 
 export function describeVerificationError(error: unknown): string {
@@ -28,7 +31,9 @@ export function describeVerificationError(error: unknown): string {
   if (error instanceof NotBeforeError)
     return `the token is not valid before ${error.date.toISOString()}`;
   if (error instanceof JsonWebTokenError)
-    return DESCRIPTIONS.find(([pattern]) => pattern.test(error.message))?.[1] ?? 'the token is invalid';
+    return (
+      DESCRIPTIONS.find(([pattern]) => pattern.test(error.message))?.[1] ?? 'the token is invalid'
+    );
   return 'the token is invalid';
 }
 

@@ -54,7 +54,11 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
           );
         // RFC 7515 §4.1.11: no extension is understood here, so any critical one is refused.
         if (header.crit !== undefined)
-          return done(new InvalidTokenException('the token has critical header parameters (crit) that are not supported'));
+          return done(
+            new InvalidTokenException(
+              'the token has critical header parameters (crit) that are not supported',
+            ),
+          );
         if (typeof header.kid !== 'string' || header.kid === '')
           return done(new InvalidTokenException('the token header has no key id (kid)'));
         keys.keyFor(header.kid).then(

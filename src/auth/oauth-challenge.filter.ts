@@ -51,7 +51,12 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
     if (exception instanceof InsufficientScopeException) {
       // The union, so that clients which replace rather than add scopes keep what they had.
       // Granted scopes come from the token: only well-formed scope tokens go back into a header.
-      scopes = [...new Set([...exception.granted.filter((s) => SCOPE_TOKEN.test(s)), ...exception.required])];
+      scopes = [
+        ...new Set([
+          ...exception.granted.filter((s) => SCOPE_TOKEN.test(s)),
+          ...exception.required,
+        ]),
+      ];
       required = exception.required;
       tool = exception.tool;
     }
@@ -67,7 +72,9 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
     this.logger.warn(
       `${exception.getStatus()} ${exception.reason} ${request.method} ${request.path} ` +
         `sub=${who} client=${client}` +
-        (required ? ` required="${required.join(' ')}" missing="${(exception as InsufficientScopeException).missing.join(' ')}"` : '') +
+        (required
+          ? ` required="${required.join(' ')}" missing="${(exception as InsufficientScopeException).missing.join(' ')}"`
+          : '') +
         ` reason="${description}"`,
     );
     await this.audit.record({
@@ -88,7 +95,10 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
 
     response
       .status(exception.getStatus())
-      .setHeader('WWW-Authenticate', `Bearer ${params.map(([k, v]) => `${k}=${quoted(v)}`).join(', ')}`)
+      .setHeader(
+        'WWW-Authenticate',
+        `Bearer ${params.map(([k, v]) => `${k}=${quoted(v)}`).join(', ')}`,
+      )
       .setHeader('Cache-Control', 'no-store')
       .json(
         exception instanceof AuthenticationRequiredException

@@ -1,10 +1,7 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 
 /** Why a request was refused, in the vocabulary of the audit log. */
-export type RefusalReason =
-  | 'no_token'
-  | 'invalid_token'
-  | 'insufficient_scope';
+export type RefusalReason = 'no_token' | 'invalid_token' | 'insufficient_scope';
 
 /** A refusal that the OAuthChallengeFilter turns into an RFC 6750 challenge. */
 export abstract class OAuthChallengeException extends HttpException {

@@ -23,6 +23,9 @@ export function hasAllScopes(principal: Principal, required: readonly string[]):
   return required.every((scope) => principal.scopes.has(scope));
 }
 
-export function missingScopes(principal: Principal | undefined, required: readonly string[]): string[] {
+export function missingScopes(
+  principal: Principal | undefined,
+  required: readonly string[],
+): string[] {
   return required.filter((scope) => !principal?.scopes.has(scope));
 }

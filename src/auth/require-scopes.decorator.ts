@@ -10,6 +10,7 @@ export const REQUIRED_SCOPES_KEY = 'scopedb:required-scopes';
 export function RequireScopes(...scopes: [string, ...string[]]) {
   if (scopes.length === 0) throw new Error('@RequireScopes() needs at least one scope');
   for (const scope of scopes)
-    if (!SCOPE_TOKEN.test(scope)) throw new Error(`@RequireScopes(): "${scope}" is not a valid OAuth scope`);
+    if (!SCOPE_TOKEN.test(scope))
+      throw new Error(`@RequireScopes(): "${scope}" is not a valid OAuth scope`);
   return SetMetadata(REQUIRED_SCOPES_KEY, scopes);
 }

@@ -24,12 +24,15 @@ export class ScopesGuard implements CanActivate {
     const granted = principal ? [...principal.scopes] : [];
     if (principal && required.every((scope) => principal.scopes.has(scope))) return true;
     const tool =
-      context.getType<string>() === 'mcp' ? context.getArgByIndex<ToolContext | undefined>(1)?.tool : undefined;
+      context.getType<string>() === 'mcp'
+        ? context.getArgByIndex<ToolContext | undefined>(1)?.tool
+        : undefined;
     throw new InsufficientScopeException(required, granted, tool);
   }
 
   private principalOf(context: ExecutionContext): Principal | undefined {
-    if (context.getType<string>() === 'mcp') return context.getArgByIndex<ToolContext | undefined>(1)?.principal;
+    if (context.getType<string>() === 'mcp')
+      return context.getArgByIndex<ToolContext | undefined>(1)?.principal;
     return context.switchToHttp().getRequest<AuthenticatedRequest>().user;
   }
 }

@@ -11,7 +11,11 @@ export function requestIdOf(request: Request): string | undefined {
 }
 
 /** Gives every request an id (a caller's X-Request-Id when well-formed), echoed in the response. */
-export function requestIdMiddleware(request: Request, response: Response, next: NextFunction): void {
+export function requestIdMiddleware(
+  request: Request,
+  response: Response,
+  next: NextFunction,
+): void {
   const incoming = request.headers['x-request-id'];
   const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
   (request as WithRequestId)[REQUEST_ID] = id;

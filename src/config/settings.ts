@@ -81,7 +81,8 @@ function value(env: Environment, name: string): string | undefined {
 function integer(env: Environment, name: string, fallback: number, min: number, max: number) {
   const raw = value(env, name);
   if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw)) throw new ConfigurationError(name, `must be a whole number, got "${raw}"`);
+  if (!/^\d+$/.test(raw))
+    throw new ConfigurationError(name, `must be a whole number, got "${raw}"`);
   const parsed = Number(raw);
   if (parsed < min || parsed > max)
     throw new ConfigurationError(name, `must be between ${min} and ${max}, got ${parsed}`);
@@ -134,7 +135,10 @@ function readDatabase(env: Environment): DatabaseSettings {
   }
   if (/^postgres(ql)?:\/\//.test(raw))
     throw new ConfigurationError(name, 'PostgreSQL is not supported yet; use sqlite:<path>');
-  throw new ConfigurationError(name, `must be sqlite:<path>, got "${raw.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  throw new ConfigurationError(
+    name,
+    `must be sqlite:<path>, got "${raw.replace(/\/\/[^@/]*@/, '//***@')}"`,
+  );
 }
 
 /** Reads and validates every setting; throws a ConfigurationError naming the first bad variable. */
@@ -152,12 +156,14 @@ export function readSettings(env: Environment): Settings {
   const resource = url('RESOURCE_URL', value(env, 'RESOURCE_URL') ?? `${publicUrl.origin}${path}`);
   if (resource.search) throw new ConfigurationError('RESOURCE_URL', 'must not have a query');
   const resourceUrl = canonical(resource);
-  const audiences =
-    resource.pathname === '/' ? [resourceUrl, `${resourceUrl}/`] : [resourceUrl];
+  const audiences = resource.pathname === '/' ? [resourceUrl, `${resourceUrl}/`] : [resourceUrl];
 
   const issuerRaw = value(env, 'AUTH_ISSUER');
   if (issuerRaw === undefined)
-    throw new ConfigurationError('AUTH_ISSUER', 'is required: the Casdoor URL, e.g. https://casdoor.example.com');
+    throw new ConfigurationError(
+      'AUTH_ISSUER',
+      'is required: the Casdoor URL, e.g. https://casdoor.example.com',
+    );
   url('AUTH_ISSUER', issuerRaw);
   const jwksRaw = value(env, 'AUTH_JWKS_URI');
   const jwksUri = jwksRaw === undefined ? undefined : url('AUTH_JWKS_URI', jwksRaw).toString();
@@ -170,7 +176,8 @@ export function readSettings(env: Environment): Settings {
       );
     return alg as JwsAlgorithm;
   });
-  if (algorithms.length === 0) throw new ConfigurationError('AUTH_ALGORITHMS', 'must name at least one algorithm');
+  if (algorithms.length === 0)
+    throw new ConfigurationError('AUTH_ALGORITHMS', 'must name at least one algorithm');
 
   const baselineScopes = list(env, 'AUTH_BASELINE_SCOPES') ?? ['db:query'];
   for (const scope of baselineScopes)
@@ -180,7 +187,10 @@ export function readSettings(env: Environment): Settings {
   const allowedOrigins = (list(env, 'MCP_ALLOWED_ORIGINS') ?? []).map((origin) => {
     const parsed = url('MCP_ALLOWED_ORIGINS', origin);
     if (parsed.pathname !== '/' || parsed.search)
-      throw new ConfigurationError('MCP_ALLOWED_ORIGINS', `"${origin}" must be an origin such as https://app.example.com`);
+      throw new ConfigurationError(
+        'MCP_ALLOWED_ORIGINS',
+        `"${origin}" must be an origin such as https://app.example.com`,
+      );
     return parsed.origin;
   });
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { types } from 'node:util';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type Database from 'better-sqlite3';
@@ -6,7 +7,7 @@ import type { Repository } from 'typeorm';
 import { ToolError } from '../mcp/tool-context.js';
 import { MigrationRecord } from './migration-record.entity.js';
 import { SqliteDatabase } from './sqlite-database.js';
-import { leadingKeyword, splitStatements } from './sql-statements.js';
+import { leadingKeyword, splitStatements, stripLeadingComments } from './sql-statements.js';
 
 export type SqlValue = string | number | boolean | null;
 export type SqlParams = SqlValue[] | Record<string, SqlValue>;
@@ -36,12 +37,38 @@ function cell(value: unknown): unknown {
   return value;
 }
 
+/** The keyword SQLite compiles first: past comments, empty statements and EXPLAIN [QUERY PLAN]. */
+function compiledKeyword(sql: string): string {
+  let rest = sql;
+  for (;;) {
+    const trimmed = stripLeadingComments(rest);
+    const skipped = /^(?:;|EXPLAIN\b|QUERY\b|PLAN\b)/i.exec(trimmed);
+    if (!skipped) return leadingKeyword(trimmed);
+    rest = trimmed.slice(skipped[0].length);
+  }
+}
+
 function prepare(db: Database.Database, sql: string): Database.Statement<unknown[], unknown> {
+  // Flag PRAGMAs (foreign_keys, query_only, ignore_check_constraints...) take effect when compiled,
+  // so a refusal after prepare() would come too late: they are refused unprepared.
+  if (compiledKeyword(sql) === 'PRAGMA')
+    throw new ToolError(
+      "PRAGMA statements are not allowed; read a setting with SELECT * FROM pragma_<name> (e.g. pragma_table_info('t')).",
+      'PRAGMA_NOT_ALLOWED',
+    );
   try {
     return db.prepare(sql);
   } catch (error) {
-    if (error instanceof RangeError && /more than one statement/.test(error.message))
-      throw new ToolError('Exactly one SQL statement is allowed; remove the others.', 'MULTIPLE_STATEMENTS');
+    // isNativeError, not instanceof: the addon's RangeError may come from another realm (Jest's VM).
+    if (
+      types.isNativeError(error) &&
+      error.name === 'RangeError' &&
+      /more than one statement/.test(error.message)
+    )
+      throw new ToolError(
+        'Exactly one SQL statement is allowed; remove the others.',
+        'MULTIPLE_STATEMENTS',
+      );
     throw error;
   }
 }
@@ -77,7 +104,10 @@ export class SqlExecutor {
   }
 
   /** One INSERT, UPDATE, DELETE or REPLACE in a transaction; never a schema change. */
-  write(sql: string, params: SqlParams | undefined): { affected_rows: number; last_insert_rowid: number | null; returned?: ReadResult } {
+  write(
+    sql: string,
+    params: SqlParams | undefined,
+  ): { affected_rows: number; last_insert_rowid: number | null; returned?: ReadResult } {
     const db = this.database.writeConnection;
     const statement = prepare(db, sql);
     if (statement.readonly || !WRITE_KEYWORDS.has(leadingKeyword(sql)))
@@ -93,8 +123,14 @@ export class SqlExecutor {
       let returned: ReadResult | undefined;
       if (statement.reader) {
         statement.raw(true);
-        const rows = (statement.all(...bindable(params)) as unknown[][]).map((row) => row.map(cell));
-        const info = db.prepare<[], { changes: number; rowid: number }>('SELECT changes() AS changes, last_insert_rowid() AS rowid').get()!;
+        const rows = (statement.all(...bindable(params)) as unknown[][]).map((row) =>
+          row.map(cell),
+        );
+        const info = db
+          .prepare<[], { changes: number; rowid: number }>(
+            'SELECT changes() AS changes, last_insert_rowid() AS rowid',
+          )
+          .get()!;
         affected = info.changes;
         lastRowid = info.rowid;
         returned = {
@@ -109,7 +145,10 @@ export class SqlExecutor {
         lastRowid = info.lastInsertRowid;
       }
       if (schemaVersion() !== before)
-        throw new ToolError('The statement changed the schema; use apply_migration (db:admin).', 'SCHEMA_CHANGE');
+        throw new ToolError(
+          'The statement changed the schema; use apply_migration (db:admin).',
+          'SCHEMA_CHANGE',
+        );
       return {
         affected_rows: affected,
         last_insert_rowid: affected > 0 ? Number(lastRowid) : null,
@@ -129,15 +168,19 @@ export class SqlExecutor {
   ): { name: string; applied: boolean; statements: number; checksum: string } {
     const checksum = createHash('sha256').update(sql).digest('hex');
     const statements = splitStatements(sql);
-    if (statements.length === 0) throw new ToolError('The migration has no SQL statement.', 'EMPTY_MIGRATION');
+    if (statements.length === 0)
+      throw new ToolError('The migration has no SQL statement.', 'EMPTY_MIGRATION');
     const db = this.database.writeConnection;
     const ledger = this.ledger.metadata.tableName;
     return db.transaction(() => {
       const existing = db
-        .prepare<[string], { checksum: string }>(`SELECT checksum FROM ${this.database.quote(ledger)} WHERE name = ?`)
+        .prepare<[string], { checksum: string }>(
+          `SELECT checksum FROM ${this.database.quote(ledger)} WHERE name = ?`,
+        )
         .get(name);
       if (existing) {
-        if (existing.checksum === checksum) return { name, applied: false, statements: statements.length, checksum };
+        if (existing.checksum === checksum)
+          return { name, applied: false, statements: statements.length, checksum };
         throw new ToolError(
           `A migration named ${name} was already applied with different SQL; choose a new name.`,
           'MIGRATION_CONFLICT',
@@ -155,7 +198,14 @@ export class SqlExecutor {
       });
       db.prepare(
         `INSERT INTO ${this.database.quote(ledger)} (name, checksum, sql, appliedAt, appliedBy, clientId) VALUES (?, ?, ?, ?, ?, ?)`,
-      ).run(name, checksum, sql, new Date().toISOString(), appliedBy.subject, appliedBy.clientId ?? null);
+      ).run(
+        name,
+        checksum,
+        sql,
+        new Date().toISOString(),
+        appliedBy.subject,
+        appliedBy.clientId ?? null,
+      );
       return { name, applied: true, statements: statements.length, checksum };
     })();
   }

@@ -7,7 +7,9 @@ export function splitStatements(script: string): string[] {
   const statements: string[] = [];
   let start = 0;
   let i = 0;
-  let depth = 0; // BEGIN ... END nesting inside a trigger body
+  let inBody = false; // inside a CREATE TRIGGER ... BEGIN ... END body
+  // A body's END follows a ';'; a CASE's END never does (END is also a legal column name).
+  let afterSemicolon = false;
   const n = script.length;
   const closeOf: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
 
@@ -21,10 +23,12 @@ export function splitStatements(script: string): string[] {
       i = end === -1 ? n : end + 2;
     } else if (c in closeOf) {
       const close = closeOf[c];
+      afterSemicolon = false;
       i++;
       while (i < n) {
         if (script[i] === close) {
-          if (close !== ']' && script[i + 1] === close) i += 2; // doubled quote escapes itself
+          if (close !== ']' && script[i + 1] === close)
+            i += 2; // doubled quote escapes itself
           else break;
         } else i++;
       }
@@ -33,15 +37,21 @@ export function splitStatements(script: string): string[] {
       let j = i;
       while (j < n && /[\w$]/.test(script[j])) j++;
       const word = script.slice(i, j).toUpperCase();
-      if (word === 'BEGIN' && isTrigger(script.slice(start, i))) depth++;
-      else if (word === 'CASE' && depth > 0) depth++;
-      else if (word === 'END' && depth > 0) depth--;
+      if (!inBody && word === 'BEGIN' && isTrigger(script.slice(start, i))) inBody = true;
+      else if (inBody && word === 'END' && afterSemicolon) inBody = false;
+      afterSemicolon = false;
       i = j;
-    } else if (c === ';' && depth === 0) {
+    } else if (c === ';' && inBody) {
+      afterSemicolon = true;
+      i++;
+    } else if (c === ';') {
       push(statements, script.slice(start, i));
       start = i + 1;
       i++;
-    } else i++;
+    } else {
+      if (!/\s/.test(c)) afterSemicolon = false;
+      i++;
+    }
   }
   push(statements, script.slice(start));
   return statements;

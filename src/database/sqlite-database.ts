@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import Database from 'better-sqlite3';
-import type { DataSource, Table } from 'typeorm';
+import { type DataSource, Table } from 'typeorm';
 import { databaseConfig } from '../config/configuration.js';
 
 export type SqliteConnection = Database.Database;
@@ -59,12 +59,32 @@ export class SqliteDatabase implements OnApplicationShutdown {
     const runner = this.dataSource.createQueryRunner();
     try {
       const all = await runner.getTables();
-      const table = all.find((candidate) => candidate.name === name);
+      const table = all.find((candidate) => candidate.name === name) ?? this.viewAsTable(name);
       if (!table) throw new Error(`table ${name} vanished while it was described`);
       return { table, all };
     } finally {
       await runner.release();
     }
+  }
+
+  /** TypeORM introspects tables only; a view's columns come from SQLite's table_info. */
+  private viewAsTable(name: string): Table | undefined {
+    const columns = this.readConnection
+      .prepare<
+        [string],
+        { name: string; type: string; notnull: number; dflt_value: string | null }
+      >('SELECT name, type, "notnull", dflt_value FROM pragma_table_info(?)')
+      .all(name);
+    if (columns.length === 0) return undefined;
+    return new Table({
+      name,
+      columns: columns.map((column) => ({
+        name: column.name,
+        type: column.type.toLowerCase(),
+        isNullable: column.notnull === 0,
+        default: column.dflt_value ?? undefined,
+      })),
+    });
   }
 
   onApplicationShutdown(): void {

@@ -1,6 +1,11 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { type AuthInfo, createMcpHandler, type McpHttpHandler, McpServer } from '@modelcontextprotocol/server';
+import {
+  type AuthInfo,
+  createMcpHandler,
+  type McpHttpHandler,
+  McpServer,
+} from '@modelcontextprotocol/server';
 import { type NodeMcpRequestHandler, toNodeHandler } from '@modelcontextprotocol/node';
 import type { Request, Response } from 'express';
 import type { Principal } from '../auth/principal.js';
@@ -46,7 +51,12 @@ export class McpHandlerService implements OnModuleDestroy {
     });
   }
 
-  async handle(request: Request, response: Response, principal: Principal, requestId: string | undefined) {
+  async handle(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    requestId: string | undefined,
+  ) {
     const authInfo: AuthInfo = {
       token: '', // the raw token never leaves the auth layer
       clientId: principal.clientId ?? '',
@@ -82,7 +92,11 @@ export class McpHandlerService implements OnModuleDestroy {
           _meta: { [REQUIRED_SCOPES_META]: requiredScopes },
         },
         (args: unknown) =>
-          tool.invoke(args, { tool: options.name, principal: call.principal, requestId: call.requestId }),
+          tool.invoke(args, {
+            tool: options.name,
+            principal: call.principal,
+            requestId: call.requestId,
+          }),
       );
     }
     return server;

@@ -33,7 +33,10 @@ export class OriginMiddleware implements NestMiddleware {
       });
       response.status(403).json({
         jsonrpc: '2.0',
-        error: { code: -32000, message: 'Forbidden: this Origin is not allowed to use the MCP endpoint' },
+        error: {
+          code: -32000,
+          message: 'Forbidden: this Origin is not allowed to use the MCP endpoint',
+        },
         id: null,
       });
       return;

@@ -23,3 +23,9 @@ export class ToolError extends Error {
     super(message);
   }
 }
+
+/** An error's message, also for errors from another realm (native addons, VM contexts). */
+export function messageOf(error: unknown): string {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(error);
+}

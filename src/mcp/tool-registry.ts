@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
-import { type ToolContext, ToolError, type ToolOutput } from './tool-context.js';
+import { messageOf, type ToolContext, ToolError, type ToolOutput } from './tool-context.js';
 
 export const TOOL_CONTEXT_TYPE = 'mcp';
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -51,10 +51,13 @@ export class ToolRegistry implements OnModuleInit {
         const handler = (instance as Record<string, unknown>)[method];
         if (typeof handler !== 'function') continue;
         const options = this.reflector.get<McpToolOptions | undefined>(MCP_TOOL_KEY, handler);
-        if (options) this.register(instance, method, handler as (...args: unknown[]) => unknown, options);
+        if (options)
+          this.register(instance, method, handler as (...args: unknown[]) => unknown, options);
       }
     }
-    this.scopes = [...new Set([...this.byName.values()].flatMap((tool) => tool.requiredScopes))].sort();
+    this.scopes = [
+      ...new Set([...this.byName.values()].flatMap((tool) => tool.requiredScopes)),
+    ].sort();
     this.logger.log(`${this.byName.size} tools; scopes: ${this.scopes.join(' ')}`);
   }
 
@@ -78,13 +81,22 @@ export class ToolRegistry implements OnModuleInit {
     options: McpToolOptions,
   ): void {
     const where = `${instance.constructor.name}.${method}`;
-    if (!TOOL_NAME.test(options.name)) throw new Error(`${where}: invalid tool name "${options.name}"`);
-    if (this.byName.has(options.name)) throw new Error(`${where}: tool "${options.name}" is declared twice`);
+    if (!TOOL_NAME.test(options.name))
+      throw new Error(`${where}: invalid tool name "${options.name}"`);
+    if (this.byName.has(options.name))
+      throw new Error(`${where}: tool "${options.name}" is declared twice`);
     const requiredScopes = [
-      ...new Set(this.reflector.getAllAndMerge<string[]>(REQUIRED_SCOPES_KEY, [handler, instance.constructor])),
+      ...new Set(
+        this.reflector.getAllAndMerge<string[]>(REQUIRED_SCOPES_KEY, [
+          handler,
+          instance.constructor,
+        ]),
+      ),
     ];
     if (requiredScopes.length === 0)
-      throw new Error(`${where}: tool "${options.name}" declares no scope; add @RequireScopes(...)`);
+      throw new Error(
+        `${where}: tool "${options.name}" declares no scope; add @RequireScopes(...)`,
+      );
     const pipeline = this.contextCreator.create(
       instance,
       handler,
@@ -122,7 +134,9 @@ export class ToolRegistry implements OnModuleInit {
   ): Promise<CallToolResult> {
     if (error instanceof InsufficientScopeException) {
       // The backstop refused what the HTTP-level challenge did not (it must not happen in practice).
-      this.logger.warn(`tool ${tool} refused in its pipeline: ${error.message} sub=${context.principal?.subject ?? '-'}`);
+      this.logger.warn(
+        `tool ${tool} refused in its pipeline: ${error.message} sub=${context.principal?.subject ?? '-'}`,
+      );
       await this.audit.record({
         outcome: 'refused_scope',
         principal: context.principal,
@@ -134,7 +148,7 @@ export class ToolRegistry implements OnModuleInit {
       return { isError: true, content: [{ type: 'text', text: `Forbidden: ${error.message}` }] };
     }
     const code = errorCode(error);
-    const message = error instanceof Error ? error.message : String(error);
+    const message = messageOf(error);
     if (!(error instanceof ToolError) && code === undefined)
       this.logger.error(`tool ${tool} failed`, error instanceof Error ? error.stack : message);
     return {

@@ -8,7 +8,9 @@ import { sqlText } from './tool-schemas.js';
 
 const applyMigrationInput = z.object({
   name: z.string().regex(/^[a-z0-9_]{1,64}$/, 'lower-case letters, digits and _ (1 to 64)'),
-  sql: sqlText.describe('CREATE, ALTER and DROP statements separated by semicolons, applied atomically'),
+  sql: sqlText.describe(
+    'CREATE, ALTER and DROP statements separated by semicolons, applied atomically',
+  ),
 });
 const applyMigrationOutput = z.object({
   name: z.string(),
@@ -30,7 +32,12 @@ export class AdminTools {
       'Applies DDL (CREATE/ALTER/DROP TABLE, CREATE INDEX, ...) atomically and records it by name. Re-applying the same name with the same SQL does nothing; with different SQL it is an error.',
     input: applyMigrationInput,
     output: applyMigrationOutput,
-    annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+    annotations: {
+      readOnlyHint: false,
+      destructiveHint: true,
+      idempotentHint: true,
+      openWorldHint: false,
+    },
   })
   applyMigration(
     input: z.infer<typeof applyMigrationInput>,

@@ -29,7 +29,12 @@ export class ModifyTools {
       'Runs exactly one INSERT, UPDATE, DELETE or REPLACE statement with bound parameters in a transaction and returns the number of affected rows. Schema changes are refused.',
     input: executeInput,
     output: executeOutput,
-    annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
+    annotations: {
+      readOnlyHint: false,
+      destructiveHint: true,
+      idempotentHint: false,
+      openWorldHint: false,
+    },
   })
   execute(input: z.infer<typeof executeInput>): ToolOutput<z.infer<typeof executeOutput>> {
     const result = this.sql.write(input.sql, input.params);
@@ -37,7 +42,9 @@ export class ModifyTools {
       data: result,
       text:
         `${result.affected_rows} row${result.affected_rows === 1 ? '' : 's'} affected` +
-        (result.returned ? `\n${result.returned.rows.map((row) => JSON.stringify(row)).join('\n')}` : ''),
+        (result.returned
+          ? `\n${result.returned.rows.map((row) => JSON.stringify(row)).join('\n')}`
+          : ''),
     };
   }
 }

@@ -10,11 +10,17 @@ import { readResult, sqlParams, sqlText } from './tool-schemas.js';
 const listTablesInput = z.object({});
 const listTablesOutput = z.object({
   tables: z.array(
-    z.object({ name: z.string(), type: z.enum(['table', 'view']), row_estimate: z.number().int().nullable() }),
+    z.object({
+      name: z.string(),
+      type: z.enum(['table', 'view']),
+      row_estimate: z.number().int().nullable(),
+    }),
   ),
 });
 
-const describeTableInput = z.object({ table: z.string().min(1).max(255).describe('Exact table or view name') });
+const describeTableInput = z.object({
+  table: z.string().min(1).max(255).describe('Exact table or view name'),
+});
 const foreignKey = z.object({
   columns: z.array(z.string()),
   referenced_table: z.string(),
@@ -35,7 +41,9 @@ const describeTableOutput = z.object({
     }),
   ),
   primary_key: z.array(z.string()),
-  indexes: z.array(z.object({ name: z.string(), columns: z.array(z.string()), unique: z.boolean() })),
+  indexes: z.array(
+    z.object({ name: z.string(), columns: z.array(z.string()), unique: z.boolean() }),
+  ),
   foreign_keys: z.array(foreignKey),
   referenced_by: z.array(foreignKey.extend({ table: z.string() })),
 });
@@ -63,7 +71,12 @@ export class QueryTools {
     description: 'Lists the tables and views of the database with a row count for each table.',
     input: listTablesInput,
     output: listTablesOutput,
-    annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    annotations: {
+      readOnlyHint: true,
+      destructiveHint: false,
+      idempotentHint: true,
+      openWorldHint: false,
+    },
   })
   listTables(): ToolOutput<z.infer<typeof listTablesOutput>> {
     const db = this.database.readConnection;
@@ -72,7 +85,9 @@ export class QueryTools {
       type,
       row_estimate:
         type === 'table'
-          ? db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${this.database.quote(name)}`).get()!.n
+          ? db
+              .prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${this.database.quote(name)}`)
+              .get()!.n
           : null,
     }));
     return {
@@ -80,7 +95,12 @@ export class QueryTools {
       text:
         tables.length === 0
           ? 'The database has no tables.'
-          : tables.map((t) => `${t.name} (${t.type}${t.row_estimate === null ? '' : `, ${t.row_estimate} rows`})`).join('\n'),
+          : tables
+              .map(
+                (t) =>
+                  `${t.name} (${t.type}${t.row_estimate === null ? '' : `, ${t.row_estimate} rows`})`,
+              )
+              .join('\n'),
     };
   }
 
@@ -91,12 +111,22 @@ export class QueryTools {
       'Columns (type, nullability, default, primary key), indexes and foreign keys of one table or view.',
     input: describeTableInput,
     output: describeTableOutput,
-    annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    annotations: {
+      readOnlyHint: true,
+      destructiveHint: false,
+      idempotentHint: true,
+      openWorldHint: false,
+    },
   })
-  async describeTable(input: z.infer<typeof describeTableInput>): Promise<ToolOutput<z.infer<typeof describeTableOutput>>> {
+  async describeTable(
+    input: z.infer<typeof describeTableInput>,
+  ): Promise<ToolOutput<z.infer<typeof describeTableOutput>>> {
     const entry = this.database.resolve(input.table);
     if (!entry)
-      throw new ToolError(`No table or view is named ${JSON.stringify(input.table)}; list_tables shows them.`, 'UNKNOWN_TABLE');
+      throw new ToolError(
+        `No table or view is named ${JSON.stringify(input.table)}; list_tables shows them.`,
+        'UNKNOWN_TABLE',
+      );
     const { table, all } = await this.database.describe(entry.name);
     const keyOf = (fk: (typeof table.foreignKeys)[number]) => ({
       columns: fk.columnNames,
@@ -117,21 +147,33 @@ export class QueryTools {
       })),
       primary_key: table.primaryColumns.map((c) => c.name),
       indexes: [
-        ...table.indices.map((i) => ({ name: i.name ?? '', columns: i.columnNames, unique: i.isUnique })),
+        ...table.indices.map((i) => ({
+          name: i.name ?? '',
+          columns: i.columnNames,
+          unique: i.isUnique,
+        })),
         ...table.uniques.map((u) => ({ name: u.name ?? '', columns: u.columnNames, unique: true })),
       ],
       foreign_keys: table.foreignKeys.map(keyOf),
       referenced_by: all.flatMap((other) =>
-        other.foreignKeys.filter((fk) => fk.referencedTableName === entry.name).map((fk) => ({ table: other.name, ...keyOf(fk) })),
+        other.foreignKeys
+          .filter((fk) => fk.referencedTableName === entry.name)
+          .map((fk) => ({ table: other.name, ...keyOf(fk) })),
       ),
     };
     const lines = [
       `${data.type} ${data.name}`,
       ...data.columns.map(
-        (c) => `  ${c.name} ${c.type}${c.primary_key ? ' PRIMARY KEY' : ''}${c.nullable ? '' : ' NOT NULL'}${c.default === null ? '' : ` DEFAULT ${c.default}`}`,
+        (c) =>
+          `  ${c.name} ${c.type}${c.primary_key ? ' PRIMARY KEY' : ''}${c.nullable ? '' : ' NOT NULL'}${c.default === null ? '' : ` DEFAULT ${c.default}`}`,
       ),
-      ...data.indexes.map((i) => `  index ${i.name}${i.unique ? ' (unique)' : ''}: ${i.columns.join(', ')}`),
-      ...data.foreign_keys.map((f) => `  foreign key (${f.columns.join(', ')}) -> ${f.referenced_table}(${f.referenced_columns.join(', ')})`),
+      ...data.indexes.map(
+        (i) => `  index ${i.name}${i.unique ? ' (unique)' : ''}: ${i.columns.join(', ')}`,
+      ),
+      ...data.foreign_keys.map(
+        (f) =>
+          `  foreign key (${f.columns.join(', ')}) -> ${f.referenced_table}(${f.referenced_columns.join(', ')})`,
+      ),
       ...data.referenced_by.map((f) => `  referenced by ${f.table}(${f.columns.join(', ')})`),
     ];
     return { data, text: lines.join('\n') };
@@ -144,16 +186,27 @@ export class QueryTools {
       'Runs exactly one read-only SQL statement with bound parameters and returns at most max_rows rows (default 100, at most 1000). The database enforces read-only.',
     input: queryInput,
     output: readResult,
-    annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    annotations: {
+      readOnlyHint: true,
+      destructiveHint: false,
+      idempotentHint: true,
+      openWorldHint: false,
+    },
   })
   query(input: z.infer<typeof queryInput>): ToolOutput<z.infer<typeof readResult>> {
     const result = this.sql.read(input.sql, input.params, input.max_rows);
     const header = `${result.row_count} row${result.row_count === 1 ? '' : 's'}${
-      result.truncated ? ` (truncated at max_rows=${input.max_rows}; narrow the query, aggregate, or page with LIMIT/OFFSET)` : ''
+      result.truncated
+        ? ` (truncated at max_rows=${input.max_rows}; narrow the query, aggregate, or page with LIMIT/OFFSET)`
+        : ''
     }`;
     return {
       data: result,
-      text: [header, JSON.stringify(result.columns.map((c) => c.name)), ...result.rows.map((row) => JSON.stringify(row))].join('\n'),
+      text: [
+        header,
+        JSON.stringify(result.columns.map((c) => c.name)),
+        ...result.rows.map((row) => JSON.stringify(row)),
+      ].join('\n'),
     };
   }
 }

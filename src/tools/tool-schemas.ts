@@ -2,9 +2,14 @@ import { z } from 'zod';
 
 export const sqlValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 export const sqlParams = z
-  .union([z.array(sqlValue).max(1000), z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), sqlValue)])
+  .union([
+    z.array(sqlValue).max(1000),
+    z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), sqlValue),
+  ])
   .optional()
-  .describe('Values bound to ? placeholders (array) or to :name placeholders (object); never pasted into the SQL');
+  .describe(
+    'Values bound to ? placeholders (array) or to :name placeholders (object); never pasted into the SQL',
+  );
 
 export const sqlText = z.string().min(1).max(100_000);
 

@@ -1,6 +1,15 @@
 // OAuth 2.0 Protected Resource Metadata (RFC 9728): the document MCP clients read after a 401
 // to find the authorization server (Casdoor) and the scopes this resource knows.
-import { Controller, Get, Header, HttpCode, Inject, NotFoundException, Options, Param } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  HttpCode,
+  Inject,
+  NotFoundException,
+  Options,
+  Param,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { Public } from '../auth/public.decorator.js';
 import { authConfig, mcpConfig } from '../config/configuration.js';

@@ -91,7 +91,8 @@ export class TestIssuer {
       exp: now + 3600,
       ...options.claims,
     };
-    for (const [name, value] of Object.entries(claims)) if (value === undefined) delete claims[name];
+    for (const [name, value] of Object.entries(claims))
+      if (value === undefined) delete claims[name];
     if (claims.scope === '') delete claims.scope;
     return jsonwebtoken.sign(claims, key.privateKey, {
       algorithm: key.alg,
@@ -114,7 +115,10 @@ export class TestIssuer {
   /** Re-signs nothing: swaps in an edited payload, keeping the original signature. */
   static withEditedPayload(token: string, edit: (claims: Record<string, unknown>) => void): string {
     const [header, payload, signature] = token.split('.');
-    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
     edit(claims);
     return `${header}.${b64(claims)}.${signature}`;
   }
@@ -128,7 +132,12 @@ export class TestIssuer {
 
   publicJwk(kid: string): Record<string, unknown> {
     const key = this.keys.get(kid) ?? this.unpublished.get(kid)!;
-    return { ...(key.publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid, alg: key.alg, use: 'sig' };
+    return {
+      ...(key.publicKey.export({ format: 'jwk' }) as Record<string, unknown>),
+      kid,
+      alg: key.alg,
+      use: 'sig',
+    };
   }
 
   close(): Promise<void> {
@@ -141,7 +150,10 @@ export class TestIssuer {
       response.writeHead(status, { 'Content-Type': 'application/json' });
       response.end(JSON.stringify(body));
     };
-    if (path === '/.well-known/openid-configuration' || path === '/.well-known/oauth-authorization-server') {
+    if (
+      path === '/.well-known/openid-configuration' ||
+      path === '/.well-known/oauth-authorization-server'
+    ) {
       return json(200, {
         issuer: this.url,
         authorization_endpoint: `${this.url}/login/oauth/authorize`,

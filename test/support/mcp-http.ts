@@ -6,7 +6,8 @@ export interface McpResponse {
   status: number;
   headers: Headers;
   /** The JSON-RPC message (from a JSON body or the first SSE data event), if any. */
-  message: { result?: Record<string, unknown>; error?: { code: number; message: string } } | undefined;
+  message:
+    { result?: Record<string, unknown>; error?: { code: number; message: string } } | undefined;
   body: string;
 }
 

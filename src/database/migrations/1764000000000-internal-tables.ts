@@ -9,7 +9,13 @@ export class InternalTables1764000000000 implements MigrationInterface {
       new Table({
         name: 'audit_log',
         columns: [
-          { name: 'id', type: 'integer', isPrimary: true, isGenerated: true, generationStrategy: 'increment' },
+          {
+            name: 'id',
+            type: 'integer',
+            isPrimary: true,
+            isGenerated: true,
+            generationStrategy: 'increment',
+          },
           { name: 'time', type: 'varchar', length: '32' },
           { name: 'requestId', type: 'varchar', length: '64', isNullable: true },
           { name: 'subject', type: 'varchar', length: '255', isNullable: true },

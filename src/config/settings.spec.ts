@@ -1,0 +1,257 @@
+import { ConfigurationError, readSettings, type Environment } from './settings.js';
+
+const ISSUER = 'https://casdoor.example.com';
+
+/** The ConfigurationError that reading `env` throws (fails the test if nothing is thrown). */
+function configurationErrorOf(env: Environment): ConfigurationError {
+  try {
+    readSettings(env);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return error;
+    throw error;
+  }
+  throw new Error(`readSettings accepted ${JSON.stringify(env)}`);
+}
+
+describe(readSettings.name, () => {
+  describe('defaults', () => {
+    const sut = readSettings({ AUTH_ISSUER: ISSUER });
+
+    it('listens on 127.0.0.1:3000', () => {
+      expect(sut.server.port).toBe(3000);
+      expect(sut.server.host).toBe('127.0.0.1');
+    });
+
+    it('derives PUBLIC_URL from the port', () => {
+      expect(sut.server.publicUrl).toBe('http://localhost:3000');
+      expect(readSettings({ AUTH_ISSUER: ISSUER, PORT: '8080' }).server.publicUrl).toBe(
+        'http://localhost:8080',
+      );
+    });
+
+    it('serves MCP at /mcp', () => {
+      expect(sut.mcp.path).toBe('/mcp');
+    });
+
+    it('uses PUBLIC_URL + MCP_PATH as the resource and the only audience', () => {
+      expect(sut.auth.resourceUrl).toBe('http://localhost:3000/mcp');
+      expect(sut.mcp.resourceUrl).toBe('http://localhost:3000/mcp');
+      expect(sut.auth.audiences).toEqual(['http://localhost:3000/mcp']);
+    });
+
+    it('follows PUBLIC_URL and MCP_PATH when they are set', () => {
+      const settings = readSettings({
+        AUTH_ISSUER: ISSUER,
+        PUBLIC_URL: 'https://db.example.com',
+        MCP_PATH: '/v1/mcp',
+      });
+      expect(settings.auth.resourceUrl).toBe('https://db.example.com/v1/mcp');
+      expect(settings.mcp.allowedOrigins).toEqual(['https://db.example.com']);
+    });
+
+    it('accepts RS256 only, with 30 s of clock tolerance', () => {
+      expect(sut.auth.algorithms).toEqual(['RS256']);
+      expect(sut.auth.clockToleranceS).toBe(30);
+    });
+
+    it('keeps the issuer exactly as written and resolves the JWKS later', () => {
+      expect(sut.auth.issuer).toBe(ISSUER);
+      expect(sut.auth.jwksUri).toBeUndefined();
+    });
+
+    it('asks for db:query as the baseline scope', () => {
+      expect(sut.auth.baselineScopes).toEqual(['db:query']);
+    });
+
+    it('stores data in sqlite:data/scopedb.sqlite', () => {
+      expect(sut.database).toEqual({
+        type: 'sqlite',
+        path: 'data/scopedb.sqlite',
+        busyTimeoutMs: 5000,
+      });
+    });
+
+    it('lists every tool and allows only its own origin', () => {
+      expect(sut.mcp.hideUnauthorizedTools).toBe(false);
+      expect(sut.mcp.allowedOrigins).toEqual(['http://localhost:3000']);
+    });
+
+    it('treats blank values as unset', () => {
+      expect(readSettings({ AUTH_ISSUER: ISSUER, PORT: '  ', MCP_PATH: '' })).toEqual(sut);
+    });
+  });
+
+  describe('RESOURCE_URL at the root of an origin', () => {
+    it.each(['https://mcp.example.com', 'https://mcp.example.com/'])(
+      'accepts %s with and without a trailing slash in aud',
+      (resource) => {
+        const sut = readSettings({ AUTH_ISSUER: ISSUER, RESOURCE_URL: resource });
+        expect(sut.auth.resourceUrl).toBe('https://mcp.example.com');
+        expect(sut.auth.audiences).toEqual(['https://mcp.example.com', 'https://mcp.example.com/']);
+      },
+    );
+
+    it('accepts only the exact spelling of a resource with a path', () => {
+      const sut = readSettings({ AUTH_ISSUER: ISSUER, RESOURCE_URL: 'https://mcp.example.com/db' });
+      expect(sut.auth.audiences).toEqual(['https://mcp.example.com/db']);
+    });
+  });
+
+  describe('optional settings', () => {
+    it('reads lists separated by commas or spaces', () => {
+      const sut = readSettings({
+        AUTH_ISSUER: ISSUER,
+        AUTH_ALGORITHMS: 'RS256, ES256 PS512',
+        AUTH_BASELINE_SCOPES: 'db:query,openid',
+        MCP_ALLOWED_ORIGINS: 'https://app.example.com https://other.example.com:8443',
+      });
+      expect(sut.auth.algorithms).toEqual(['RS256', 'ES256', 'PS512']);
+      expect(sut.auth.baselineScopes).toEqual(['db:query', 'openid']);
+      expect(sut.mcp.allowedOrigins).toEqual([
+        'http://localhost:3000',
+        'https://app.example.com',
+        'https://other.example.com:8443',
+      ]);
+    });
+
+    it.each([
+      ['true', true],
+      ['YES', true],
+      ['1', true],
+      ['false', false],
+      ['no', false],
+      ['0', false],
+    ])('reads MCP_HIDE_UNAUTHORIZED_TOOLS=%s as %s', (raw, expected) => {
+      const sut = readSettings({ AUTH_ISSUER: ISSUER, MCP_HIDE_UNAUTHORIZED_TOOLS: raw });
+      expect(sut.mcp.hideUnauthorizedTools).toBe(expected);
+    });
+
+    it('reads an absolute sqlite path from sqlite:///', () => {
+      const sut = readSettings({
+        AUTH_ISSUER: ISSUER,
+        DATABASE_URL: 'sqlite:///var/lib/scopedb/db.sqlite',
+      });
+      expect(sut.database.path).toBe('/var/lib/scopedb/db.sqlite');
+    });
+
+    it('converts the JWKS cache age to milliseconds', () => {
+      const sut = readSettings({ AUTH_ISSUER: ISSUER, AUTH_JWKS_CACHE_MAX_AGE_S: '60' });
+      expect(sut.auth.jwksCacheMaxAgeMs).toBe(60_000);
+    });
+  });
+
+  describe('refuses to start with a bad setting, naming it', () => {
+    it('AUTH_ISSUER missing', () => {
+      const error = configurationErrorOf({});
+      expect(error.variable).toBe('AUTH_ISSUER');
+      expect(error.message).toMatch(/^AUTH_ISSUER: is required/);
+    });
+
+    it.each([
+      ['AUTH_ISSUER', { AUTH_ISSUER: 'casdoor.example.com' }],
+      ['AUTH_ISSUER', { AUTH_ISSUER: 'ftp://casdoor.example.com' }],
+      ['AUTH_JWKS_URI', { AUTH_ISSUER: ISSUER, AUTH_JWKS_URI: 'not a url' }],
+      ['PUBLIC_URL', { AUTH_ISSUER: ISSUER, PUBLIC_URL: 'localhost:3000' }],
+      ['PUBLIC_URL', { AUTH_ISSUER: ISSUER, PUBLIC_URL: 'https://db.example.com/base' }],
+      ['RESOURCE_URL', { AUTH_ISSUER: ISSUER, RESOURCE_URL: 'https://mcp.example.com/#fragment' }],
+      [
+        'RESOURCE_URL',
+        { AUTH_ISSUER: ISSUER, RESOURCE_URL: 'https://user:secret@mcp.example.com/mcp' },
+      ],
+      ['RESOURCE_URL', { AUTH_ISSUER: ISSUER, RESOURCE_URL: 'https://mcp.example.com/mcp?x=1' }],
+      [
+        'MCP_ALLOWED_ORIGINS',
+        { AUTH_ISSUER: ISSUER, MCP_ALLOWED_ORIGINS: 'https://app.example.com/path' },
+      ],
+    ])('%s: a malformed URL (%j)', (variable, env: Environment) => {
+      const error = configurationErrorOf(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message.startsWith(`${variable}: `)).toBe(true);
+    });
+
+    it.each(['abc', '3000x', '-1', '1.5'])('PORT=%s is not a number', (port) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, PORT: port });
+      expect(error.variable).toBe('PORT');
+      expect(error.message).toBe(`PORT: must be a whole number, got "${port}"`);
+    });
+
+    it('PORT out of range', () => {
+      expect(configurationErrorOf({ AUTH_ISSUER: ISSUER, PORT: '65536' }).message).toBe(
+        'PORT: must be between 0 and 65535, got 65536',
+      );
+    });
+
+    it.each(['none', 'HS256', 'RS256,HS256', 'RS256 none'])('AUTH_ALGORITHMS=%s', (algorithms) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, AUTH_ALGORITHMS: algorithms });
+      expect(error.variable).toBe('AUTH_ALGORITHMS');
+      expect(error.message).toMatch(/^AUTH_ALGORITHMS: "(none|HS256)" is not accepted/);
+    });
+
+    it('AUTH_ALGORITHMS naming no algorithm', () => {
+      expect(configurationErrorOf({ AUTH_ISSUER: ISSUER, AUTH_ALGORITHMS: ',' }).message).toBe(
+        'AUTH_ALGORITHMS: must name at least one algorithm',
+      );
+    });
+
+    it.each(['mcp', '/mcp/', '//mcp', '/m cp', '/mcp?x'])('MCP_PATH=%s', (path) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, MCP_PATH: path });
+      expect(error.variable).toBe('MCP_PATH');
+      expect(error.message).toBe(`MCP_PATH: must be a path such as /mcp, got "${path}"`);
+    });
+
+    it.each([
+      'postgres://scopedb:secret@db.example.com/scopedb',
+      'postgresql://db.example.com/scopedb',
+    ])('DATABASE_URL=%s is not supported yet', (url) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, DATABASE_URL: url });
+      expect(error.variable).toBe('DATABASE_URL');
+      expect(error.message).toBe(
+        'DATABASE_URL: PostgreSQL is not supported yet; use sqlite:<path>',
+      );
+    });
+
+    it.each(['sqlite:', 'sqlite::memory:'])('DATABASE_URL=%s has no file path', (url) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, DATABASE_URL: url });
+      expect(error.variable).toBe('DATABASE_URL');
+      expect(error.message).toMatch(/^DATABASE_URL: needs a file path/);
+    });
+
+    it('DATABASE_URL of another kind, without echoing its credentials', () => {
+      const error = configurationErrorOf({
+        AUTH_ISSUER: ISSUER,
+        DATABASE_URL: 'mysql://root:hunter2@db/x',
+      });
+      expect(error.variable).toBe('DATABASE_URL');
+      expect(error.message).toMatch(/^DATABASE_URL: must be sqlite:<path>/);
+      expect(error.message).not.toContain('hunter2');
+    });
+
+    it.each(['maybe', 'on', 'truthy'])('MCP_HIDE_UNAUTHORIZED_TOOLS=%s is not a boolean', (raw) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, MCP_HIDE_UNAUTHORIZED_TOOLS: raw });
+      expect(error.variable).toBe('MCP_HIDE_UNAUTHORIZED_TOOLS');
+      expect(error.message).toBe(
+        `MCP_HIDE_UNAUTHORIZED_TOOLS: must be true or false, got "${raw}"`,
+      );
+    });
+
+    it('AUTH_BASELINE_SCOPES with a malformed scope', () => {
+      const error = configurationErrorOf({
+        AUTH_ISSUER: ISSUER,
+        AUTH_BASELINE_SCOPES: 'db:query "quoted"',
+      });
+      expect(error.variable).toBe('AUTH_BASELINE_SCOPES');
+    });
+
+    it.each([
+      ['AUTH_CLOCK_TOLERANCE_S', '601'],
+      ['AUTH_JWKS_TIMEOUT_MS', '99'],
+      ['AUTH_JWKS_CACHE_MAX_AGE_S', '0'],
+      ['MCP_MAX_BODY_BYTES', '100'],
+      ['DATABASE_BUSY_TIMEOUT_MS', 'soon'],
+    ])('%s=%s out of range', (variable, raw) => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, [variable]: raw });
+      expect(error.variable).toBe(variable);
+      expect(error.message.startsWith(`${variable}: `)).toBe(true);
+    });
+  });
+});
