@@ -19,6 +19,7 @@ type Row = Record<string, unknown>;
 const SUBJECT = CASDOOR_CLAIMS.sub as string;
 const CLIENT_ID = CASDOOR_CLAIMS.azp as string;
 const ALL_SCOPES = 'db:query db:modify db:admin';
+const INTERNAL = ['audit_log', 'scopedb_migrations', 'scopedb_internal_migrations'];
 
 describe('database tools', () => {
   let issuer: TestIssuer;
@@ -105,12 +106,12 @@ describe('database tools', () => {
         match.arrayContaining([
           { name: 'lt_items', type: 'table', row_estimate: 3 },
           { name: 'lt_labels', type: 'view', row_estimate: null },
-          { name: 'scopedb_migrations', type: 'table', row_estimate: match.any(Number) },
         ]),
       );
       const names = (data.tables as { name: string }[]).map((table) => table.name);
       expect(names).toEqual([...names].sort());
       expect(names.filter((name) => name.startsWith('sqlite_'))).toEqual([]);
+      expect(names.filter((name) => INTERNAL.includes(name))).toEqual([]);
     });
   });
 
@@ -429,7 +430,8 @@ describe('database tools', () => {
         params: { amount: 5, min: 10 },
       });
 
-      expect(data).toMatchObject({ affected_rows: 2 });
+      // An UPDATE inserts nothing, so it reports no rowid (not the connection's last insert).
+      expect(data).toEqual({ affected_rows: 2, last_insert_rowid: null });
       expect(accounts().map((account) => account.balance)).toEqual([15, 25]);
     });
 
@@ -439,7 +441,7 @@ describe('database tools', () => {
         params: [2],
       });
 
-      expect(data).toEqual({ affected_rows: 1, last_insert_rowid: match.any(Number) });
+      expect(data).toEqual({ affected_rows: 1, last_insert_rowid: null });
       expect(accounts().map((account) => account.id)).toEqual([1]);
     });
 
@@ -679,6 +681,109 @@ describe('database tools', () => {
       expect(textOf(result)).toContain('name');
       expect(objectExists('am_bad_name')).toBe(false);
       expect(ledger('Bad-Name')).toEqual([]);
+    });
+  });
+
+  describe("ScopeDB's own tables", () => {
+    const schemaOf = (table: string) =>
+      rows('SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ? ORDER BY name', table);
+    let auditSchema: Row[];
+    let ledgerSchema: Row[];
+    beforeAll(async () => {
+      await ok('apply_migration', {
+        name: 'internal_tables_schema',
+        sql: 'CREATE TABLE it_users (id INTEGER PRIMARY KEY, name TEXT)',
+      });
+      await ok('query', { sql: 'SELECT 1' }); // leaves at least one audit row
+      auditSchema = schemaOf('audit_log');
+      ledgerSchema = schemaOf('scopedb_migrations');
+    });
+
+    const auditCount = () => rows('SELECT count(*) AS n FROM audit_log')[0].n as number;
+    const ledgerCount = () => rows('SELECT count(*) AS n FROM scopedb_migrations')[0].n as number;
+
+    it.each([
+      ['a plain read', 'SELECT * FROM audit_log'],
+      ['a read through a CTE', 'WITH a AS (SELECT subject FROM audit_log) SELECT count(*) FROM a'],
+      ['a read in a subquery', 'SELECT (SELECT max(id) FROM audit_log) AS newest'],
+      ['a join', 'SELECT u.name FROM it_users u JOIN audit_log a ON a.subject = u.name'],
+    ])('query refuses %s of the audit log', async (_case, sql) => {
+      const result = await call('query', { sql });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]: /);
+    });
+
+    it.each([
+      ['DELETE FROM audit_log'],
+      ['DELETE FROM audit_log WHERE id > 0'],
+      ["UPDATE audit_log SET outcome = 'success'"],
+      ["INSERT INTO audit_log (time, outcome) VALUES ('2026-01-01T00:00:00Z', 'success')"],
+      ['DELETE FROM scopedb_migrations'],
+      ["UPDATE scopedb_migrations SET checksum = 'x'"],
+      ['DELETE FROM scopedb_internal_migrations'],
+      ['WITH doomed AS (SELECT id FROM audit_log) DELETE FROM audit_log WHERE id IN doomed'],
+    ])('execute refuses %s and changes nothing', async (sql) => {
+      const [audit, ledger] = [auditCount(), ledgerCount()];
+
+      const result = await call('execute', { sql });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]: /);
+      expect(ledgerCount()).toBe(ledger);
+      expect(auditCount()).toBeGreaterThanOrEqual(audit); // the refused call is itself audited
+      expect(
+        rows("SELECT count(*) AS n FROM audit_log WHERE time = '2026-01-01T00:00:00Z'")[0].n,
+      ).toBe(0);
+    });
+
+    it.each([
+      ['drop_audit', 'DROP TABLE audit_log'],
+      ['alter_audit', 'ALTER TABLE audit_log ADD COLUMN extra TEXT'],
+      ['drop_guard', 'DROP TRIGGER audit_log_no_delete'],
+      ['index_audit', 'CREATE INDEX audit_extra ON audit_log (reason)'],
+      ['drop_ledger', 'DROP TABLE scopedb_migrations'],
+      [
+        'trigger_into_audit',
+        "CREATE TRIGGER it_forge AFTER INSERT ON it_users BEGIN INSERT INTO audit_log (time, outcome) VALUES ('x', 'success'); END",
+      ],
+      ['view_on_audit', 'CREATE VIEW it_audit AS SELECT * FROM "audit_log"'],
+    ])('apply_migration refuses %s and rolls back', async (name, sql) => {
+      const result = await call('apply_migration', {
+        name,
+        sql: `CREATE TABLE ${name}_first (a INTEGER); ${sql}`,
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]: /);
+      expect(schemaOf('audit_log')).toEqual(auditSchema);
+      expect(schemaOf('scopedb_migrations')).toEqual(ledgerSchema);
+      expect(objectExists(`${name}_first`)).toBe(false);
+      expect(ledger(name)).toEqual([]);
+    });
+
+    it('is append-only in the database itself, whatever connection tries', () => {
+      const writer = new Database(sut.databasePath);
+      try {
+        expect(() => writer.prepare('DELETE FROM audit_log').run()).toThrow(
+          /audit_log is append-only/,
+        );
+        expect(() => writer.prepare("UPDATE audit_log SET outcome = 'x'").run()).toThrow(
+          /audit_log is append-only/,
+        );
+        expect(() => writer.prepare('DELETE FROM scopedb_migrations').run()).toThrow(
+          /scopedb_migrations is append-only/,
+        );
+      } finally {
+        writer.close();
+      }
+    });
+
+    it('leaves them out of list_tables and describe_table', async () => {
+      const result = await call('describe_table', { table: 'audit_log' });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_TABLE\]: /);
     });
   });
 

@@ -1,4 +1,5 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { AUDIT_TABLE } from '../database/internal-tables.js';
 
 export type AuditOutcome =
   | 'success'
@@ -10,7 +11,7 @@ export type AuditOutcome =
 
 /** One decision about a request to the MCP endpoint. Written by AuditService only; the table and
  * its indexes are created by the InternalTables migration. */
-@Entity({ name: 'audit_log' })
+@Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()
   id!: number;

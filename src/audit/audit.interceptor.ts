@@ -5,8 +5,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { catchError, concatMap, type Observable } from 'rxjs';
-import { TOOL_CONTEXT_TYPE } from '../mcp/tool-registry.js';
-import { messageOf, type ToolContext } from '../mcp/tool-context.js';
+import { messageOf, TOOL_CONTEXT_TYPE, type ToolContext } from '../mcp/tool-context.js';
 import { AuditService } from './audit.service.js';
 
 /**

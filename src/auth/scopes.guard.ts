@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { InsufficientScopeException } from './oauth.exceptions.js';
 import type { AuthenticatedRequest, Principal } from './principal.js';
 import { REQUIRED_SCOPES_KEY } from './require-scopes.decorator.js';
-import type { ToolContext } from '../mcp/tool-context.js';
+import { TOOL_CONTEXT_TYPE, type ToolContext } from '../mcp/tool-context.js';
 
 /**
  * All-of scope check from @RequireScopes on the class and the method, merged. It runs for HTTP
@@ -24,14 +24,14 @@ export class ScopesGuard implements CanActivate {
     const granted = principal ? [...principal.scopes] : [];
     if (principal && required.every((scope) => principal.scopes.has(scope))) return true;
     const tool =
-      context.getType<string>() === 'mcp'
+      context.getType<string>() === TOOL_CONTEXT_TYPE
         ? context.getArgByIndex<ToolContext | undefined>(1)?.tool
         : undefined;
     throw new InsufficientScopeException(required, granted, tool);
   }
 
   private principalOf(context: ExecutionContext): Principal | undefined {
-    if (context.getType<string>() === 'mcp')
+    if (context.getType<string>() === TOOL_CONTEXT_TYPE)
       return context.getArgByIndex<ToolContext | undefined>(1)?.principal;
     return context.switchToHttp().getRequest<AuthenticatedRequest>().user;
   }

@@ -6,6 +6,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import type Database from 'better-sqlite3';
 import { AuditRecord } from '../audit/audit-record.entity.js';
 import { databaseConfig } from '../config/configuration.js';
+import { TYPEORM_MIGRATIONS_TABLE } from './internal-tables.js';
 import { MigrationRecord } from './migration-record.entity.js';
 import { InternalTables1764000000000 } from './migrations/1764000000000-internal-tables.js';
 import { SqliteDatabase } from './sqlite-database.js';
@@ -26,7 +27,7 @@ import { SqliteDatabase } from './sqlite-database.js';
           },
           entities: [AuditRecord, MigrationRecord],
           migrations: [InternalTables1764000000000],
-          migrationsTableName: 'scopedb_internal_migrations',
+          migrationsTableName: TYPEORM_MIGRATIONS_TABLE,
           migrationsRun: true,
           synchronize: false,
           logging: false,

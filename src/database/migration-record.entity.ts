@@ -1,7 +1,8 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { LEDGER_TABLE } from './internal-tables.js';
 
 /** The ledger of schema changes applied through apply_migration, one row per name. */
-@Entity({ name: 'scopedb_migrations' })
+@Entity({ name: LEDGER_TABLE })
 export class MigrationRecord {
   @PrimaryColumn({ type: 'varchar', length: 64 })
   name!: string;

@@ -6,6 +6,7 @@ import type Database from 'better-sqlite3';
 import type { Repository } from 'typeorm';
 import { ToolError } from '../mcp/tool-context.js';
 import { MigrationRecord } from './migration-record.entity.js';
+import { INTERNAL_TABLES, PRIVATE_TABLES } from './internal-tables.js';
 import { SqliteDatabase } from './sqlite-database.js';
 import { leadingKeyword, splitStatements, stripLeadingComments } from './sql-statements.js';
 
@@ -73,6 +74,65 @@ function prepare(db: Database.Database, sql: string): Database.Statement<unknown
   }
 }
 
+interface Instruction {
+  opcode: string;
+  p1: number;
+  p2: number;
+  p3: number;
+}
+
+/**
+ * Refuses a statement whose compiled program opens one of these tables (or their indexes): the
+ * database's own plan (EXPLAIN) names the b-trees it reads and writes, views and CTEs resolved.
+ */
+function refuseInternalAccess(
+  db: Database.Database,
+  sql: string,
+  params: unknown[],
+  tables: readonly string[],
+  access: 'read' | 'write',
+): void {
+  const protectedPages = new Set(
+    db
+      .prepare<string[], { rootpage: number }>(
+        `SELECT rootpage FROM sqlite_schema WHERE rootpage > 0 AND tbl_name IN (${tables.map(() => '?').join(', ')})`,
+      )
+      .all(...tables)
+      .map((row) => row.rootpage),
+  );
+  // The caller's statement itself, explained: EXPLAIN compiles it without running it.
+  const program = db.prepare<unknown[], Instruction>(`EXPLAIN ${sql}`).all(...params);
+  const touches = program.some(({ opcode, p1, p2, p3 }) => {
+    if (opcode === 'OpenWrite' || (access === 'read' && opcode === 'OpenRead'))
+      return p3 === 0 && protectedPages.has(p2);
+    if (opcode === 'Clear') return p2 === 0 && protectedPages.has(p1);
+    if (opcode === 'Destroy') return p3 === 0 && protectedPages.has(p1);
+    return false;
+  });
+  if (touches)
+    throw new ToolError(
+      `ScopeDB's own tables (${tables.join(', ')}) cannot be ${access === 'read' ? 'read or changed' : 'changed'} through the database tools.`,
+      'INTERNAL_TABLE',
+    );
+}
+
+/** The catalog entries of ScopeDB's tables and of anything defined on or referring to them. */
+function internalSchema(db: Database.Database): string {
+  const names = INTERNAL_TABLES.join('|');
+  const mentions = new RegExp(`(^|[^\\w$])["\`\\[]?(${names})["\`\\]]?($|[^\\w$])`, 'i');
+  const rows = db
+    .prepare<[], { type: string; name: string; tbl_name: string; sql: string | null }>(
+      'SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name',
+    )
+    .all()
+    .filter(
+      (row) =>
+        (INTERNAL_TABLES as readonly string[]).includes(row.tbl_name) ||
+        (row.sql !== null && mentions.test(row.sql)),
+    );
+  return JSON.stringify(rows);
+}
+
 /** Runs caller SQL with the database enforcing what each tool may do; values are always bound. */
 @Injectable()
 export class SqlExecutor {
@@ -89,6 +149,13 @@ export class SqlExecutor {
         'query runs one read-only statement that returns rows (SELECT, WITH ... SELECT, VALUES); use execute for writes.',
         'NOT_READ_ONLY',
       );
+    refuseInternalAccess(
+      this.database.readConnection,
+      sql,
+      bindable(params),
+      PRIVATE_TABLES,
+      'read',
+    );
     statement.raw(true);
     const columns = statement.columns().map((column) => ({ name: column.name, type: column.type }));
     const rows: unknown[][] = [];
@@ -115,24 +182,21 @@ export class SqlExecutor {
         'execute runs exactly one INSERT, UPDATE, DELETE or REPLACE statement. Use query to read; schema changes go through apply_migration (db:admin).',
         'NOT_A_WRITE',
       );
+    refuseInternalAccess(db, sql, bindable(params), INTERNAL_TABLES, 'write');
     const schemaVersion = () => db.pragma('schema_version', { simple: true }) as number;
     return db.transaction(() => {
       const before = schemaVersion();
       let affected: number;
-      let lastRowid: number | bigint;
+      const lastRowid = () =>
+        db.prepare<[], { rowid: number }>('SELECT last_insert_rowid() AS rowid').get()!.rowid;
+      const rowidBefore = lastRowid();
       let returned: ReadResult | undefined;
       if (statement.reader) {
         statement.raw(true);
         const rows = (statement.all(...bindable(params)) as unknown[][]).map((row) =>
           row.map(cell),
         );
-        const info = db
-          .prepare<[], { changes: number; rowid: number }>(
-            'SELECT changes() AS changes, last_insert_rowid() AS rowid',
-          )
-          .get()!;
-        affected = info.changes;
-        lastRowid = info.rowid;
+        affected = db.prepare<[], { n: number }>('SELECT changes() AS n').get()!.n;
         returned = {
           columns: statement.columns().map((column) => ({ name: column.name, type: column.type })),
           rows,
@@ -140,10 +204,10 @@ export class SqlExecutor {
           truncated: false,
         };
       } else {
-        const info = statement.run(...bindable(params));
-        affected = info.changes;
-        lastRowid = info.lastInsertRowid;
+        affected = statement.run(...bindable(params)).changes;
       }
+      // Only a statement that inserted moves last_insert_rowid (UPDATE and DELETE leave it).
+      const rowidAfter = lastRowid();
       if (schemaVersion() !== before)
         throw new ToolError(
           'The statement changed the schema; use apply_migration (db:admin).',
@@ -151,7 +215,7 @@ export class SqlExecutor {
         );
       return {
         affected_rows: affected,
-        last_insert_rowid: affected > 0 ? Number(lastRowid) : null,
+        last_insert_rowid: rowidAfter !== rowidBefore ? rowidAfter : null,
         ...(returned && { returned }),
       };
     })();
@@ -186,6 +250,7 @@ export class SqlExecutor {
           'MIGRATION_CONFLICT',
         );
       }
+      const internalBefore = internalSchema(db);
       statements.forEach((text, index) => {
         const keyword = leadingKeyword(text);
         const statement = prepare(db, text);
@@ -196,6 +261,11 @@ export class SqlExecutor {
           );
         statement.run();
       });
+      if (internalSchema(db) !== internalBefore)
+        throw new ToolError(
+          `A migration cannot change ScopeDB's own tables (${INTERNAL_TABLES.join(', ')}) or define objects that refer to them.`,
+          'INTERNAL_TABLE',
+        );
       db.prepare(
         `INSERT INTO ${this.database.quote(ledger)} (name, checksum, sql, appliedAt, appliedBy, clientId) VALUES (?, ?, ?, ?, ?, ?)`,
       ).run(

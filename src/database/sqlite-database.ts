@@ -4,6 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import Database from 'better-sqlite3';
 import { type DataSource, Table } from 'typeorm';
 import { databaseConfig } from '../config/configuration.js';
+import { INTERNAL_TABLES } from './internal-tables.js';
 
 export type SqliteConnection = Database.Database;
 
@@ -36,13 +37,14 @@ export class SqliteDatabase implements OnApplicationShutdown {
       .databaseConnection;
   }
 
-  /** Tables and views by exact name, from the catalog (never from caller input). */
+  /** Tables and views by exact name, from the catalog (never from caller input), ours left out. */
   catalog(): { name: string; type: 'table' | 'view' }[] {
     return this.readConnection
       .prepare<[], { name: string; type: 'table' | 'view' }>(
         "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
       )
-      .all();
+      .all()
+      .filter((entry) => !(INTERNAL_TABLES as readonly string[]).includes(entry.name));
   }
 
   /** The catalog's own spelling of a table or view name, matched exactly, else undefined. */

@@ -1,5 +1,8 @@
 import type { Principal } from '../auth/principal.js';
 
+/** Nest's context type of a tool pipeline (`ExecutionContext.getType()`). */
+export const TOOL_CONTEXT_TYPE = 'mcp';
+
 /** The second argument of every tool method, and what guards and interceptors see of a call. */
 export interface ToolContext {
   tool: string;

@@ -5,9 +5,14 @@ import { AuditService } from '../audit/audit.service.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
-import { messageOf, type ToolContext, ToolError, type ToolOutput } from './tool-context.js';
+import {
+  messageOf,
+  TOOL_CONTEXT_TYPE,
+  type ToolContext,
+  ToolError,
+  type ToolOutput,
+} from './tool-context.js';
 
-export const TOOL_CONTEXT_TYPE = 'mcp';
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export interface RegisteredMcpTool {

@@ -1,4 +1,5 @@
 import { type MigrationInterface, type QueryRunner, Table, TableIndex } from 'typeorm';
+import { AUDIT_TABLE, LEDGER_TABLE } from '../internal-tables.js';
 
 /** ScopeDB's own tables: the audit trail and the apply_migration ledger. */
 export class InternalTables1764000000000 implements MigrationInterface {
@@ -7,7 +8,7 @@ export class InternalTables1764000000000 implements MigrationInterface {
   async up(runner: QueryRunner): Promise<void> {
     await runner.createTable(
       new Table({
-        name: 'audit_log',
+        name: AUDIT_TABLE,
         columns: [
           {
             name: 'id',
@@ -35,12 +36,12 @@ export class InternalTables1764000000000 implements MigrationInterface {
     );
     for (const column of ['time', 'subject', 'outcome'])
       await runner.createIndex(
-        'audit_log',
+        AUDIT_TABLE,
         new TableIndex({ name: `IDX_audit_log_${column}`, columnNames: [column] }),
       );
     await runner.createTable(
       new Table({
-        name: 'scopedb_migrations',
+        name: LEDGER_TABLE,
         columns: [
           { name: 'name', type: 'varchar', length: '64', isPrimary: true },
           { name: 'checksum', type: 'varchar', length: '64' },
@@ -52,10 +53,17 @@ export class InternalTables1764000000000 implements MigrationInterface {
       }),
       true,
     );
+    // The application only ever inserts into these tables; the database refuses anything else.
+    for (const table of [AUDIT_TABLE, LEDGER_TABLE])
+      for (const event of ['UPDATE', 'DELETE'])
+        await runner.query(
+          `CREATE TRIGGER ${table}_no_${event.toLowerCase()} BEFORE ${event} ON ${table} ` +
+            `BEGIN SELECT RAISE(ABORT, '${table} is append-only'); END`,
+        );
   }
 
   async down(runner: QueryRunner): Promise<void> {
-    await runner.dropTable('scopedb_migrations', true);
-    await runner.dropTable('audit_log', true);
+    await runner.dropTable(LEDGER_TABLE, true);
+    await runner.dropTable(AUDIT_TABLE, true);
   }
 }
