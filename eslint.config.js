@@ -23,7 +23,28 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', 'bench/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // The benchmark is plain ESM JavaScript run by Node (no TypeScript), so Node's globals.
+    files: ['bench/**/*.mjs'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          'AbortSignal',
+          'Buffer',
+          'URL',
+          'clearInterval',
+          'clearTimeout',
+          'console',
+          'fetch',
+          'performance',
+          'process',
+          'setInterval',
+          'setTimeout',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
   },
 );

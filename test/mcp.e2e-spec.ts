@@ -14,19 +14,34 @@ const ALLOWED_ORIGIN = 'http://app.example';
 const FOREIGN_ORIGIN = 'http://evil.example';
 const MAX_BODY_BYTES = 16_384;
 
+const READ = { readOnly: true, destructive: false, idempotent: true } as const;
 const EXPECTED_TOOLS = {
-  list_tables: { scopes: ['db:query'], readOnly: true, destructive: false },
-  describe_table: { scopes: ['db:query'], readOnly: true, destructive: false },
-  query: { scopes: ['db:query'], readOnly: true, destructive: false },
-  execute: { scopes: ['db:modify'], readOnly: false, destructive: true },
-  apply_migration: { scopes: ['db:admin'], readOnly: false, destructive: true },
+  list_tables: { scopes: ['db:query'], ...READ },
+  describe_table: { scopes: ['db:query'], ...READ },
+  query: { scopes: ['db:query'], ...READ },
+  explain_query: { scopes: ['db:query'], ...READ },
+  list_migrations: { scopes: ['db:query'], ...READ },
+  insert_rows: { scopes: ['db:modify'], readOnly: false, destructive: false, idempotent: false },
+  update_rows: { scopes: ['db:modify'], readOnly: false, destructive: true, idempotent: false },
+  delete_rows: { scopes: ['db:modify'], readOnly: false, destructive: true, idempotent: false },
+  execute: { scopes: ['db:modify'], readOnly: false, destructive: true, idempotent: false },
+  apply_migration: { scopes: ['db:admin'], readOnly: false, destructive: true, idempotent: true },
 } as const;
+const QUERY_TOOLS = Object.entries(EXPECTED_TOOLS)
+  .filter(([, tool]) => tool.scopes.every((scope) => scope === 'db:query'))
+  .map(([name]) => name)
+  .sort();
 
 interface ListedTool {
   name: string;
   inputSchema?: { type?: string };
   outputSchema?: { type?: string };
-  annotations?: { readOnlyHint?: boolean; destructiveHint?: boolean };
+  annotations?: {
+    readOnlyHint?: boolean;
+    destructiveHint?: boolean;
+    idempotentHint?: boolean;
+    openWorldHint?: boolean;
+  };
   _meta?: Record<string, unknown>;
 }
 
@@ -106,6 +121,8 @@ describe('MCP endpoint', () => {
             rows: [[42, protocol]],
             row_count: 1,
             truncated: false,
+            truncation_reason: null,
+            elapsed_ms: match.any(Number),
           });
         } finally {
           await client.close();
@@ -132,6 +149,8 @@ describe('MCP endpoint', () => {
             name: tool.name,
             readOnlyHint: expected.readOnly,
             destructiveHint: expected.destructive,
+            idempotentHint: expected.idempotent,
+            openWorldHint: false,
           });
         }
       });
@@ -286,11 +305,14 @@ describe('MCP endpoint', () => {
 
       expect(response.status).toBe(200);
       const tools = response.message?.result?.tools as ListedTool[];
-      expect(tools.map((tool) => tool.name).sort()).toEqual([
+      expect(QUERY_TOOLS).toEqual([
         'describe_table',
+        'explain_query',
+        'list_migrations',
         'list_tables',
         'query',
       ]);
+      expect(tools.map((tool) => tool.name).sort()).toEqual(QUERY_TOOLS);
     });
 
     it('lists every tool to a token with every scope', async () => {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
@@ -27,7 +26,6 @@ describe('database tools', () => {
   let token: string;
   /** An independent read-only view of the app's SQLite file, to check what the tools did. */
   let db: Database.Database;
-  let scratch: string;
   let requests = 0;
 
   async function call(
@@ -63,6 +61,38 @@ describe('database tools', () => {
       name,
     ).length === 1;
   const ledger = (name: string) => rows('SELECT * FROM scopedb_migrations WHERE name = ?', name);
+  const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+  /** A path beside the database file (where ATTACH or VACUUM INTO would put one). */
+  const besideDatabase = (name: string) => join(dirname(sut.databasePath), name);
+
+  /**
+   * Everything a write could change: the schema, a hash of each table's rows and the files beside
+   * the database. Of the audit log only the rows that exist now count (every call appends one, and
+   * moves its AUTOINCREMENT counter).
+   */
+  function databaseState() {
+    const auditUpTo = rows('SELECT coalesce(max(id), 0) AS id FROM audit_log')[0].id;
+    const rowsOf = (table: string) =>
+      table === 'audit_log'
+        ? rows('SELECT * FROM audit_log WHERE id <= ? ORDER BY id', auditUpTo)
+        : table === 'sqlite_sequence'
+          ? rows("SELECT * FROM sqlite_sequence WHERE name <> 'audit_log' ORDER BY name")
+          : rows(`SELECT * FROM "${table.replace(/"/g, '""')}" ORDER BY rowid`);
+    const snapshot = () => {
+      const schema = rows(
+        'SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name',
+      );
+      const content = schema
+        .filter((entry) => entry.type === 'table')
+        .map(({ name }) => {
+          const tableRows = rowsOf(String(name));
+          return [name, tableRows.length, sha256(JSON.stringify(tableRows))];
+        });
+      return { schema, content, files: readdirSync(dirname(sut.databasePath)).sort() };
+    };
+    const before = snapshot();
+    return { before, now: snapshot };
+  }
   const nextRequestId = () => `tools-e2e-${process.pid}-${++requests}`;
 
   /** The audit row of one request; the interceptor writes it without delaying the response. */
@@ -81,11 +111,9 @@ describe('database tools', () => {
     token = issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES });
     // The app created and migrated the file at start-up.
     db = new Database(sut.databasePath, { readonly: true, fileMustExist: true });
-    scratch = mkdtempSync(join(tmpdir(), 'scopedb-tools-'));
   });
   afterAll(async () => {
     db.close();
-    rmSync(scratch, { recursive: true, force: true });
     await sut.close();
     await issuer.close();
   });
@@ -113,6 +141,37 @@ describe('database tools', () => {
       expect(names.filter((name) => name.startsWith('sqlite_'))).toEqual([]);
       expect(names.filter((name) => INTERNAL.includes(name))).toEqual([]);
     });
+
+    it.each([
+      ['a prefix, case-insensitively', 'LT_%', ['lt_items', 'lt_labels']],
+      ['a suffix', '%labels', ['lt_labels']],
+      ['_ as any one character', 'lt_item_', ['lt_items']],
+      ['. as itself, not as a regular expression', 'lt.items', []],
+      ['nothing of ScopeDB', '%audit%', []],
+    ])('filters names by a LIKE pattern: %s', async (_case, pattern, expected) => {
+      const data = await ok('list_tables', { pattern });
+
+      expect((data.tables as { name: string }[]).map((table) => table.name)).toEqual(expected);
+    });
+
+    it('leaves views out with include_views=false', async () => {
+      const all = await ok('list_tables', { pattern: 'lt%' });
+      const tablesOnly = await ok('list_tables', { pattern: 'lt%', include_views: false });
+
+      expect(all.tables).toEqual([
+        { name: 'lt_items', type: 'table', row_estimate: 3 },
+        { name: 'lt_labels', type: 'view', row_estimate: null },
+      ]);
+      expect(tablesOnly.tables).toEqual([{ name: 'lt_items', type: 'table', row_estimate: 3 }]);
+    });
+
+    it('says so when no table matches', async () => {
+      const result = await call('list_tables', { pattern: 'lt_nothing%' });
+
+      expect(result.isError).toBeFalsy();
+      expect(result.structuredContent).toEqual({ tables: [] });
+      expect(textOf(result)).toBe('No table matches.');
+    });
   });
 
   describe('describe_table', () => {
@@ -124,13 +183,15 @@ describe('database tools', () => {
             id INTEGER NOT NULL PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
             email VARCHAR(120),
-            status TEXT NOT NULL DEFAULT 'active'
+            status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'retired'))
           );
           CREATE TABLE dt_books (
             id INTEGER NOT NULL PRIMARY KEY,
             author_id INTEGER NOT NULL REFERENCES dt_authors (id) ON DELETE CASCADE,
             title TEXT NOT NULL,
-            pages INTEGER DEFAULT 0
+            pages INTEGER DEFAULT 0,
+            CONSTRAINT "dt_books_pages_nonnegative" CHECK (pages >= 0),
+            CHECK (length(title) > 0)
           );
           CREATE INDEX dt_books_title ON dt_books (title);
           CREATE UNIQUE INDEX dt_books_author_title ON dt_books (author_id, title);
@@ -139,7 +200,7 @@ describe('database tools', () => {
       });
     });
 
-    it('describes columns, primary key, indexes and outgoing foreign keys', async () => {
+    it('describes columns, primary key, indexes, checks and outgoing foreign keys', async () => {
       const data = await ok('describe_table', { table: 'dt_books' });
 
       expect(data).toEqual({
@@ -172,11 +233,15 @@ describe('database tools', () => {
           },
         ],
         referenced_by: [],
+        checks: [
+          { name: 'dt_books_pages_nonnegative', expression: 'pages >= 0' },
+          { name: null, expression: 'length(title) > 0' },
+        ],
       });
       expect(data.indexes).toHaveLength(2);
     });
 
-    it('describes defaults, lengths, unique constraints and incoming foreign keys', async () => {
+    it('describes defaults, lengths, unique constraints, a column check and incoming foreign keys', async () => {
       const data = await ok('describe_table', { table: 'dt_authors' });
 
       expect(data).toEqual({
@@ -213,6 +278,7 @@ describe('database tools', () => {
             on_update: 'NO ACTION',
           },
         ],
+        checks: [{ name: null, expression: "status IN ('active', 'retired')" }],
       });
     });
 
@@ -228,6 +294,7 @@ describe('database tools', () => {
         ],
         foreign_keys: [],
         referenced_by: [],
+        checks: [],
       });
     });
 
@@ -235,13 +302,17 @@ describe('database tools', () => {
       ['an unknown name', 'no_such_table'],
       ['a name differing in case only', 'DT_BOOKS'],
       ['an injection attempt', 'dt_books"; DROP TABLE dt_books; --'],
+      ['an injection attempt through quoting', "dt_books') UNION SELECT * FROM audit_log --"],
     ])('answers %s with an error result naming it, and changes nothing', async (_case, table) => {
+      const state = databaseState();
+
       const result = await call('describe_table', { table });
 
       expect(result.isError).toBe(true);
-      expect(textOf(result)).toContain('UNKNOWN_TABLE');
+      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_TABLE\]: /);
       expect(textOf(result)).toContain(JSON.stringify(table));
       expect(objectExists('dt_books')).toBe(true);
+      expect(state.now()).toEqual(state.before);
     });
   });
 
@@ -277,6 +348,8 @@ describe('database tools', () => {
         rows: [[2, 'banana', 2.5]],
         row_count: 1,
         truncated: false,
+        truncation_reason: null,
+        elapsed_ms: match.any(Number),
       });
     });
 
@@ -328,20 +401,15 @@ describe('database tools', () => {
       expect(textOf(result)).toContain('max_rows');
     });
 
-    describe('refuses anything but one read-only statement', () => {
-      const target = () => join(scratch, 'copy.sqlite');
+    describe('refuses anything but one read-only statement, changing nothing', () => {
+      const attached = () => besideDatabase('attached.sqlite');
+      const copy = () => besideDatabase('copy.sqlite');
 
       it.each([
         ['stacked statements', () => 'SELECT 1; DROP TABLE q_items', 'MULTIPLE_STATEMENTS'],
+        ['a read after a write', () => 'DELETE FROM q_items; SELECT 1', 'MULTIPLE_STATEMENTS'],
         ['a write', () => 'DELETE FROM q_items', 'NOT_READ_ONLY'],
-        ['switching query_only off', () => 'PRAGMA query_only = 0', 'PRAGMA_NOT_ALLOWED'],
-        [
-          'switching query_only off under EXPLAIN',
-          () => 'EXPLAIN PRAGMA query_only = 0',
-          'PRAGMA_NOT_ALLOWED',
-        ],
-        ['ATTACH DATABASE', () => `ATTACH DATABASE '${target()}' AS x`, 'NOT_READ_ONLY'],
-        ['VACUUM INTO', () => `VACUUM INTO '${target()}'`, 'NOT_READ_ONLY'],
+        ['a write returning rows', () => 'DELETE FROM q_items RETURNING *', 'NOT_READ_ONLY'],
         ['DML inside a CTE', () => 'WITH x AS (SELECT 1) DELETE FROM q_items', 'NOT_READ_ONLY'],
         ['a comment before a write', () => '/* hi */ DELETE FROM q_items', 'NOT_READ_ONLY'],
         [
@@ -349,16 +417,47 @@ describe('database tools', () => {
           () => '-- SELECT\nUPDATE q_items SET price = 0',
           'NOT_READ_ONLY',
         ],
+        ['switching query_only off', () => 'PRAGMA query_only = 0', 'PRAGMA_NOT_ALLOWED'],
+        [
+          'switching query_only off under EXPLAIN',
+          () => 'EXPLAIN PRAGMA query_only = 0',
+          'PRAGMA_NOT_ALLOWED',
+        ],
+        ['a writable schema', () => 'PRAGMA writable_schema = 1', 'PRAGMA_NOT_ALLOWED'],
+        ['ATTACH DATABASE', () => `ATTACH DATABASE '${attached()}' AS x`, 'ATTACH_NOT_ALLOWED'],
+        ['ATTACH in lower case', () => `attach '${attached()}' as x`, 'ATTACH_NOT_ALLOWED'],
+        ['VACUUM INTO', () => `VACUUM INTO '${copy()}'`, 'VACUUM_NOT_ALLOWED'],
+        ['VACUUM after a comment', () => `/* x */ VACUUM INTO '${copy()}'`, 'VACUUM_NOT_ALLOWED'],
+        ['a temp table', () => 'CREATE TEMP TABLE q_temp (a)', 'NOT_READ_ONLY'],
+        ['BEGIN', () => 'BEGIN', 'BEGIN_NOT_ALLOWED'],
+        ['BEGIN IMMEDIATE', () => 'BEGIN IMMEDIATE', 'BEGIN_NOT_ALLOWED'],
+        ['SAVEPOINT', () => 'SAVEPOINT s', 'SAVEPOINT_NOT_ALLOWED'],
+        ['ANALYZE', () => 'ANALYZE', 'ANALYZE_NOT_ALLOWED'],
+        ['REINDEX', () => 'REINDEX', 'REINDEX_NOT_ALLOWED'],
       ])('%s', async (_case, sql, code) => {
-        const before = itemsBefore();
+        const state = databaseState();
 
         const result = await call('query', { sql: sql() });
 
         expect(result.isError).toBe(true);
-        expect(textOf(result)).toContain(`[${code}]`);
-        expect(itemsBefore()).toEqual(before);
-        expect(before).toHaveLength(3);
-        expect(existsSync(target())).toBe(false);
+        expect(textOf(result)).toMatch(new RegExp(`^Error \\[${code}\\]: `));
+        expect(state.now()).toEqual(state.before);
+        expect(itemsBefore()).toHaveLength(3);
+        expect(existsSync(attached())).toBe(false);
+        expect(existsSync(copy())).toBe(false);
+      });
+
+      it('load_extension(), which SQLite does not authorize', async () => {
+        const state = databaseState();
+
+        const result = await call('query', {
+          sql: 'SELECT load_extension(?)',
+          params: [besideDatabase('evil.so')],
+        });
+
+        expect(result.isError).toBe(true);
+        expect(textOf(result)).toBe('Error [SQLITE_ERROR]: not authorized');
+        expect(state.now()).toEqual(state.before);
       });
     });
 
@@ -387,6 +486,113 @@ describe('database tools', () => {
 
       expect(result.isError).toBe(true);
       expect(textOf(result)).toContain('no such table: q_nowhere');
+    });
+  });
+
+  describe('explain_query', () => {
+    const details = (data: Record<string, unknown>) =>
+      (data.plan as { detail: string }[]).map((step) => step.detail).join('\n');
+
+    beforeAll(async () => {
+      await ok('apply_migration', {
+        name: 'explain_query_schema',
+        sql: 'CREATE TABLE xp_orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total INTEGER); CREATE INDEX xp_orders_customer ON xp_orders (customer)',
+      });
+    });
+
+    it('shows the index a lookup uses', async () => {
+      const data = await ok('explain_query', {
+        sql: 'SELECT total FROM xp_orders WHERE customer = ?',
+        params: ['ada'],
+      });
+
+      expect(data.plan).toEqual([{ id: match.any(Number), parent: 0, detail: match.any(String) }]);
+      expect(details(data)).toMatch(
+        /^SEARCH xp_orders USING INDEX xp_orders_customer \(customer=\?\)$/,
+      );
+    });
+
+    it('shows a primary key lookup and a full scan', async () => {
+      const byKey = await ok('explain_query', { sql: 'SELECT * FROM xp_orders WHERE id = 1' });
+      const scan = await ok('explain_query', { sql: 'SELECT * FROM xp_orders WHERE total > 5' });
+
+      expect(details(byKey)).toMatch(/USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+      expect(details(scan)).toBe('SCAN xp_orders');
+    });
+
+    it('nests the steps of a subquery under their parent', async () => {
+      const data = await ok('explain_query', {
+        sql: 'SELECT customer FROM xp_orders WHERE total > (SELECT avg(total) FROM xp_orders)',
+      });
+
+      const plan = data.plan as { id: number; parent: number; detail: string }[];
+      const subquery = plan.find((step) => /SCALAR SUBQUERY/.test(step.detail));
+      expect(subquery).toBeDefined();
+      expect(plan.filter((step) => step.parent === subquery!.id)).not.toEqual([]);
+    });
+
+    it.each([
+      ['a write', 'DELETE FROM xp_orders', 'NOT_READ_ONLY'],
+      ['stacked statements', 'SELECT 1; DROP TABLE xp_orders', 'MULTIPLE_STATEMENTS'],
+      ['a PRAGMA', 'PRAGMA query_only = 0', 'PRAGMA_NOT_ALLOWED'],
+      ['ATTACH', "ATTACH DATABASE ':memory:' AS x", 'ATTACH_NOT_ALLOWED'],
+      ['a read of the audit log', 'SELECT * FROM audit_log', 'INTERNAL_TABLE'],
+      ['a statement that is already EXPLAIN', 'EXPLAIN QUERY PLAN SELECT 1', 'NOT_READ_ONLY'],
+    ])('refuses %s like query does, changing nothing', async (_case, sql, code) => {
+      const state = databaseState();
+
+      const result = await call('explain_query', { sql });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(new RegExp(`^Error \\[${code}\\]: `));
+      expect(state.now()).toEqual(state.before);
+    });
+  });
+
+  describe('list_migrations', () => {
+    const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+    it('lists the applied migrations oldest first, with checksum, who and when', async () => {
+      const first = 'CREATE TABLE lm_first (a INTEGER)';
+      const second = 'CREATE TABLE lm_second (b INTEGER)';
+      await ok('apply_migration', { name: 'lm_first', sql: first });
+      await ok('apply_migration', { name: 'lm_second', sql: second });
+      await ok('apply_migration', {
+        name: 'lm_dry',
+        sql: 'CREATE TABLE lm_dry (c)',
+        dry_run: true,
+      });
+      await call('apply_migration', {
+        name: 'lm_failed',
+        sql: 'CREATE TABLE lm_failed (d); SELECT 1',
+      });
+
+      const data = await ok('list_migrations', {});
+
+      const migrations = data.migrations as { name: string; applied_at: string }[];
+      expect(migrations.slice(-2)).toEqual([
+        {
+          name: 'lm_first',
+          checksum: sha256(first),
+          applied_at: match.stringMatching(ISO_TIME),
+          applied_by: SUBJECT,
+          client_id: CLIENT_ID,
+          sql: first,
+        },
+        {
+          name: 'lm_second',
+          checksum: sha256(second),
+          applied_at: match.stringMatching(ISO_TIME),
+          applied_by: SUBJECT,
+          client_id: CLIENT_ID,
+          sql: second,
+        },
+      ]);
+      const times = migrations.map((migration) => migration.applied_at);
+      expect(times).toEqual([...times].sort());
+      expect(migrations.map((migration) => migration.name)).toEqual(
+        rows('SELECT name FROM scopedb_migrations ORDER BY appliedAt, name').map((row) => row.name),
+      );
     });
   });
 
@@ -420,7 +626,7 @@ describe('database tools', () => {
         params: ['c@example.com', 30],
       });
 
-      expect(data).toEqual({ affected_rows: 1, last_insert_rowid: 3 });
+      expect(data).toEqual({ affected_rows: 1, dry_run: false, last_insert_rowid: 3 });
       expect(accounts()).toContainEqual({ id: 3, email: 'c@example.com', balance: 30 });
     });
 
@@ -431,7 +637,7 @@ describe('database tools', () => {
       });
 
       // An UPDATE inserts nothing, so it reports no rowid (not the connection's last insert).
-      expect(data).toEqual({ affected_rows: 2, last_insert_rowid: null });
+      expect(data).toEqual({ affected_rows: 2, dry_run: false, last_insert_rowid: null });
       expect(accounts().map((account) => account.balance)).toEqual([15, 25]);
     });
 
@@ -441,7 +647,7 @@ describe('database tools', () => {
         params: [2],
       });
 
-      expect(data).toEqual({ affected_rows: 1, last_insert_rowid: null });
+      expect(data).toEqual({ affected_rows: 1, dry_run: false, last_insert_rowid: null });
       expect(accounts().map((account) => account.id)).toEqual([1]);
     });
 
@@ -453,20 +659,12 @@ describe('database tools', () => {
 
       expect(data).toEqual({
         affected_rows: 2,
+        dry_run: false,
         last_insert_rowid: 4,
-        returned: {
-          columns: [
-            { name: 'id', type: 'INTEGER' },
-            { name: 'email', type: 'TEXT' },
-            { name: 'balance', type: 'INTEGER' },
-          ],
-          rows: [
-            [3, 'd@example.com', 0],
-            [4, 'e@example.com', 0],
-          ],
-          row_count: 2,
-          truncated: false,
-        },
+        rows: [
+          { id: 3, email: 'd@example.com', balance: 0 },
+          { id: 4, email: 'e@example.com', balance: 0 },
+        ],
       });
       expect(accounts()).toHaveLength(4);
     });
@@ -481,8 +679,8 @@ describe('database tools', () => {
         'MULTIPLE_STATEMENTS',
       ],
       ['SELECT', 'SELECT * FROM ex_accounts', 'NOT_A_WRITE'],
-      ['BEGIN', 'BEGIN', 'NOT_A_WRITE'],
-      ['COMMIT', 'COMMIT', 'NOT_A_WRITE'],
+      ['BEGIN', 'BEGIN', 'BEGIN_NOT_ALLOWED'],
+      ['COMMIT', 'COMMIT', 'COMMIT_NOT_ALLOWED'],
       ['PRAGMA', 'PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
     ])('refuses %s and changes nothing', async (_case, sql, code) => {
       const before = accounts();
@@ -559,6 +757,406 @@ describe('database tools', () => {
       expect(textOf(result)).toContain('[SQLITE_CONSTRAINT_UNIQUE]');
       expect(accounts()).toEqual(before);
     });
+
+    it('rolls back a change of more rows than expected_max_rows, saying how many', async () => {
+      const before = accounts();
+
+      const result = await call('execute', {
+        sql: 'UPDATE ex_accounts SET balance = balance + 1',
+        expected_max_rows: 1,
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[TOO_MANY_ROWS\]: .*would affect 2 rows/);
+      expect(accounts()).toEqual(before);
+    });
+
+    it('applies a change of exactly expected_max_rows rows', async () => {
+      const data = await ok('execute', {
+        sql: 'UPDATE ex_accounts SET balance = balance + 1',
+        expected_max_rows: 2,
+      });
+
+      expect(data).toMatchObject({ affected_rows: 2, dry_run: false });
+      expect(accounts().map((account) => account.balance)).toEqual([11, 21]);
+    });
+
+    it('reports what a dry run would change, and changes nothing', async () => {
+      const before = accounts();
+
+      const deleted = await ok('execute', { sql: 'DELETE FROM ex_accounts', dry_run: true });
+      const inserted = await ok('execute', {
+        sql: "INSERT INTO ex_accounts (email) VALUES ('dry@example.com') RETURNING email",
+        dry_run: true,
+      });
+
+      expect(deleted).toEqual({ affected_rows: 2, dry_run: true, last_insert_rowid: null });
+      expect(inserted).toMatchObject({
+        affected_rows: 1,
+        dry_run: true,
+        rows: [{ email: 'dry@example.com' }],
+      });
+      expect(accounts()).toEqual(before);
+    });
+  });
+
+  describe('insert_rows', () => {
+    const people = () => rows('SELECT * FROM ir_people ORDER BY id');
+
+    beforeAll(async () => {
+      await ok('apply_migration', {
+        name: 'insert_rows_schema',
+        sql: `
+          CREATE TABLE ir_people (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            age INTEGER CHECK (age >= 0),
+            active INTEGER NOT NULL DEFAULT 1,
+            note TEXT
+          );
+          CREATE VIEW ir_names AS SELECT name FROM ir_people;
+        `,
+      });
+    });
+    beforeEach(async () => {
+      await ok('execute', { sql: 'DELETE FROM ir_people' });
+    });
+
+    it('inserts rows with different columns in one call and counts them', async () => {
+      const data = await ok('insert_rows', {
+        table: 'ir_people',
+        rows: [
+          { name: 'ada', age: 36 },
+          { name: 'grace', age: 85, active: false, note: null },
+          { id: 10, name: 'linus' },
+        ],
+      });
+
+      expect(data).toEqual({ affected_rows: 3, dry_run: false });
+      expect(people()).toEqual([
+        { id: 1, name: 'ada', age: 36, active: 1, note: null },
+        { id: 2, name: 'grace', age: 85, active: 0, note: null },
+        { id: 10, name: 'linus', age: null, active: 1, note: null },
+      ]);
+    });
+
+    it('returns the inserted rows, defaults included, with returning', async () => {
+      const data = await ok('insert_rows', {
+        table: 'ir_people',
+        rows: [{ name: 'ada' }, { name: 'grace', note: 'admiral' }],
+        returning: true,
+      });
+
+      expect(data).toEqual({
+        affected_rows: 2,
+        dry_run: false,
+        rows: [
+          { id: 1, name: 'ada', age: null, active: 1, note: null },
+          { id: 2, name: 'grace', age: null, active: 1, note: 'admiral' },
+        ],
+      });
+    });
+
+    it('inserts 500 rows in one call', async () => {
+      const data = await ok('insert_rows', {
+        table: 'ir_people',
+        rows: Array.from({ length: 500 }, (_, i) => ({ name: `person ${i}` })),
+      });
+
+      expect(data).toMatchObject({ affected_rows: 500 });
+      expect(rows('SELECT count(*) AS n FROM ir_people')).toEqual([{ n: 500 }]);
+    });
+
+    it.each([
+      ['501 rows', Array.from({ length: 501 }, (_, i) => ({ name: `person ${i}` }))],
+      ['no row', []],
+      ['a nested value', [{ name: 'ada', note: { nested: true } }]],
+    ])('refuses %s in input validation', async (_case, batch) => {
+      const result = await call('insert_rows', { table: 'ir_people', rows: batch });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/input validation/i);
+      expect(textOf(result)).toContain('rows');
+      expect(people()).toEqual([]);
+    });
+
+    it.each([
+      ['an unknown column', 'nickname'],
+      ['a column name carrying SQL', 'name) VALUES (1); DROP TABLE ir_people; --'],
+      ['a quoted column name', '"name"'],
+    ])('refuses %s with UNKNOWN_COLUMN, inserting none of the rows', async (_case, column) => {
+      const result = await call('insert_rows', {
+        table: 'ir_people',
+        rows: [{ name: 'ada' }, { name: 'grace', [column]: 'x' }],
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_COLUMN\]: /);
+      expect(textOf(result)).toContain(JSON.stringify(column));
+      expect(people()).toEqual([]);
+      expect(objectExists('ir_people')).toBe(true);
+    });
+
+    it.each([
+      ['UNIQUE', { name: 'ada' }, 'SQLITE_CONSTRAINT_UNIQUE'],
+      ['CHECK', { name: 'carol', age: -1 }, 'SQLITE_CONSTRAINT_CHECK'],
+      ['NOT NULL', { name: null }, 'SQLITE_CONSTRAINT_NOTNULL'],
+    ])('rolls back all five rows when row 3 breaks a %s constraint', async (_case, third, code) => {
+      const result = await call('insert_rows', {
+        table: 'ir_people',
+        rows: [{ name: 'ada' }, { name: 'bob' }, third, { name: 'dan' }, { name: 'eve' }],
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(new RegExp(`^Error \\[${code}\\]: `));
+      expect(people()).toEqual([]);
+    });
+
+    it('binds values: SQL in a value is stored verbatim', async () => {
+      const value = "x'); DROP TABLE ir_people; --";
+
+      await ok('insert_rows', { table: 'ir_people', rows: [{ name: value, note: '1 OR 1=1' }] });
+
+      expect(people()).toEqual([{ id: 1, name: value, age: null, active: 1, note: '1 OR 1=1' }]);
+    });
+
+    it.each([
+      ['a view', 'ir_names'],
+      ['an unknown table', 'ir_nowhere'],
+      ['a name differing in case only', 'IR_PEOPLE'],
+      ['a table name carrying SQL', 'ir_people (name) VALUES (1); --'],
+    ])('refuses %s with UNKNOWN_TABLE', async (_case, table) => {
+      const state = databaseState();
+
+      const result = await call('insert_rows', { table, rows: [{ name: 'ada' }] });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_TABLE\]: /);
+      expect(state.now()).toEqual(state.before);
+    });
+  });
+
+  describe.each(['update_rows', 'delete_rows'])('%s', (tool) => {
+    const ITEMS = [
+      { id: 1, name: 'apple', qty: 5, tag: 'fruit' },
+      { id: 2, name: 'banana', qty: 10, tag: 'fruit' },
+      { id: 3, name: 'carrot', qty: 0, tag: 'veg' },
+      { id: 4, name: 'date', qty: null, tag: 'fruit' },
+      { id: 5, name: 'eggplant', qty: 20, tag: null },
+      { id: 6, name: '1 OR 1=1', qty: 1, tag: 'odd' },
+    ];
+    const table = `${tool === 'update_rows' ? 'ur' : 'dr'}_items`;
+    const items = () => rows(`SELECT * FROM ${table} ORDER BY id`);
+    /** The table after changing exactly these rows. */
+    const changed = (ids: number[]) =>
+      tool === 'update_rows'
+        ? ITEMS.map((item) => (ids.includes(item.id) ? { ...item, tag: 'hit' } : item))
+        : ITEMS.filter((item) => !ids.includes(item.id));
+    const change = (args: Record<string, unknown>) =>
+      tool === 'update_rows' ? { table, set: { tag: 'hit' }, ...args } : { table, ...args };
+
+    beforeAll(async () => {
+      await ok('apply_migration', {
+        name: `${table}_schema`,
+        sql: `CREATE TABLE ${table} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, tag TEXT)`,
+      });
+    });
+    beforeEach(async () => {
+      await ok('execute', { sql: `DELETE FROM ${table}` });
+      await ok('insert_rows', { table, rows: ITEMS });
+    });
+
+    it.each([
+      ['=', [{ column: 'qty', op: '=', value: 10 }], [2]],
+      ['!= (NULL never matches)', [{ column: 'qty', op: '!=', value: 10 }], [1, 3, 5, 6]],
+      ['<', [{ column: 'qty', op: '<', value: 5 }], [3, 6]],
+      ['<=', [{ column: 'qty', op: '<=', value: 5 }], [1, 3, 6]],
+      ['>', [{ column: 'qty', op: '>', value: 10 }], [5]],
+      ['>=', [{ column: 'qty', op: '>=', value: 10 }], [2, 5]],
+      ['in', [{ column: 'qty', op: 'in', value: [0, 20, 99] }], [3, 5]],
+      ['like, case-insensitively', [{ column: 'name', op: 'like', value: 'B%' }], [2]],
+      ['like with a wildcard inside', [{ column: 'name', op: 'like', value: '%an%' }], [2, 5]],
+      ['is_null', [{ column: 'qty', op: 'is_null' }], [4]],
+      ['is_null true', [{ column: 'tag', op: 'is_null', value: true }], [5]],
+      ['is_null false', [{ column: 'qty', op: 'is_null', value: false }], [1, 2, 3, 5, 6]],
+      [
+        'several filters, all of which must hold',
+        [
+          { column: 'tag', op: '=', value: 'fruit' },
+          { column: 'qty', op: '>=', value: 5 },
+        ],
+        [1, 2],
+      ],
+      [
+        'a value that looks like SQL, compared verbatim',
+        [{ column: 'name', op: '=', value: '1 OR 1=1' }],
+        [6],
+      ],
+      ['a quote-breaking value', [{ column: 'name', op: '=', value: "x' OR '1'='1" }], []],
+      ['SQL in a value for an INTEGER column', [{ column: 'id', op: '=', value: '1 OR 1=1' }], []],
+      ['SQL in an "in" list', [{ column: 'id', op: 'in', value: ['1) OR (1=1'] }], []],
+    ])('changes exactly the rows matching %s', async (_case, where, ids) => {
+      const data = await ok(tool, change({ where, expected_max_rows: 6 }));
+
+      expect(data).toEqual({ affected_rows: ids.length, dry_run: false, last_insert_rowid: null });
+      expect(items()).toEqual(changed(ids));
+    });
+
+    it('refuses a change of more rows than expected_max_rows, saying how many, and changes nothing', async () => {
+      const result = await call(
+        tool,
+        change({ where: [{ column: 'tag', op: '=', value: 'fruit' }], expected_max_rows: 2 }),
+      );
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(
+        /^Error \[TOO_MANY_ROWS\]: The change would affect 3 rows, more than expected_max_rows=2; nothing was changed\.$/,
+      );
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it('makes a change of exactly expected_max_rows rows', async () => {
+      const data = await ok(
+        tool,
+        change({ where: [{ column: 'tag', op: '=', value: 'fruit' }], expected_max_rows: 3 }),
+      );
+
+      expect(data).toMatchObject({ affected_rows: 3 });
+      expect(items()).toEqual(changed([1, 2, 4]));
+    });
+
+    it('reports the count and a preview on a dry run, and changes nothing', async () => {
+      const data = await ok(
+        tool,
+        change({
+          where: [{ column: 'tag', op: '=', value: 'fruit' }],
+          expected_max_rows: 3,
+          dry_run: true,
+        }),
+      );
+
+      const preview = changed([1, 2, 4]).filter((item) => [1, 2, 4].includes(item.id));
+      expect(data).toEqual({
+        affected_rows: 3,
+        dry_run: true,
+        rows:
+          tool === 'update_rows' ? preview : ITEMS.filter((item) => [1, 2, 4].includes(item.id)),
+        last_insert_rowid: null,
+      });
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it.each([
+      ['an unknown column', [{ column: 'colour', op: '=', value: 'red' }], 'UNKNOWN_COLUMN'],
+      [
+        'a column name carrying SQL',
+        [{ column: 'id" OR 1=1 --', op: '=', value: 1 }],
+        'UNKNOWN_COLUMN',
+      ],
+      ['= null', [{ column: 'qty', op: '=', value: null }], 'INVALID_FILTER'],
+      ['like with a number', [{ column: 'name', op: 'like', value: 5 }], 'INVALID_FILTER'],
+      ['in with one value', [{ column: 'qty', op: 'in', value: 5 }], 'INVALID_FILTER'],
+      ['is_null with a value', [{ column: 'qty', op: 'is_null', value: 'x' }], 'INVALID_FILTER'],
+      ['< without a value', [{ column: 'qty', op: '<' }], 'INVALID_FILTER'],
+    ])('refuses a filter with %s and changes nothing', async (_case, where, code) => {
+      const result = await call(tool, change({ where, expected_max_rows: 6 }));
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(new RegExp(`^Error \\[${code}\\]: `));
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it.each([
+      ['an empty where', { where: [], expected_max_rows: 6 }, 'where'],
+      ['no where', { expected_max_rows: 6 }, 'where'],
+      [
+        'no expected_max_rows',
+        { where: [{ column: 'id', op: '=', value: 1 }] },
+        'expected_max_rows',
+      ],
+      [
+        'an unknown operator',
+        { where: [{ column: 'id', op: 'OR 1=1 --', value: 1 }], expected_max_rows: 6 },
+        'op',
+      ],
+    ])('refuses %s in input validation', async (_case, args, field) => {
+      const result = await call(tool, change(args));
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/input validation/i);
+      expect(textOf(result)).toContain(field);
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it.each([
+      ['an unknown table', 'nowhere_items'],
+      ['a view', 'ir_names'],
+      ['the audit log', 'audit_log'],
+    ])('refuses %s with UNKNOWN_TABLE', async (_case, target) => {
+      const state = databaseState();
+
+      const result = await call(tool, {
+        ...change({ where: [{ column: 'id', op: '>', value: 0 }], expected_max_rows: 1000 }),
+        table: target,
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_TABLE\]: /);
+      expect(state.now()).toEqual(state.before);
+    });
+  });
+
+  describe('update_rows', () => {
+    const items = () => rows('SELECT * FROM us_items ORDER BY id');
+
+    beforeAll(async () => {
+      await ok('apply_migration', {
+        name: 'update_rows_schema',
+        sql: 'CREATE TABLE us_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER)',
+      });
+    });
+    beforeEach(async () => {
+      await ok('execute', { sql: 'DELETE FROM us_items' });
+      await ok('execute', {
+        sql: "INSERT INTO us_items VALUES (1, 'apple', 5), (2, 'banana', 10)",
+      });
+    });
+
+    it('stores SQL in a new value verbatim', async () => {
+      const value = "'; DROP TABLE us_items; --";
+
+      await ok('update_rows', {
+        table: 'us_items',
+        set: { name: value, qty: true },
+        where: [{ column: 'id', op: '=', value: 1 }],
+        expected_max_rows: 1,
+      });
+
+      expect(items()).toEqual([
+        { id: 1, name: value, qty: 1 },
+        { id: 2, name: 'banana', qty: 10 },
+      ]);
+    });
+
+    it.each([
+      ['an unknown column', { colour: 'red' }, 'UNKNOWN_COLUMN'],
+      ['a column name carrying SQL', { 'qty = 1, name': 'x' }, 'UNKNOWN_COLUMN'],
+      ['no column at all', {}, 'INVALID_VALUE'],
+      ['a NOT NULL column set to null', { name: null }, 'SQLITE_CONSTRAINT_NOTNULL'],
+    ])('refuses a set with %s and changes nothing', async (_case, set, code) => {
+      const before = items();
+
+      const result = await call('update_rows', {
+        table: 'us_items',
+        set,
+        where: [{ column: 'id', op: '>', value: 0 }],
+        expected_max_rows: 2,
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(new RegExp(`^Error \\[${code}\\]: `));
+      expect(items()).toEqual(before);
+    });
   });
 
   describe('apply_migration', () => {
@@ -577,7 +1175,13 @@ describe('database tools', () => {
       const data = await ok('apply_migration', { name: 'am_orders', sql });
 
       const checksum = createHash('sha256').update(sql).digest('hex');
-      expect(data).toEqual({ name: 'am_orders', applied: true, statements: 4, checksum });
+      expect(data).toEqual({
+        name: 'am_orders',
+        applied: true,
+        dry_run: false,
+        statements: 4,
+        checksum,
+      });
       for (const name of ['am_orders', 'am_order_log', 'am_orders_total', 'am_orders_logged'])
         expect({ name, exists: objectExists(name) }).toEqual({ name, exists: true });
       expect(ledger('am_orders')).toEqual([
@@ -650,8 +1254,8 @@ describe('database tools', () => {
       ],
       ['SELECT', 'SELECT 1', 'NOT_DDL'],
       ['PRAGMA', 'PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
-      ['BEGIN', 'BEGIN', 'NOT_DDL'],
-      ['ATTACH', "ATTACH DATABASE ':memory:' AS other", 'NOT_DDL'],
+      ['BEGIN', 'BEGIN', 'BEGIN_NOT_ALLOWED'],
+      ['ATTACH', "ATTACH DATABASE ':memory:' AS other", 'ATTACH_NOT_ALLOWED'],
     ])(
       'refuses a non-DDL statement (%s) and rolls back the DDL before it',
       async (keyword, statement, code) => {
@@ -669,6 +1273,44 @@ describe('database tools', () => {
         expect(rows('SELECT name FROM scopedb_migrations ORDER BY name')).toEqual(migrations);
       },
     );
+
+    it('checks a migration on a dry run and rolls it back, then applies it for real', async () => {
+      const sql = 'CREATE TABLE am_dry (a INTEGER); CREATE INDEX am_dry_a ON am_dry (a)';
+      const state = databaseState();
+
+      const dry = await ok('apply_migration', { name: 'am_dry', sql, dry_run: true });
+
+      expect(dry).toEqual({
+        name: 'am_dry',
+        applied: false,
+        dry_run: true,
+        statements: 2,
+        checksum: sha256(sql),
+      });
+      expect(state.now()).toEqual(state.before);
+      expect(objectExists('am_dry')).toBe(false);
+      expect(ledger('am_dry')).toEqual([]);
+
+      const real = await ok('apply_migration', { name: 'am_dry', sql });
+
+      expect(real).toEqual({ ...dry, applied: true, dry_run: false });
+      expect(objectExists('am_dry')).toBe(true);
+      expect(objectExists('am_dry_a')).toBe(true);
+      expect(ledger('am_dry')).toEqual([match.objectContaining({ checksum: sha256(sql), sql })]);
+    });
+
+    it('answers a dry run with the error the real run would meet', async () => {
+      const result = await call('apply_migration', {
+        name: 'am_dry_broken',
+        sql: 'CREATE TABLE am_dry_broken (a INTEGER); CREATE INDEX am_dry_broken_b ON am_dry_broken (b)',
+        dry_run: true,
+      });
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[SQLITE_ERROR\]: .*\bb\b/);
+      expect(objectExists('am_dry_broken')).toBe(false);
+      expect(ledger('am_dry_broken')).toEqual([]);
+    });
 
     it('refuses an invalid name in input validation', async () => {
       const result = await call('apply_migration', {
@@ -760,6 +1402,62 @@ describe('database tools', () => {
       expect(schemaOf('scopedb_migrations')).toEqual(ledgerSchema);
       expect(objectExists(`${name}_first`)).toBe(false);
       expect(ledger(name)).toEqual([]);
+    });
+
+    it.each([
+      [
+        'insert_rows into the audit log',
+        'insert_rows',
+        { table: 'audit_log', rows: [{ time: '2026-01-01T00:00:00Z', outcome: 'success' }] },
+      ],
+      [
+        'insert_rows into the ledger',
+        'insert_rows',
+        {
+          table: 'scopedb_migrations',
+          rows: [{ name: 'forged', checksum: 'x', sql: 'x', appliedAt: 'x', appliedBy: 'x' }],
+        },
+      ],
+      [
+        'update_rows of the audit log',
+        'update_rows',
+        {
+          table: 'audit_log',
+          set: { outcome: 'success' },
+          where: [{ column: 'id', op: '>', value: 0 }],
+          expected_max_rows: 1_000_000,
+        },
+      ],
+      [
+        'delete_rows of the ledger',
+        'delete_rows',
+        {
+          table: 'scopedb_migrations',
+          where: [{ column: 'name', op: 'like', value: '%' }],
+          expected_max_rows: 1_000_000,
+        },
+      ],
+      [
+        "delete_rows of TypeORM's migrations",
+        'delete_rows',
+        {
+          table: 'scopedb_internal_migrations',
+          where: [{ column: 'id', op: '>', value: 0 }],
+          expected_max_rows: 1_000_000,
+        },
+      ],
+    ])('%s is refused as an unknown table and changes nothing', async (_case, tool, args) => {
+      const state = databaseState();
+
+      const result = await call(tool, args);
+
+      expect(result.isError).toBe(true);
+      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_TABLE\]: /);
+      expect(state.now()).toEqual(state.before);
+      expect(
+        rows("SELECT count(*) AS n FROM audit_log WHERE time = '2026-01-01T00:00:00Z'"),
+      ).toEqual([{ n: 0 }]);
+      expect(ledger('forged')).toEqual([]);
     });
 
     it('is append-only in the database itself, whatever connection tries', () => {

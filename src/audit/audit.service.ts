@@ -1,7 +1,9 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
+import type Database from 'better-sqlite3';
 import type { Repository } from 'typeorm';
 import type { Principal } from '../auth/principal.js';
+import { AUDIT_TABLE } from '../database/internal-tables.js';
 import { AuditRecord, type AuditOutcome } from './audit-record.entity.js';
 
 export interface AuditEvent {
@@ -17,23 +19,47 @@ export interface AuditEvent {
   remoteAddress?: string;
 }
 
+type AuditRow = Omit<AuditRecord, 'id' | 'subjectUnverified'> & { subjectUnverified: number };
+
 const clip = (text: string | undefined, max: number) =>
   text === undefined ? null : text.length > max ? `${text.slice(0, max - 1)}…` : text;
 
-/** The one writer of the audit trail, shared by the tool interceptor and the challenge filter. */
+const COLUMNS: (keyof AuditRow)[] = [
+  'time',
+  'requestId',
+  'subject',
+  'subjectUnverified',
+  'clientId',
+  'tokenId',
+  'tool',
+  'outcome',
+  'reason',
+  'requiredScopes',
+  'grantedScopes',
+  'durationMs',
+  'remoteAddress',
+];
+
+/**
+ * The one writer of the audit trail, shared by the tool interceptor and the challenge filter.
+ * Records made in the same turn of the event loop are committed together (group commit); each
+ * caller's promise resolves once its record is committed, so nothing is answered unaudited.
+ */
 @Injectable()
-export class AuditService {
+export class AuditService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(AuditService.name);
+  private pending: { row: AuditRow; done: () => void }[] = [];
+  private insert: Database.Statement<AuditRow> | undefined;
 
   constructor(@InjectRepository(AuditRecord) private readonly records: Repository<AuditRecord>) {}
 
-  async record(event: AuditEvent): Promise<void> {
+  record(event: AuditEvent): Promise<void> {
     const { principal, claimed } = event;
-    const row: Omit<AuditRecord, 'id'> = {
+    const row: AuditRow = {
       time: new Date().toISOString(),
       requestId: clip(event.requestId, 64),
       subject: clip(principal?.subject ?? claimed?.subject, 255),
-      subjectUnverified: !principal && claimed?.subject !== undefined,
+      subjectUnverified: !principal && claimed?.subject !== undefined ? 1 : 0,
       clientId: clip(principal?.clientId ?? claimed?.clientId, 255),
       tokenId: clip(principal?.tokenId ?? claimed?.tokenId, 255),
       tool: clip(event.tool, 128),
@@ -44,19 +70,44 @@ export class AuditService {
       durationMs: event.durationMs === undefined ? null : Math.round(event.durationMs),
       remoteAddress: clip(event.remoteAddress, 64),
     };
-    try {
-      await this.records.insert(row);
-    } catch (error) {
-      this.logger.error(
-        `Audit record could not be written (${row.outcome} ${row.tool ?? ''}): ${
-          error instanceof Error ? error.message : String(error)
-        }`,
-      );
-    }
+    return new Promise((done) => {
+      if (this.pending.push({ row, done }) === 1) setImmediate(() => this.flush());
+    });
   }
 
   /** Most recent first; for operators and tests. */
   recent(limit = 100): Promise<AuditRecord[]> {
     return this.records.find({ order: { id: 'DESC' }, take: limit });
+  }
+
+  beforeApplicationShutdown(): void {
+    this.flush();
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    try {
+      const db = this.connection();
+      this.insert ??= db.prepare<AuditRow>(
+        `INSERT INTO ${AUDIT_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')})`,
+      );
+      const insert = this.insert;
+      db.transaction(() => batch.forEach(({ row }) => insert.run(row)))();
+    } catch (error) {
+      // Not lost: the records go to the log, which operators collect anyway.
+      this.logger.error(
+        `${batch.length} audit records could not be written (${error instanceof Error ? error.message : String(error)}): ` +
+          batch.map(({ row }) => JSON.stringify(row)).join(' '),
+      );
+    }
+    batch.forEach(({ done }) => done());
+  }
+
+  private connection(): Database.Database {
+    return (
+      this.records.manager.connection.driver as unknown as { databaseConnection: Database.Database }
+    ).databaseConnection;
   }
 }

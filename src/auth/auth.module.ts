@@ -6,10 +6,18 @@ import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { OAuthChallengeFilter } from './oauth-challenge.filter.js';
 import { ScopesGuard } from './scopes.guard.js';
+import { VerifiedTokenCache } from './verified-token.cache.js';
 
 @Module({
   imports: [PassportModule, AuditModule],
-  providers: [JwksKeyCache, JwtStrategy, JwtAuthGuard, ScopesGuard, OAuthChallengeFilter],
+  providers: [
+    JwksKeyCache,
+    VerifiedTokenCache,
+    JwtStrategy,
+    JwtAuthGuard,
+    ScopesGuard,
+    OAuthChallengeFilter,
+  ],
   exports: [JwksKeyCache, JwtAuthGuard, ScopesGuard, OAuthChallengeFilter],
 })
 export class AuthModule {}

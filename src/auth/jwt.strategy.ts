@@ -7,8 +7,11 @@ import { authConfig } from '../config/configuration.js';
 import { JwksKeyCache, SigningKeyUnavailableError } from './jwks-key.cache.js';
 import { InvalidTokenException } from './oauth.exceptions.js';
 import type { Principal } from './principal.js';
+import { VerifiedTokenCache } from './verified-token.cache.js';
 
 export const JWT_STRATEGY = 'jwt';
+
+const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
 
 type Claims = Record<string, unknown>;
 
@@ -36,9 +39,14 @@ function optionalString(claims: Claims, name: string): string | undefined {
  */
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
-  constructor(@Inject(authConfig.KEY) cfg: ConfigType<typeof authConfig>, keys: JwksKeyCache) {
+  constructor(
+    @Inject(authConfig.KEY) cfg: ConfigType<typeof authConfig>,
+    keys: JwksKeyCache,
+    private readonly verified: VerifiedTokenCache,
+  ) {
     super({
-      jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+      jwtFromRequest: bearerToken,
+      passReqToCallback: true,
       secretOrKeyProvider: (
         _request: Request,
         rawJwt: string,
@@ -80,7 +88,21 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
     });
   }
 
-  validate(claims: Claims): Principal {
+  /** A token that verified before (and is still within its lifetime) is not verified again. */
+  override authenticate(request: Request, options?: object): void {
+    const token = bearerToken(request);
+    const principal = token ? this.verified.get(token) : undefined;
+    if (principal) return this.success(principal);
+    super.authenticate(request, options);
+  }
+
+  validate(request: Request, claims: Claims): Principal {
+    const principal = this.principalOf(claims);
+    this.verified.set(bearerToken(request)!, principal);
+    return principal;
+  }
+
+  private principalOf(claims: Claims): Principal {
     if (claims.tokenType === 'refresh-token' || claims.TokenType === 'refresh-token')
       throw new InvalidTokenException('a refresh token cannot be used as an access token');
     if (typeof claims.exp !== 'number')

@@ -68,6 +68,10 @@ describe(readSettings.name, () => {
         type: 'sqlite',
         path: 'data/scopedb.sqlite',
         busyTimeoutMs: 5000,
+        queryWorkers: 2,
+        maxResultBytes: 262_144,
+        maxCellChars: 2000,
+        writeTimeoutMs: 15_000,
       });
     });
 

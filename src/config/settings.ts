@@ -62,6 +62,14 @@ export interface DatabaseSettings {
   type: 'sqlite';
   path: string;
   busyTimeoutMs: number;
+  /** Worker processes (connections) for read queries; one more serves writes. */
+  queryWorkers: number;
+  /** Budget of a query result's rendered rows, bytes. */
+  maxResultBytes: number;
+  /** Longest text (characters) or blob (bytes) in one result cell. */
+  maxCellChars: number;
+  /** Deadline of a write tool or migration, ms. */
+  writeTimeoutMs: number;
 }
 
 export interface Settings {
@@ -131,7 +139,15 @@ function readDatabase(env: Environment): DatabaseSettings {
     const path = raw.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (path === '' || path === ':memory:')
       throw new ConfigurationError(name, 'needs a file path, as in sqlite:data/scopedb.sqlite');
-    return { type: 'sqlite', path, busyTimeoutMs };
+    return {
+      type: 'sqlite',
+      path,
+      busyTimeoutMs,
+      queryWorkers: integer(env, 'QUERY_WORKERS', 2, 1, 32),
+      maxResultBytes: integer(env, 'QUERY_MAX_RESULT_BYTES', 262_144, 1024, 16_777_216),
+      maxCellChars: integer(env, 'QUERY_MAX_CELL_CHARS', 2000, 16, 1_048_576),
+      writeTimeoutMs: integer(env, 'WRITE_TIMEOUT_MS', 15_000, 100, 600_000),
+    };
   }
   if (/^postgres(ql)?:\/\//.test(raw))
     throw new ConfigurationError(name, 'PostgreSQL is not supported yet; use sqlite:<path>');

@@ -7,8 +7,8 @@ import type Database from 'better-sqlite3';
 import { AuditRecord } from '../audit/audit-record.entity.js';
 import { databaseConfig } from '../config/configuration.js';
 import { TYPEORM_MIGRATIONS_TABLE } from './internal-tables.js';
-import { MigrationRecord } from './migration-record.entity.js';
 import { InternalTables1764000000000 } from './migrations/1764000000000-internal-tables.js';
+import { SqlExecutor } from './sql-executor.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
 @Module({
@@ -24,8 +24,10 @@ import { SqliteDatabase } from './sqlite-database.js';
           timeout: cfg.busyTimeoutMs,
           prepareDatabase: (db: Database.Database) => {
             db.pragma('foreign_keys = ON');
+            // In WAL mode NORMAL survives a process crash; only power loss may drop recent commits.
+            db.pragma('synchronous = NORMAL');
           },
-          entities: [AuditRecord, MigrationRecord],
+          entities: [AuditRecord],
           migrations: [InternalTables1764000000000],
           migrationsTableName: TYPEORM_MIGRATIONS_TABLE,
           migrationsRun: true,
@@ -35,7 +37,7 @@ import { SqliteDatabase } from './sqlite-database.js';
       },
     }),
   ],
-  providers: [SqliteDatabase],
-  exports: [SqliteDatabase, TypeOrmModule],
+  providers: [SqliteDatabase, SqlExecutor],
+  exports: [SqliteDatabase, SqlExecutor, TypeOrmModule],
 })
 export class DatabaseModule {}

@@ -1,5 +1,10 @@
 import Database from 'better-sqlite3';
-import { leadingKeyword, splitStatements, stripLeadingComments } from './sql-statements.js';
+import {
+  checkConstraints,
+  leadingKeyword,
+  splitStatements,
+  stripLeadingComments,
+} from './sql-statements.js';
 
 describe(splitStatements.name, () => {
   const sut = splitStatements;
@@ -130,5 +135,62 @@ describe(leadingKeyword.name, () => {
     expect(sut('-- nothing')).toBe('');
     expect(sut('(SELECT 1)')).toBe('');
     expect(sut('')).toBe('');
+  });
+});
+
+describe(checkConstraints.name, () => {
+  const sut = checkConstraints;
+
+  it('finds column and table checks, named or not, across lines', () => {
+    const sql = `CREATE TABLE t (
+      id INTEGER PRIMARY KEY,
+      qty INTEGER CHECK (qty >= 0) NOT NULL,
+      status TEXT CHECK(status IN ('a', 'b)')),
+      CONSTRAINT "qty_small" CHECK (qty < 100),
+      CONSTRAINT [bracketed] CHECK (length(status) = 1),
+      constraint plain check (id > 0),
+      CHECK (
+        qty <> id
+      )
+    )`;
+
+    expect(sut(sql)).toEqual([
+      { name: null, expression: 'qty >= 0' },
+      { name: null, expression: "status IN ('a', 'b)')" },
+      { name: 'qty_small', expression: 'qty < 100' },
+      { name: 'bracketed', expression: 'length(status) = 1' },
+      { name: 'plain', expression: 'id > 0' },
+      { name: null, expression: 'qty <> id' },
+    ]);
+  });
+
+  it('ignores CHECK in quoted names, strings, comments and nested parentheses', () => {
+    const sql = `CREATE TABLE "check" (
+      "check (x)" TEXT DEFAULT 'CHECK (1)', -- CHECK (2)
+      /* CHECK (3) */ n INTEGER GENERATED ALWAYS AS (abs(1)) VIRTUAL
+    )`;
+
+    expect(sut(sql)).toEqual([]);
+  });
+
+  it('finds the checks SQLite enforces, and nothing in a table without one', () => {
+    const db = new Database(':memory:');
+    try {
+      db.exec(
+        'CREATE TABLE t (a INTEGER CHECK (a > 0), b INTEGER, CONSTRAINT "b_c" CHECK (b < 5))',
+      );
+      const { sql } = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 't'").get() as {
+        sql: string;
+      };
+
+      expect(sut(sql)).toEqual([
+        { name: null, expression: 'a > 0' },
+        { name: 'b_c', expression: 'b < 5' },
+      ]);
+      expect(() => db.prepare('INSERT INTO t VALUES (1, 9)').run()).toThrow(/b_c/);
+      expect(sut('CREATE TABLE u (a INTEGER)')).toEqual([]);
+    } finally {
+      db.close();
+    }
   });
 });

@@ -84,3 +84,69 @@ export function stripLeadingComments(sql: string): string {
 export function leadingKeyword(sql: string): string {
   return /^[A-Za-z]+/.exec(stripLeadingComments(sql))?.[0].toUpperCase() ?? '';
 }
+
+export interface CheckConstraint {
+  name: string | null;
+  expression: string;
+}
+
+/**
+ * The CHECK constraints of a CREATE TABLE statement, column and table level, named or not
+ * (TypeORM's introspection finds only `CONSTRAINT "name" CHECK (...)` on one line).
+ */
+export function checkConstraints(createTable: string): CheckConstraint[] {
+  const tokens: { text: string; depth: number; start: number; end: number }[] = [];
+  const closeOf: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
+  const n = createTable.length;
+  let depth = 0;
+  let i = 0;
+  while (i < n) {
+    const c = createTable[i];
+    const start = i;
+    if (c === '-' && createTable[i + 1] === '-') {
+      const end = createTable.indexOf('\n', i);
+      i = end === -1 ? n : end + 1;
+      continue;
+    }
+    if (c === '/' && createTable[i + 1] === '*') {
+      const end = createTable.indexOf('*/', i + 2);
+      i = end === -1 ? n : end + 2;
+      continue;
+    }
+    if (c in closeOf) {
+      const close = closeOf[c];
+      i++;
+      while (i < n) {
+        if (createTable[i] !== close) i++;
+        else if (close !== ']' && createTable[i + 1] === close) i += 2;
+        else break;
+      }
+      i++;
+    } else if (/[\w$]/.test(c)) {
+      while (i < n && /[\w$]/.test(createTable[i])) i++;
+    } else i++;
+    if (/\s/.test(c)) continue;
+    if (c === ')') depth--;
+    tokens.push({ text: createTable.slice(start, i), depth, start, end: i });
+    if (c === '(') depth++;
+  }
+
+  const unquote = (name: string) =>
+    /^["`']/.test(name)
+      ? name.slice(1, -1).replaceAll(name[0] + name[0], name[0])
+      : name.startsWith('[')
+        ? name.slice(1, -1)
+        : name;
+  const checks: CheckConstraint[] = [];
+  tokens.forEach((token, k) => {
+    const open = tokens[k + 1];
+    if (token.depth !== 1 || token.text.toUpperCase() !== 'CHECK' || open?.text !== '(') return;
+    const close = tokens.slice(k + 2).find((t) => t.text === ')' && t.depth === 1);
+    const named = tokens[k - 2]?.depth === 1 && tokens[k - 2].text.toUpperCase() === 'CONSTRAINT';
+    checks.push({
+      name: named ? unquote(tokens[k - 1].text) : null,
+      expression: createTable.slice(open.end, close?.start ?? n).trim(),
+    });
+  });
+  return checks;
+}

@@ -4,25 +4,28 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import Database from 'better-sqlite3';
 import { type DataSource, Table } from 'typeorm';
 import { databaseConfig } from '../config/configuration.js';
-import { INTERNAL_TABLES } from './internal-tables.js';
-
-export type SqliteConnection = Database.Database;
+import { type CheckConstraint, checkConstraints } from './sql-statements.js';
+import { catalog, type CatalogEntry } from './sqlite-engine.js';
 
 /**
- * The SQLite database behind the tools. Writes use TypeORM's connection; reads use a separate
- * connection opened read-only with `query_only`, so the database itself refuses any write.
+ * The SQLite database as the main thread sees it: catalog look-ups and TypeORM's introspection
+ * (short, bounded work) on a read-only connection. Caller SQL runs in SqlExecutor's workers.
  */
 @Injectable()
 export class SqliteDatabase implements OnApplicationShutdown {
-  private reader: SqliteConnection | undefined;
+  private reader: Database.Database | undefined;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(databaseConfig.KEY) private readonly cfg: ConfigType<typeof databaseConfig>,
   ) {}
 
+  get path(): string {
+    return this.cfg.path;
+  }
+
   /** The read-only connection (opened on first use, after TypeORM created the file). */
-  get readConnection(): SqliteConnection {
+  get readConnection(): Database.Database {
     if (!this.reader) {
       const reader = new Database(this.cfg.path, { readonly: true, fileMustExist: true });
       reader.pragma(`busy_timeout = ${this.cfg.busyTimeoutMs}`);
@@ -32,38 +35,23 @@ export class SqliteDatabase implements OnApplicationShutdown {
     return this.reader;
   }
 
-  get writeConnection(): SqliteConnection {
-    return (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection })
-      .databaseConnection;
-  }
-
-  /** Tables and views by exact name, from the catalog (never from caller input), ours left out. */
-  catalog(): { name: string; type: 'table' | 'view' }[] {
-    return this.readConnection
-      .prepare<[], { name: string; type: 'table' | 'view' }>(
-        "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-      )
-      .all()
-      .filter((entry) => !(INTERNAL_TABLES as readonly string[]).includes(entry.name));
-  }
-
   /** The catalog's own spelling of a table or view name, matched exactly, else undefined. */
-  resolve(name: string): { name: string; type: 'table' | 'view' } | undefined {
-    return this.catalog().find((entry) => entry.name === name);
+  resolve(name: string): CatalogEntry | undefined {
+    return catalog(this.readConnection).find((entry) => entry.name === name);
   }
 
-  /** An identifier quoted by the driver; only ever called with a name taken from the catalog. */
-  quote(identifier: string): string {
-    return this.dataSource.driver.escape(identifier);
-  }
-
-  async describe(name: string): Promise<{ table: Table; all: Table[] }> {
+  async describe(name: string): Promise<{ table: Table; all: Table[]; checks: CheckConstraint[] }> {
     const runner = this.dataSource.createQueryRunner();
     try {
       const all = await runner.getTables();
       const table = all.find((candidate) => candidate.name === name) ?? this.viewAsTable(name);
       if (!table) throw new Error(`table ${name} vanished while it was described`);
-      return { table, all };
+      const definition = this.readConnection
+        .prepare<[string], { sql: string }>(
+          "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?",
+        )
+        .get(name);
+      return { table, all, checks: definition ? checkConstraints(definition.sql) : [] };
     } finally {
       await runner.release();
     }

@@ -18,9 +18,12 @@ import { ToolRegistry } from './tool-registry.js';
 export const REQUIRED_SCOPES_META = 'scopedb.dev/required_scopes';
 export const SERVER_INFO = { name: 'scopedb-mcp', version: '0.1.0' };
 
-interface CallScope {
+/** What the per-request server is built for. */
+export interface CallScope {
   principal: Principal;
   requestId: string | undefined;
+  /** The only tools this request calls, or undefined when it may need all (tools/list, ...). */
+  tools: string[] | undefined;
 }
 
 /**
@@ -33,6 +36,7 @@ export class McpHandlerService implements OnModuleDestroy {
   private readonly handler: McpHttpHandler;
   private readonly nodeHandler: NodeMcpRequestHandler;
   private readonly metadataUrl: string;
+  private readonly resource: URL;
 
   constructor(
     private readonly registry: ToolRegistry,
@@ -40,6 +44,7 @@ export class McpHandlerService implements OnModuleDestroy {
     @Inject(serverConfig.KEY) server: ConfigType<typeof serverConfig>,
   ) {
     this.metadataUrl = protectedResourceMetadataUrl(cfg.resourceUrl);
+    this.resource = new URL(cfg.resourceUrl);
     this.handler = createMcpHandler((context) => this.createServer(context.authInfo), {
       legacy: 'stateless',
       maxRequestBodySize: server.maxBodyBytes,
@@ -51,20 +56,15 @@ export class McpHandlerService implements OnModuleDestroy {
     });
   }
 
-  async handle(
-    request: Request,
-    response: Response,
-    principal: Principal,
-    requestId: string | undefined,
-  ) {
+  async handle(request: Request, response: Response, call: CallScope): Promise<void> {
     const authInfo: AuthInfo = {
       token: '', // the raw token never leaves the auth layer
-      clientId: principal.clientId ?? '',
-      scopes: [...principal.scopes],
-      expiresAt: principal.expiresAt,
-      resource: new URL(this.cfg.resourceUrl),
+      clientId: call.principal.clientId ?? '',
+      scopes: [...call.principal.scopes],
+      expiresAt: call.principal.expiresAt,
+      resource: this.resource,
       resourceMetadataUrl: this.metadataUrl,
-      extra: { call: { principal, requestId } satisfies CallScope },
+      extra: { call },
     };
     Object.assign(request, { auth: authInfo });
     await this.nodeHandler(request, response, request.body);
@@ -78,16 +78,20 @@ export class McpHandlerService implements OnModuleDestroy {
     const call = authInfo?.extra?.call as CallScope | undefined;
     if (!call) throw new Error('MCP request without an authenticated principal');
     const server = new McpServer(SERVER_INFO, { capabilities: { tools: {} } });
-    for (const tool of this.registry.tools) {
-      const { options, requiredScopes } = tool;
+    // A tools/call needs only its tool; registering (and schema-wrapping) the rest is waste.
+    const tools = call.tools
+      ? [...new Set(call.tools)].flatMap((name) => this.registry.get(name) ?? [])
+      : this.registry.tools;
+    for (const tool of tools) {
+      const { options, requiredScopes, inputSchema, outputSchema } = tool;
       if (this.cfg.hideUnauthorizedTools && !hasAllScopes(call.principal, requiredScopes)) continue;
       server.registerTool(
         options.name,
         {
           title: options.title,
           description: options.description,
-          inputSchema: options.input,
-          outputSchema: options.output,
+          inputSchema,
+          outputSchema,
           annotations: options.annotations,
           _meta: { [REQUIRED_SCOPES_META]: requiredScopes },
         },

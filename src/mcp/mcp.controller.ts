@@ -8,13 +8,17 @@ import { requestIdOf } from '../common/request-id.js';
 import { McpHandlerService } from './mcp-handler.service.js';
 import { ToolRegistry } from './tool-registry.js';
 
-/** The tools/call requests in a JSON-RPC message or batch, by tool name. */
-function toolCalls(body: unknown): string[] {
+/**
+ * The tools called by a JSON-RPC message or batch, and whether it calls tools only (then the
+ * per-request server needs no other tool registered).
+ */
+function toolCalls(body: unknown): { names: string[]; only: boolean } {
   const messages: unknown[] = Array.isArray(body) ? body : [body];
-  return messages.flatMap((message) => {
+  const names = messages.flatMap((message) => {
     const m = message as { method?: unknown; params?: { name?: unknown } } | null;
     return m?.method === 'tools/call' && typeof m.params?.name === 'string' ? [m.params.name] : [];
   });
+  return { names, only: names.length > 0 && names.length === messages.length };
 }
 
 /** Streamable HTTP, stateless: POST carries every exchange; there are no sessions to GET or DELETE. */
@@ -32,12 +36,17 @@ export class McpController {
     @CurrentPrincipal() principal: Principal,
   ): Promise<void> {
     // Step-up at HTTP level (MCP authorization, scope challenge): refuse before dispatch.
-    for (const name of toolCalls(request.body)) {
+    const calls = toolCalls(request.body);
+    for (const name of calls.names) {
       const tool = this.registry.get(name);
       if (tool && !tool.requiredScopes.every((scope) => principal.scopes.has(scope)))
         throw new InsufficientScopeException(tool.requiredScopes, [...principal.scopes], name);
     }
-    await this.mcp.handle(request, response, principal, requestIdOf(request));
+    await this.mcp.handle(request, response, {
+      principal,
+      requestId: requestIdOf(request),
+      tools: calls.only ? calls.names : undefined,
+    });
   }
 
   @Public()

@@ -1,9 +1,10 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, ExternalContextCreator, MetadataScanner, Reflector } from '@nestjs/core';
-import type { CallToolResult } from '@modelcontextprotocol/server';
+import type { CallToolResult, StandardSchemaWithJSON } from '@modelcontextprotocol/server';
 import { AuditService } from '../audit/audit.service.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
+import { withCachedJsonSchema } from './cached-schema.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
 import {
   messageOf,
@@ -18,6 +19,9 @@ const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 export interface RegisteredMcpTool {
   options: McpToolOptions;
   requiredScopes: string[];
+  /** The input and output schemas, JSON Schema rendering cached. */
+  inputSchema: StandardSchemaWithJSON;
+  outputSchema: StandardSchemaWithJSON;
   invoke(args: unknown, context: ToolContext): Promise<CallToolResult>;
 }
 
@@ -117,6 +121,8 @@ export class ToolRegistry implements OnModuleInit {
     this.byName.set(options.name, {
       options,
       requiredScopes,
+      inputSchema: withCachedJsonSchema(options.input),
+      outputSchema: withCachedJsonSchema(options.output),
       invoke: async (args, context) => {
         try {
           const output = await pipeline(args, context);

@@ -2,19 +2,22 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
+import type { MigrationResult } from '../database/sqlite-engine.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
-import { sqlText } from './tool-schemas.js';
+import { count, dryRun, sqlText } from './tool-schemas.js';
 
 const applyMigrationInput = z.object({
   name: z.string().regex(/^[a-z0-9_]{1,64}$/, 'lower-case letters, digits and _ (1 to 64)'),
   sql: sqlText.describe(
     'CREATE, ALTER and DROP statements separated by semicolons, applied atomically',
   ),
+  dry_run: dryRun,
 });
 const applyMigrationOutput = z.object({
   name: z.string(),
   applied: z.boolean(),
+  dry_run: z.boolean(),
   statements: z.number().int(),
   checksum: z.string(),
 });
@@ -29,7 +32,7 @@ export class AdminTools {
     name: 'apply_migration',
     title: 'Apply a schema migration',
     description:
-      'Applies DDL (CREATE/ALTER/DROP TABLE, CREATE INDEX, ...) atomically and records it by name. Re-applying the same name with the same SQL does nothing; with different SQL it is an error.',
+      'Applies DDL (CREATE/ALTER/DROP TABLE, CREATE INDEX, views, triggers) atomically and records it by name with a checksum, who and when. Re-applying the same name with the same SQL does nothing; with different SQL it is an error. dry_run checks it and rolls back.',
     input: applyMigrationInput,
     output: applyMigrationOutput,
     annotations: {
@@ -39,19 +42,26 @@ export class AdminTools {
       openWorldHint: false,
     },
   })
-  applyMigration(
+  async applyMigration(
     input: z.infer<typeof applyMigrationInput>,
     context: ToolContext,
-  ): ToolOutput<z.infer<typeof applyMigrationOutput>> {
-    const result = this.sql.migrate(input.name, input.sql, {
-      subject: context.principal.subject,
-      clientId: context.principal.clientId,
+  ): Promise<ToolOutput<MigrationResult>> {
+    const result = await this.sql.run<MigrationResult>({
+      kind: 'migrate',
+      name: input.name,
+      sql: input.sql,
+      dryRun: input.dry_run,
+      appliedBy: context.principal.subject,
+      clientId: context.principal.clientId ?? null,
     });
+    const statements = count(result.statements, 'statement');
     return {
       data: result,
-      text: result.applied
-        ? `Migration ${result.name} applied (${result.statements} statement${result.statements === 1 ? '' : 's'}).`
-        : `Migration ${result.name} was already applied with the same SQL; nothing changed.`,
+      text: result.dry_run
+        ? `Dry run: migration ${result.name} (${statements}) would apply; nothing was changed.`
+        : result.applied
+          ? `Migration ${result.name} applied (${statements}).`
+          : `Migration ${result.name} was already applied with the same SQL; nothing changed.`,
     };
   }
 }

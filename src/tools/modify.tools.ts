@@ -2,49 +2,151 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
+import type { WriteResult } from '../database/sqlite-engine.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolOutput } from '../mcp/tool-context.js';
-import { readResult, sqlParams, sqlText } from './tool-schemas.js';
+import {
+  count,
+  dryRun,
+  expectedMaxRows,
+  identifier,
+  row,
+  sqlParams,
+  sqlText,
+  where,
+  writeResult,
+} from './tool-schemas.js';
 
+const destructive = {
+  readOnlyHint: false,
+  destructiveHint: true,
+  idempotentHint: false,
+  openWorldHint: false,
+} as const;
+
+const insertRowsInput = z.object({
+  table: identifier,
+  rows: z.array(row).min(1).max(500).describe('Objects of column -> value, 1 to 500'),
+  returning: z.boolean().default(false).describe('Return the inserted rows'),
+});
+const updateRowsInput = z.object({
+  table: identifier,
+  set: row.describe('Column -> new value'),
+  where,
+  expected_max_rows: expectedMaxRows,
+  dry_run: dryRun,
+});
+const deleteRowsInput = z.object({
+  table: identifier,
+  where,
+  expected_max_rows: expectedMaxRows,
+  dry_run: dryRun,
+});
 const executeInput = z.object({
   sql: sqlText.describe('Exactly one INSERT, UPDATE, DELETE or REPLACE statement'),
   params: sqlParams,
-});
-const executeOutput = z.object({
-  affected_rows: z.number().int(),
-  last_insert_rowid: z.number().int().nullable(),
-  returned: readResult.optional(),
+  expected_max_rows: expectedMaxRows.optional(),
+  dry_run: dryRun,
 });
 
-/** Writing rows; never the schema. */
+/** How a write went, for the model. */
+function render(result: WriteResult, verb: string): string {
+  const lines = [
+    result.dry_run
+      ? `Dry run: ${count(result.affected_rows, 'row')} would be ${verb}; nothing was changed.`
+      : `${count(result.affected_rows, 'row')} ${verb}.`,
+  ];
+  if (result.rows?.length)
+    lines.push(
+      result.dry_run ? 'Preview:' : 'Returned:',
+      ...result.rows.map((r) => JSON.stringify(r)),
+    );
+  return lines.join('\n');
+}
+
+/** Writing rows; never the schema. Every write is one transaction. */
 @Injectable()
 @RequireScopes('db:modify')
 export class ModifyTools {
   constructor(private readonly sql: SqlExecutor) {}
 
   @McpTool({
-    name: 'execute',
-    title: 'Change rows',
+    name: 'insert_rows',
+    title: 'Insert rows',
     description:
-      'Runs exactly one INSERT, UPDATE, DELETE or REPLACE statement with bound parameters in a transaction and returns the number of affected rows. Schema changes are refused.',
-    input: executeInput,
-    output: executeOutput,
-    annotations: {
-      readOnlyHint: false,
-      destructiveHint: true,
-      idempotentHint: false,
-      openWorldHint: false,
-    },
+      'Inserts 1 to 500 rows into one table in a single transaction (all or nothing). Columns are checked against the table; values are bound.',
+    input: insertRowsInput,
+    output: writeResult,
+    annotations: { ...destructive, destructiveHint: false },
   })
-  execute(input: z.infer<typeof executeInput>): ToolOutput<z.infer<typeof executeOutput>> {
-    const result = this.sql.write(input.sql, input.params);
-    return {
-      data: result,
-      text:
-        `${result.affected_rows} row${result.affected_rows === 1 ? '' : 's'} affected` +
-        (result.returned
-          ? `\n${result.returned.rows.map((row) => JSON.stringify(row)).join('\n')}`
-          : ''),
-    };
+  async insertRows(input: z.infer<typeof insertRowsInput>): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>({
+      kind: 'insertRows',
+      table: input.table,
+      rows: input.rows,
+      returning: input.returning,
+    });
+    return { data: result, text: render(result, 'inserted') };
+  }
+
+  @McpTool({
+    name: 'update_rows',
+    title: 'Update rows',
+    description:
+      'Sets columns on the rows of one table that match every filter. If more than expected_max_rows rows would change, nothing changes. dry_run reports the count and a preview.',
+    input: updateRowsInput,
+    output: writeResult,
+    annotations: destructive,
+  })
+  async updateRows(input: z.infer<typeof updateRowsInput>): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>({
+      kind: 'updateRows',
+      table: input.table,
+      set: input.set,
+      where: input.where,
+      expectedMaxRows: input.expected_max_rows,
+      dryRun: input.dry_run,
+    });
+    return { data: result, text: render(result, 'updated') };
+  }
+
+  @McpTool({
+    name: 'delete_rows',
+    title: 'Delete rows',
+    description:
+      'Deletes the rows of one table that match every filter. If more than expected_max_rows rows would go, nothing is deleted. dry_run reports the count and a preview.',
+    input: deleteRowsInput,
+    output: writeResult,
+    annotations: destructive,
+  })
+  async deleteRows(input: z.infer<typeof deleteRowsInput>): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>({
+      kind: 'deleteRows',
+      table: input.table,
+      where: input.where,
+      expectedMaxRows: input.expected_max_rows,
+      dryRun: input.dry_run,
+    });
+    return { data: result, text: render(result, 'deleted') };
+  }
+
+  @McpTool({
+    name: 'execute',
+    title: 'Change rows with SQL',
+    description:
+      'Runs exactly one INSERT, UPDATE, DELETE or REPLACE statement (RETURNING allowed) with bound parameters in a transaction. With expected_max_rows, a statement that would change more rows changes nothing. dry_run runs and rolls back. Schema changes are refused.',
+    input: executeInput,
+    output: writeResult,
+    annotations: destructive,
+  })
+  async execute(input: z.infer<typeof executeInput>): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>({
+      kind: 'execute',
+      sql: input.sql,
+      params: input.params,
+      expectedMaxRows: input.expected_max_rows,
+      dryRun: input.dry_run,
+    });
+    return { data: result, text: render(result, 'affected') };
   }
 }

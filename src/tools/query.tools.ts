@@ -5,9 +5,25 @@ import { SqlExecutor } from '../database/sql-executor.js';
 import { SqliteDatabase } from '../database/sqlite-database.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
-import { readResult, sqlParams, sqlText } from './tool-schemas.js';
+import type { ReadResult, TruncationReason } from '../database/sqlite-engine.js';
+import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
-const listTablesInput = z.object({});
+const readOnly = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: false,
+} as const;
+
+const listTablesInput = z.object({
+  pattern: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe('Only names matching this LIKE pattern (case-insensitive; % and _ wildcards)'),
+  include_views: z.boolean().default(true),
+});
 const listTablesOutput = z.object({
   tables: z.array(
     z.object({
@@ -19,7 +35,7 @@ const listTablesOutput = z.object({
 });
 
 const describeTableInput = z.object({
-  table: z.string().min(1).max(255).describe('Exact table or view name'),
+  table: identifier.describe('Exact table or view name, as list_tables gives it'),
 });
 const foreignKey = z.object({
   columns: z.array(z.string()),
@@ -46,14 +62,46 @@ const describeTableOutput = z.object({
   ),
   foreign_keys: z.array(foreignKey),
   referenced_by: z.array(foreignKey.extend({ table: z.string() })),
+  checks: z.array(z.object({ name: z.string().nullable(), expression: z.string() })),
 });
 
 export const MAX_ROWS_DEFAULT = 100;
 export const MAX_ROWS_CAP = 1000;
+export const TIMEOUT_DEFAULT_MS = 5000;
+export const TIMEOUT_CAP_MS = 30_000;
 const queryInput = z.object({
   sql: sqlText.describe('Exactly one read-only statement (SELECT, WITH ... SELECT, VALUES)'),
   params: sqlParams,
   max_rows: z.number().int().min(1).max(MAX_ROWS_CAP).default(MAX_ROWS_DEFAULT),
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .max(TIMEOUT_CAP_MS)
+    .default(TIMEOUT_DEFAULT_MS)
+    .describe('The statement is cancelled after this long'),
+});
+
+const explainInput = z.object({
+  sql: sqlText.describe('One read-only statement, without EXPLAIN'),
+  params: sqlParams,
+});
+const explainOutput = z.object({
+  plan: z.array(z.object({ id: z.number().int(), parent: z.number().int(), detail: z.string() })),
+});
+
+const listMigrationsInput = z.object({});
+const listMigrationsOutput = z.object({
+  migrations: z.array(
+    z.object({
+      name: z.string(),
+      checksum: z.string(),
+      applied_at: z.string(),
+      applied_by: z.string(),
+      client_id: z.string().nullable(),
+      sql: z.string(),
+    }),
+  ),
 });
 
 /** Reading: the catalog and read-only queries. */
@@ -71,34 +119,24 @@ export class QueryTools {
     description: 'Lists the tables and views of the database with a row count for each table.',
     input: listTablesInput,
     output: listTablesOutput,
-    annotations: {
-      readOnlyHint: true,
-      destructiveHint: false,
-      idempotentHint: true,
-      openWorldHint: false,
-    },
+    annotations: readOnly,
   })
-  listTables(): ToolOutput<z.infer<typeof listTablesOutput>> {
-    const db = this.database.readConnection;
-    const tables = this.database.catalog().map(({ name, type }) => ({
-      name,
-      type,
-      row_estimate:
-        type === 'table'
-          ? db
-              .prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${this.database.quote(name)}`)
-              .get()!.n
-          : null,
-    }));
+  async listTables(
+    input: z.infer<typeof listTablesInput>,
+  ): Promise<ToolOutput<z.infer<typeof listTablesOutput>>> {
+    const data = await this.sql.run<z.infer<typeof listTablesOutput>>(
+      { kind: 'listTables', pattern: input.pattern, includeViews: input.include_views },
+      TIMEOUT_CAP_MS,
+    );
     return {
-      data: { tables },
+      data,
       text:
-        tables.length === 0
-          ? 'The database has no tables.'
-          : tables
+        data.tables.length === 0
+          ? 'No table matches.'
+          : data.tables
               .map(
                 (t) =>
-                  `${t.name} (${t.type}${t.row_estimate === null ? '' : `, ${t.row_estimate} rows`})`,
+                  `${t.name} (${t.type}${t.row_estimate === null ? '' : `, ${count(t.row_estimate, 'row')}`})`,
               )
               .join('\n'),
     };
@@ -111,12 +149,7 @@ export class QueryTools {
       'Columns (type, nullability, default, primary key), indexes and foreign keys of one table or view.',
     input: describeTableInput,
     output: describeTableOutput,
-    annotations: {
-      readOnlyHint: true,
-      destructiveHint: false,
-      idempotentHint: true,
-      openWorldHint: false,
-    },
+    annotations: readOnly,
   })
   async describeTable(
     input: z.infer<typeof describeTableInput>,
@@ -127,7 +160,7 @@ export class QueryTools {
         `No table or view is named ${JSON.stringify(input.table)}; list_tables shows them.`,
         'UNKNOWN_TABLE',
       );
-    const { table, all } = await this.database.describe(entry.name);
+    const { table, all, checks } = await this.database.describe(entry.name);
     const keyOf = (fk: (typeof table.foreignKeys)[number]) => ({
       columns: fk.columnNames,
       referenced_table: fk.referencedTableName,
@@ -160,6 +193,7 @@ export class QueryTools {
           .filter((fk) => fk.referencedTableName === entry.name)
           .map((fk) => ({ table: other.name, ...keyOf(fk) })),
       ),
+      checks,
     };
     const lines = [
       `${data.type} ${data.name}`,
@@ -175,6 +209,7 @@ export class QueryTools {
           `  foreign key (${f.columns.join(', ')}) -> ${f.referenced_table}(${f.referenced_columns.join(', ')})`,
       ),
       ...data.referenced_by.map((f) => `  referenced by ${f.table}(${f.columns.join(', ')})`),
+      ...data.checks.map((c) => `  check${c.name ? ` ${c.name}` : ''}: ${c.expression}`),
     ];
     return { data, text: lines.join('\n') };
   }
@@ -183,23 +218,31 @@ export class QueryTools {
     name: 'query',
     title: 'Run a read-only query',
     description:
-      'Runs exactly one read-only SQL statement with bound parameters and returns at most max_rows rows (default 100, at most 1000). The database enforces read-only.',
+      'Runs exactly one read-only SQL statement with bound parameters. Returns at most max_rows rows (default 100, at most 1000) within a size budget, long cells shortened; truncated and truncation_reason say when something was left out. Cancelled after timeout_ms (default 5000, at most 30000). The database enforces read-only.',
     input: queryInput,
     output: readResult,
-    annotations: {
-      readOnlyHint: true,
-      destructiveHint: false,
-      idempotentHint: true,
-      openWorldHint: false,
-    },
+    annotations: readOnly,
   })
-  query(input: z.infer<typeof queryInput>): ToolOutput<z.infer<typeof readResult>> {
-    const result = this.sql.read(input.sql, input.params, input.max_rows);
-    const header = `${result.row_count} row${result.row_count === 1 ? '' : 's'}${
-      result.truncated
-        ? ` (truncated at max_rows=${input.max_rows}; narrow the query, aggregate, or page with LIMIT/OFFSET)`
-        : ''
-    }`;
+  async query(input: z.infer<typeof queryInput>): Promise<ToolOutput<ReadResult>> {
+    const result = await this.sql.run<ReadResult>(
+      {
+        kind: 'query',
+        sql: input.sql,
+        params: input.params,
+        limits: { ...this.sql.limits, maxRows: input.max_rows },
+      },
+      input.timeout_ms,
+    );
+    const advice: Record<TruncationReason, string> = {
+      max_rows: `only the first ${input.max_rows} rows (max_rows)`,
+      byte_budget: 'only the rows that fit the result size budget',
+      cell_size: 'long values shortened (marked with …)',
+    };
+    const header =
+      `${count(result.row_count, 'row')} in ${result.elapsed_ms} ms` +
+      (result.truncation_reason
+        ? `; TRUNCATED: ${advice[result.truncation_reason]}. Narrow the query (WHERE, fewer columns), aggregate, or page with LIMIT/OFFSET.`
+        : '');
     return {
       data: result,
       text: [
@@ -207,6 +250,54 @@ export class QueryTools {
         JSON.stringify(result.columns.map((c) => c.name)),
         ...result.rows.map((row) => JSON.stringify(row)),
       ].join('\n'),
+    };
+  }
+
+  @McpTool({
+    name: 'explain_query',
+    title: 'Explain a query',
+    description:
+      "SQLite's query plan (EXPLAIN QUERY PLAN) for one read-only statement, under the same rules as query: shows which indexes are used and where tables are scanned.",
+    input: explainInput,
+    output: explainOutput,
+    annotations: readOnly,
+  })
+  async explainQuery(
+    input: z.infer<typeof explainInput>,
+  ): Promise<ToolOutput<z.infer<typeof explainOutput>>> {
+    const data = await this.sql.run<z.infer<typeof explainOutput>>(
+      { kind: 'explain', sql: input.sql, params: input.params },
+      TIMEOUT_DEFAULT_MS,
+    );
+    const depth = new Map<number, number>([[0, 0]]);
+    const lines = data.plan.map((step) => {
+      const level = (depth.get(step.parent) ?? 0) + 1;
+      depth.set(step.id, level);
+      return `${'  '.repeat(level - 1)}${step.detail}`;
+    });
+    return { data, text: lines.join('\n') || 'No plan.' };
+  }
+
+  @McpTool({
+    name: 'list_migrations',
+    title: 'List applied migrations',
+    description:
+      'The migrations ledger: every migration applied with apply_migration, oldest first, with its checksum, who applied it and when.',
+    input: listMigrationsInput,
+    output: listMigrationsOutput,
+    annotations: readOnly,
+  })
+  async listMigrations(): Promise<ToolOutput<z.infer<typeof listMigrationsOutput>>> {
+    const data = await this.sql.run<z.infer<typeof listMigrationsOutput>>(
+      { kind: 'listMigrations' },
+      TIMEOUT_DEFAULT_MS,
+    );
+    return {
+      data,
+      text:
+        data.migrations
+          .map((m) => `${m.name} applied ${m.applied_at} by ${m.applied_by} (sha256 ${m.checksum})`)
+          .join('\n') || 'No migration has been applied.',
     };
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-export const sqlValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+export const sqlValue = z.union([z.string().max(1_000_000), z.number(), z.boolean(), z.null()]);
 export const sqlParams = z
   .union([
     z.array(sqlValue).max(1000),
@@ -12,12 +12,54 @@ export const sqlParams = z
   );
 
 export const sqlText = z.string().min(1).max(100_000);
+export const identifier = z.string().min(1).max(255);
 
-export const resultColumns = z.array(z.object({ name: z.string(), type: z.string().nullable() }));
+export const filter = z.object({
+  column: identifier,
+  op: z.enum(['=', '!=', '<', '<=', '>', '>=', 'in', 'like', 'is_null']),
+  value: z
+    .union([sqlValue, z.array(sqlValue).min(1).max(1000)])
+    .optional()
+    .describe('A value; an array for "in"; for is_null nothing (IS NULL) or false (IS NOT NULL)'),
+});
+
+export const where = z
+  .array(filter)
+  .min(1)
+  .max(50)
+  .describe('Conditions, all of which must hold (AND); at least one');
+
+export const expectedMaxRows = z
+  .number()
+  .int()
+  .min(0)
+  .max(1_000_000)
+  .describe('If more rows would change, nothing changes and the error says how many');
+
+export const dryRun = z
+  .boolean()
+  .default(false)
+  .describe('Run, report what would change, and roll back');
+
+export const row = z.record(identifier, sqlValue);
 
 export const readResult = z.object({
-  columns: resultColumns,
+  columns: z.array(z.object({ name: z.string(), type: z.string().nullable() })),
   rows: z.array(z.array(z.unknown())),
   row_count: z.number().int(),
   truncated: z.boolean(),
+  truncation_reason: z.enum(['max_rows', 'byte_budget', 'cell_size']).nullable(),
+  elapsed_ms: z.number(),
 });
+
+export const writeResult = z.object({
+  affected_rows: z.number().int(),
+  dry_run: z.boolean(),
+  rows: z.array(z.record(z.string(), z.unknown())).optional(),
+  last_insert_rowid: z.number().int().nullable().optional(),
+});
+
+/** "N rows" with the right plural. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

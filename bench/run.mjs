@@ -1,0 +1,667 @@
+/**
+ * `npm run bench`: ScopeDB's full stack against the bare MCP SDK, on loopback, in one run.
+ *
+ * 1. Two SQLite files with the same 100,000-row `items` table; ScopeDB's also gets a
+ *    1,000,000-row `big` table.
+ * 2. A loopback Casdoor-shaped issuer (discovery + JWKS, RSA 4096) signs a db:query token.
+ * 3. Child processes: ScopeDB as in production (`node dist/main.js`, configured by env) and the
+ *    reference (bench/reference-server.mjs: Express + the SDK's createMcpHandler, no auth).
+ * 4. Each server must answer the point lookup correctly before any load is sent.
+ * 5. Peak RSS growth of ScopeDB during `SELECT * FROM big` (sampled from /proc).
+ * 6. autocannon, same settings for both, alternating reference/ScopeDB runs after a warm-up.
+ * 7. Prints the results and rewrites BENCHMARKS.md with them (BENCH_WRITE=0 to skip).
+ *
+ * Exits non-zero only when the benchmark could not run (or a load saw errors, which makes its
+ * numbers meaningless); a missed target is reported as MISS.
+ *
+ * Knobs (env): BENCH_DURATION (s per run, 10), BENCH_WARMUP (s, 3), BENCH_ROUNDS (3),
+ * BENCH_CONNECTIONS (10), BENCH_WRITE (1), BENCH_VERBOSE (0: 1 echoes the servers' output),
+ * BENCH_PROFILE_DIR (unset: a folder to run both servers with --cpu-prof into; written at exit).
+ */
+import { spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+import { startIssuer } from './issuer.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LEGACY_PROTOCOL = '2025-11-25';
+const ITEMS = 100_000;
+const BIG = 1_000_000;
+const RSS_MAX_ROWS = 1000;
+const RSS_CALLS = 3;
+const RATIO_TARGET = 1.3;
+const RSS_TARGET_MB = 50;
+const POINT_SQL = 'SELECT id, name, price FROM items WHERE id = ?';
+const KEY_STEP = 7919; // prime, so successive requests walk all 100,000 ids in a scattered order
+
+function knob(name, fallback, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  return value;
+}
+const DURATION = knob('BENCH_DURATION', 10, 1, 120);
+const WARMUP = knob('BENCH_WARMUP', 3, 0, 60);
+const ROUNDS = knob('BENCH_ROUNDS', 3, 1, 9);
+const CONNECTIONS = knob('BENCH_CONNECTIONS', 10, 1, 256);
+const WRITE = knob('BENCH_WRITE', 1, 0, 1) === 1;
+const VERBOSE = knob('BENCH_VERBOSE', 0, 0, 1) === 1;
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR?.trim() || undefined;
+// Whole run, worst case: build is done; DB set-up, start-up, RSS and the loads, with room.
+const WATCHDOG_MS = 120_000 + ROUNDS * 2 * (DURATION + 5) * 1000 + 2 * WARMUP * 1000;
+
+const LOAD_BEFORE = os.loadavg()[0];
+const log = (line = '') => process.stdout.write(`${line}\n`);
+const children = new Set();
+let workDir;
+let issuer;
+
+// ---------------------------------------------------------------------------------------------
+// Set-up
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** `count` rows of items' shape, generated in SQLite itself in one transaction. */
+function fillTable(db, table, count) {
+  db.exec(
+    `CREATE TABLE ${table} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL, created_at TEXT NOT NULL)`,
+  );
+  db.transaction(() =>
+    db
+      .prepare(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO ${table} (id, name, price, created_at)
+         SELECT i, 'item ' || i, ((i * 7919) % 100000) / 100.0,
+                strftime('%Y-%m-%dT%H:%M:%SZ', 1767225600 + i * 60, 'unixepoch')
+         FROM n`,
+      )
+      .run(count),
+  )();
+}
+
+function prepareDatabases(dir) {
+  const ours = join(dir, 'scopedb.sqlite');
+  const reference = join(dir, 'reference.sqlite');
+  for (const path of [ours, reference]) {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    fillTable(db, 'items', ITEMS);
+    db.close();
+  }
+  const db = new Database(ours);
+  const started = performance.now();
+  fillTable(db, 'big', BIG);
+  const bigMs = performance.now() - started;
+  const sample = new Database(reference, { readonly: true });
+  const expected = (id) => sample.prepare(POINT_SQL).raw(true).get(id);
+  const check = [1, 4242, ITEMS].map((id) => ({ id, row: expected(id) }));
+  sample.close();
+  db.close();
+  return { ours, reference, check, bigMs };
+}
+
+/** A child process whose output is kept (its tail, for error messages) rather than shown. */
+function spawnServer(name, args, env) {
+  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`] : [];
+  const child = spawn(process.execPath, [...profile, ...args], {
+    cwd: workDir, // no ./.env of the checkout leaks in
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const server = { name, child, pid: child.pid, tail: '', exited: undefined };
+  const keep = (chunk) => {
+    server.tail = (server.tail + chunk).slice(-6000);
+    if (VERBOSE) process.stderr.write(`[${name}] ${chunk}`);
+  };
+  child.stdout.setEncoding('utf8').on('data', keep);
+  child.stderr.setEncoding('utf8').on('data', keep);
+  server.exit = new Promise((resolve) =>
+    child.on('exit', (code, signal) => {
+      server.exited = { code, signal };
+      children.delete(server);
+      resolve(server.exited);
+    }),
+  );
+  child.on('error', (error) => keep(`spawn error: ${error.message}\n`));
+  children.add(server);
+  return server;
+}
+
+async function stopServer(server) {
+  if (server.exited) return;
+  server.child.kill('SIGTERM');
+  const timer = setTimeout(() => server.child.kill('SIGKILL'), 5000);
+  await server.exit;
+  clearTimeout(timer);
+}
+
+function childFailure(server, what) {
+  return new Error(
+    `${server.name} ${what}; its last output:\n${server.tail.trim() || '(none)'}`.trimEnd(),
+  );
+}
+
+/** Polls until the server answers HTTP at all (any status), or fails if it exits first. */
+async function waitListening(server, url, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (server.exited)
+      throw childFailure(server, `exited during start-up (${JSON.stringify(server.exited)})`);
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      if (Date.now() > deadline)
+        throw childFailure(server, `did not listen within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+function environmentWithout(prefixes) {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !prefixes.some((p) => name.startsWith(p))),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// MCP over HTTP
+
+function pointLookupBody(id, rpcId = 1) {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: rpcId,
+    method: 'tools/call',
+    params: { name: 'query', arguments: { sql: POINT_SQL, params: [id] } },
+  });
+}
+
+function mcpHeaders(token) {
+  return {
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'MCP-Protocol-Version': LEGACY_PROTOCOL,
+    ...(token && { Authorization: `Bearer ${token}` }),
+  };
+}
+
+/** POST to the MCP endpoint; the JSON-RPC message from a JSON body or the first SSE event. */
+async function postMcp(target, body) {
+  const response = await fetch(target.mcpUrl, {
+    method: 'POST',
+    headers: target.headers,
+    body,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  const contentType = response.headers.get('content-type') ?? '';
+  let message;
+  try {
+    if (contentType.includes('text/event-stream')) {
+      const data = text
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map((line) => line.slice(6))
+        .find((line) => line.trim() !== '');
+      message = data ? JSON.parse(data) : undefined;
+    } else if (contentType.includes('application/json') && text) message = JSON.parse(text);
+  } catch {
+    message = undefined;
+  }
+  return { status: response.status, message, text };
+}
+
+async function verify(target, check) {
+  for (const { id, row } of check) {
+    const { status, message, text } = await postMcp(target, pointLookupBody(id));
+    target.answered++;
+    const rows = message?.result?.structuredContent?.rows;
+    if (
+      status !== 200 ||
+      message?.result?.isError ||
+      JSON.stringify(rows) !== JSON.stringify([row])
+    )
+      throw new Error(
+        `${target.name} did not answer the point lookup of id ${id} with ${JSON.stringify([row])}: HTTP ${status} ${text.slice(0, 600)}`,
+      );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory: peak RSS of ScopeDB's process during SELECT * over the 1M-row table
+
+function procStatusKb(pid, field) {
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
+    readFileSync(`/proc/${pid}/status`, 'utf8'),
+  );
+  if (!match) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function measureRss(target, pid) {
+  const rss = () => procStatusKb(pid, 'VmRSS');
+  const idle = [];
+  for (let i = 0; i < 30; i++) {
+    idle.push(rss());
+    await sleep(10);
+  }
+  const baseline = idle.sort((a, b) => a - b)[idle.length >> 1];
+  // Reset the kernel's high-water mark (VmHWM) to the current RSS, so it catches a peak that falls
+  // between two samples; sampling alone is the fallback where that is not allowed.
+  let hwmReset = false;
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    hwmReset = true;
+  } catch {
+    // not allowed here: sampling alone
+  }
+  let sampledPeak = baseline;
+  const sampler = setInterval(() => {
+    sampledPeak = Math.max(sampledPeak, rss());
+  }, 10);
+  const latencies = [];
+  let rows = 0;
+  try {
+    for (let call = 0; call < RSS_CALLS; call++) {
+      const started = performance.now();
+      const { status, message, text } = await postMcp(
+        target,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 100 + call,
+          method: 'tools/call',
+          params: {
+            name: 'query',
+            arguments: { sql: 'SELECT * FROM big', max_rows: RSS_MAX_ROWS },
+          },
+        }),
+      );
+      latencies.push(performance.now() - started);
+      target.answered++;
+      const result = message?.result?.structuredContent;
+      // max_rows rows, or fewer if a result byte budget cut it first; truncated either way.
+      const returned = result?.rows?.length ?? 0;
+      if (status !== 200 || returned < 1 || returned > RSS_MAX_ROWS || result.truncated !== true)
+        throw new Error(
+          `${target.name}: SELECT * FROM big did not return up to ${RSS_MAX_ROWS} rows, truncated: HTTP ${status} ${text.slice(0, 400)}`,
+        );
+      rows = returned;
+    }
+    await sleep(200); // anything the call left to do after answering
+  } finally {
+    clearInterval(sampler);
+  }
+  sampledPeak = Math.max(sampledPeak, rss());
+  const peak = hwmReset ? Math.max(sampledPeak, procStatusKb(pid, 'VmHWM')) : sampledPeak;
+  return { baselineKb: baseline, peakKb: peak, latencies, hwmReset, rows };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+async function load(target, seconds) {
+  let key = 0;
+  let toolErrors = 0;
+  let firstToolError;
+  const latencies = [];
+  const instance = autocannon({
+    url: target.mcpUrl,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    timeout: 10,
+    requests: [
+      {
+        method: 'POST',
+        path: new URL(target.mcpUrl).pathname,
+        headers: target.headers,
+        body: pointLookupBody(1),
+        setupRequest: (request) => {
+          key = (key + KEY_STEP) % ITEMS;
+          request.body = pointLookupBody(key + 1, key + 1);
+          return request;
+        },
+        onResponse: (status, body) => {
+          if (status === 200 && (body.includes('"isError":true') || !body.includes('"rows":[['))) {
+            toolErrors++;
+            firstToolError ??= body.slice(0, 400);
+          }
+        },
+      },
+    ],
+  });
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (status >= 200 && status < 300) latencies.push(ms);
+  });
+  const result = await instance;
+  target.answered += result['2xx'];
+  latencies.sort((a, b) => a - b);
+  return {
+    server: target.name,
+    requests: result.requests.total,
+    rps: result.requests.average,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    toolErrors,
+    firstToolError,
+  };
+}
+
+const median = (runs) => [...runs].sort((a, b) => a.rps - b.rps)[(runs.length - 1) >> 1];
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function machine() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  try {
+    const model = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (model) cpu = model[1].trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  return {
+    cpus: os.availableParallelism(),
+    cpu,
+    memoryGiB: os.totalmem() / 2 ** 30,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    loadBefore: LOAD_BEFORE,
+  };
+}
+
+const fixed = (value, digits) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+const mb = (kb) => kb / 1024;
+
+function report({ date, host, ref, ours, ratio, rss, runs, audit }) {
+  const growthMb = mb(rss.peakKb - rss.baselineKb);
+  const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+  const sortedLatencies = [...rss.latencies].sort((a, b) => a - b);
+  const lines = [
+    '## Results',
+    '',
+    `- Date: ${date}`,
+    `- Machine: ${host.cpus} CPUs (\`nproc\`), ${host.cpu}, ${fixed(host.memoryGiB, 1)} GiB RAM, ${host.os}; 1-minute load average ${fixed(host.loadBefore, 2)} before the run`,
+    `- Node.js: ${host.node}`,
+    `- Command: \`npm run bench\` (autocannon, ${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up per server, then ${ROUNDS} alternating ${DURATION} s runs per server: reference, ScopeDB, reference, ...; the table shows each server's median run by req/s)`,
+    '',
+    '### `tools/call query`: point lookup in a 100,000-row table',
+    '',
+    '| server | req/s | p50 ms | p99 ms | non-2xx |',
+    '|---|---:|---:|---:|---:|',
+    `| reference (Express + SDK \`createMcpHandler\`, no auth) | ${fixed(ref.rps, 1)} | ${fixed(ref.p50, 2)} | ${fixed(ref.p99, 2)} | ${ref.non2xx} |`,
+    `| ScopeDB (JWT + JWKS, scopes, audit) | ${fixed(ours.rps, 1)} | ${fixed(ours.p50, 2)} | ${fixed(ours.p99, 2)} | ${ours.non2xx} |`,
+    '',
+    `ratio ours/reference = ${fixed(ratio, 2)}x (target >= ${RATIO_TARGET.toFixed(2)}x): **${verdict(ratio >= RATIO_TARGET)}**`,
+    '',
+    `ScopeDB's audit log holds ${audit.audited} successful \`query\` calls for the ${audit.answered} it answered in the run (warm-up and checks included).`,
+    '',
+    `### Peak RSS growth: \`SELECT * FROM big\` (1,000,000 rows, max_rows ${RSS_MAX_ROWS})`,
+    '',
+    `| baseline RSS | peak RSS | growth | rows returned | call latency (first / median of ${RSS_CALLS}) |`,
+    '|---:|---:|---:|---:|---:|',
+    `| ${fixed(mb(rss.baselineKb), 1)} MB | ${fixed(mb(rss.peakKb), 1)} MB | ${fixed(growthMb, 1)} MB | ${rss.rows} | ${fixed(rss.latencies[0], 1)} ms / ${fixed(percentile(sortedLatencies, 50), 1)} ms |`,
+    '',
+    `peak RSS growth = ${fixed(growthMb, 1)} MB (target < ${RSS_TARGET_MB} MB): **${verdict(growthMb < RSS_TARGET_MB)}**`,
+    '',
+    '### Every run, in order',
+    '',
+    '| # | server | requests | req/s | p50 ms | p99 ms | non-2xx | errors | timeouts |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...runs.map(
+      (run, i) =>
+        `| ${i + 1} | ${run.server} | ${run.requests} | ${fixed(run.rps, 1)} | ${fixed(run.p50, 2)} | ${fixed(run.p99, 2)} | ${run.non2xx} | ${run.errors} | ${run.timeouts} |`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+const HOW = `## How it is measured
+
+\`npm run bench\` builds the project and runs \`bench/run.mjs\`, everything on 127.0.0.1. It creates
+two SQLite files with the same \`items\` table (100,000 rows: \`id INTEGER PRIMARY KEY, name, price,
+created_at\`), starts a loopback Casdoor-shaped issuer (OIDC discovery and a JWKS with an RSA 4096
+key) and two servers as child processes: ScopeDB as in production (\`node dist/main.js\`, from a
+copy of \`dist/\` taken at the start, configured by environment variables, WAL-mode SQLite, audit
+log on) and the reference
+(\`bench/reference-server.mjs\`: a plain Express 5 app with \`express.json()\` and the SDK's
+\`createMcpHandler\` + \`toNodeHandler\`, whose factory builds an \`McpServer\` and registers the same
+\`query\` tool, same zod input and output schemas, on every request; no auth, no audit). Both read
+with better-sqlite3 on a read-only connection. The request is a 2025-11-25 (legacy, stateless)
+JSON-RPC \`tools/call\` of \`query\` with \`SELECT id, name, price FROM items WHERE id = ?\`, the id
+walking all 100,000 rows in a scattered order; ScopeDB's carries an RS256 \`db:query\` token, so
+every request is signature-checked (JWKS cached), scope-checked and written to the audit log. Each
+server must first answer three lookups with the right row. autocannon (same process as the issuer,
+${CONNECTIONS} connections, pipelining 1) warms each server up for ${WARMUP} s, then runs alternate
+between the two (${ROUNDS} runs of ${DURATION} s each) so that drift on the machine hits both; req/s is
+autocannon's mean of per-second counts, p50/p99 come from every 2xx response's latency, and the
+table shows each server's median run. Any non-2xx response, socket error, timeout or tool error
+during a run invalidates the benchmark. Memory is measured before the load, on ScopeDB's process:
+its RSS (\`/proc/<pid>/status\` VmRSS) is sampled every 10 ms while idle (baseline: the median) and
+during ${RSS_CALLS} \`tools/call query\` of \`SELECT * FROM big\` (a 1,000,000-row table of the same shape,
+max_rows ${RSS_MAX_ROWS}); the peak is the largest sample or the kernel's high-water mark VmHWM (reset
+just before the calls through \`/proc/<pid>/clear_refs\`), whichever is larger. Both servers and the
+load generator share the machine's cores, so the numbers are for comparing the two servers in one
+run, not absolute capacity.
+`;
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const mainJs = join(ROOT, 'dist', 'main.js');
+  if (!existsSync(mainJs)) throw new Error(`${mainJs} is missing: run npm run build first`);
+  workDir = mkdtempSync(join(os.tmpdir(), 'scopedb-bench-'));
+  // The build as it is now, so that a rebuild of dist/ during the run (nest build empties it
+  // first) cannot pull files from under the server, e.g. its worker threads' script.
+  const app = join(workDir, 'app');
+  mkdirSync(app);
+  cpSync(join(ROOT, 'dist'), join(app, 'dist'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(app, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
+
+  log(`Preparing SQLite files in ${workDir} ...`);
+  const dbs = prepareDatabases(workDir);
+  log(`  items: ${ITEMS} rows in each; big: ${BIG} rows in ScopeDB's (${fixed(dbs.bigMs, 0)} ms)`);
+
+  issuer = await startIssuer();
+  const [ourPort, refPort] = [await freePort(), await freePort()];
+  const ourOrigin = `http://127.0.0.1:${ourPort}`;
+  const resourceUrl = `${ourOrigin}/mcp`;
+  const base = {
+    ...environmentWithout([
+      'AUTH_',
+      'MCP_',
+      'RESOURCE_',
+      'DATABASE_',
+      'PUBLIC_URL',
+      'PORT',
+      'HOST',
+      'REFERENCE_',
+      'QUERY_',
+      'WRITE_',
+    ]),
+    NODE_ENV: 'production',
+  };
+  const oursProcess = spawnServer('ScopeDB', [join(app, 'dist', 'main.js')], {
+    ...base,
+    PORT: String(ourPort),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: ourOrigin,
+    AUTH_ISSUER: issuer.url,
+    DATABASE_URL: `sqlite://${dbs.ours}`,
+  });
+  const refProcess = spawnServer('reference', [join(ROOT, 'bench', 'reference-server.mjs')], {
+    ...base,
+    PORT: String(refPort),
+    HOST: '127.0.0.1',
+    REFERENCE_DB: dbs.reference,
+  });
+  const ours = {
+    name: 'ScopeDB',
+    mcpUrl: resourceUrl,
+    headers: mcpHeaders(issuer.token({ audience: resourceUrl, scope: 'db:query' })),
+    answered: 0,
+  };
+  const ref = {
+    name: 'reference',
+    mcpUrl: `http://127.0.0.1:${refPort}/mcp`,
+    headers: mcpHeaders(),
+    answered: 0,
+  };
+  await Promise.all([
+    waitListening(oursProcess, `${ourOrigin}/.well-known/oauth-protected-resource`),
+    waitListening(refProcess, ref.mcpUrl),
+  ]);
+  log(`  ScopeDB pid ${oursProcess.pid} at ${ours.mcpUrl} (issuer ${issuer.url})`);
+  log(`  reference pid ${refProcess.pid} at ${ref.mcpUrl}`);
+
+  await verify(ref, dbs.check);
+  await verify(ours, dbs.check);
+  log('  both answer the point lookup with the right row');
+
+  log(`Peak RSS: ${RSS_CALLS} x SELECT * FROM big (max_rows ${RSS_MAX_ROWS}) on ScopeDB ...`);
+  const rss = await measureRss(ours, oursProcess.pid);
+  log(
+    `  baseline ${fixed(mb(rss.baselineKb), 1)} MB, peak ${fixed(mb(rss.peakKb), 1)} MB${rss.hwmReset ? '' : ' (VmHWM reset not allowed: sampled only)'}`,
+  );
+
+  if (WARMUP > 0) {
+    log(`Warm-up: ${WARMUP} s each ...`);
+    for (const target of [ref, ours]) {
+      const run = await load(target, WARMUP);
+      if (run.non2xx || run.errors || run.timeouts || run.toolErrors)
+        throw new Error(`warm-up of ${target.name} failed: ${JSON.stringify(run)}`);
+    }
+  }
+  const runs = [];
+  for (let round = 1; round <= ROUNDS; round++)
+    for (const target of [ref, ours]) {
+      const run = await load(target, DURATION);
+      runs.push(run);
+      log(
+        `  run ${runs.length}/${ROUNDS * 2} ${target.name.padEnd(9)} ${fixed(run.rps, 1).padStart(8)} req/s  p50 ${fixed(run.p50, 2)} ms  p99 ${fixed(run.p99, 2)} ms  non-2xx ${run.non2xx}  errors ${run.errors}  timeouts ${run.timeouts}  tool errors ${run.toolErrors}`,
+      );
+    }
+  for (const server of [oursProcess, refProcess])
+    if (server.exited) throw childFailure(server, `exited during the load`);
+
+  // The full stack was exercised: every answered call of ScopeDB's is in its audit log (a call
+  // that autocannon cut off at the end of a run may be there too, unanswered).
+  await sleep(500);
+  const auditDb = new Database(dbs.ours, { readonly: true, fileMustExist: true });
+  const audited = auditDb
+    .prepare("SELECT count(*) AS n FROM audit_log WHERE tool = 'query' AND outcome = 'success'")
+    .get().n;
+  auditDb.close();
+  if (audited < ours.answered)
+    throw new Error(
+      `ScopeDB answered ${ours.answered} query calls but its audit log has ${audited} successful ones`,
+    );
+  const audit = { audited, answered: ours.answered };
+
+  const refMedian = median(runs.filter((run) => run.server === ref.name));
+  const ourMedian = median(runs.filter((run) => run.server === ours.name));
+  const ratio = ourMedian.rps / refMedian.rps;
+  const results = report({
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    host: machine(),
+    ref: refMedian,
+    ours: ourMedian,
+    ratio,
+    rss,
+    runs,
+    audit,
+  });
+  log();
+  log(results);
+  log();
+
+  const failed = runs.filter((run) => run.non2xx || run.errors || run.timeouts || run.toolErrors);
+  if (failed.length > 0) {
+    for (const run of failed.filter((r) => r.firstToolError))
+      log(`${run.server} answered a tool error: ${run.firstToolError}`);
+    throw new Error(
+      `${failed.length} run(s) saw non-2xx responses, errors, timeouts or tool errors: the numbers are not valid (BENCHMARKS.md left as it was)`,
+    );
+  }
+  if (WRITE) {
+    writeFileSync(
+      join(ROOT, 'BENCHMARKS.md'),
+      `# Benchmarks\n\nWritten by \`npm run bench\` (\`bench/run.mjs\`) from its last run; run it again to refresh.\n\n${results}\n\n${HOW}${keptNotes()}`,
+    );
+    log('Wrote BENCHMARKS.md');
+  }
+}
+
+/** The hand-written notes at the end of BENCHMARKS.md (from NOTES_HEADING on), kept across runs. */
+const NOTES_HEADING = '## Notes';
+function keptNotes() {
+  const path = join(ROOT, 'BENCHMARKS.md');
+  if (!existsSync(path)) return '';
+  const text = readFileSync(path, 'utf8');
+  const at = text.indexOf(`\n${NOTES_HEADING}\n`);
+  return at === -1 ? '' : `\n${text.slice(at).trimEnd()}\n`;
+}
+
+async function cleanup() {
+  await Promise.all([...children].map((server) => stopServer(server)));
+  await issuer?.close();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write(`bench: gave up after ${WATCHDOG_MS / 1000} s\n`);
+  for (const server of children) server.child.kill('SIGKILL');
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  process.exit(1);
+}, WATCHDOG_MS);
+for (const signal of ['SIGINT', 'SIGTERM'])
+  process.on(signal, () => {
+    for (const server of children) server.child.kill('SIGKILL');
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+    process.exit(130);
+  });
+
+let exitCode = 0;
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  exitCode = 1;
+} finally {
+  await cleanup();
+  clearTimeout(watchdog);
+}
+process.exit(exitCode);

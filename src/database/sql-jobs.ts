@@ -1,0 +1,73 @@
+import type Database from 'better-sqlite3';
+import {
+  deleteRows,
+  execute,
+  explainQuery,
+  type Filter,
+  insertRows,
+  listMigrations,
+  listTables,
+  migrate,
+  type ResultLimits,
+  type Row,
+  runQuery,
+  type SqlParams,
+  updateRows,
+} from './sqlite-engine.js';
+
+/** The work a tool hands to a SQL worker process: plain data, structured-cloneable both ways. */
+export type SqlJob =
+  | { kind: 'query'; sql: string; params?: SqlParams; limits: ResultLimits }
+  | { kind: 'explain'; sql: string; params?: SqlParams }
+  | { kind: 'listTables'; pattern?: string; includeViews: boolean }
+  | { kind: 'listMigrations' }
+  | { kind: 'execute'; sql: string; params?: SqlParams; expectedMaxRows?: number; dryRun: boolean }
+  | { kind: 'insertRows'; table: string; rows: Row[]; returning: boolean }
+  | {
+      kind: 'updateRows';
+      table: string;
+      set: Row;
+      where: Filter[];
+      expectedMaxRows: number;
+      dryRun: boolean;
+    }
+  | { kind: 'deleteRows'; table: string; where: Filter[]; expectedMaxRows: number; dryRun: boolean }
+  | {
+      kind: 'migrate';
+      name: string;
+      sql: string;
+      dryRun: boolean;
+      appliedBy: string;
+      clientId: string | null;
+    };
+
+export type SqlJobKind = SqlJob['kind'];
+export const READ_JOBS: ReadonlySet<SqlJobKind> = new Set([
+  'query',
+  'explain',
+  'listTables',
+  'listMigrations',
+]);
+
+export function runJob(db: Database.Database, job: SqlJob): unknown {
+  switch (job.kind) {
+    case 'query':
+      return runQuery(db, job.sql, job.params, job.limits);
+    case 'explain':
+      return explainQuery(db, job.sql, job.params);
+    case 'listTables':
+      return listTables(db, job.pattern, job.includeViews);
+    case 'listMigrations':
+      return listMigrations(db);
+    case 'execute':
+      return execute(db, job.sql, job.params, job);
+    case 'insertRows':
+      return insertRows(db, job.table, job.rows, job.returning);
+    case 'updateRows':
+      return updateRows(db, job.table, job.set, job.where, job);
+    case 'deleteRows':
+      return deleteRows(db, job.table, job.where, job);
+    case 'migrate':
+      return migrate(db, job);
+  }
+}

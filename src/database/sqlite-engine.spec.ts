@@ -1,0 +1,733 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { match } from '../../test/support/matchers.js';
+import {
+  compiledKeyword,
+  deleteRows,
+  execute,
+  explainQuery,
+  type Filter,
+  insertRows,
+  listMigrations,
+  listTables,
+  migrate,
+  type ResultLimits,
+  runQuery,
+  SqlError,
+  updateRows,
+} from './sqlite-engine.js';
+
+// ScopeDB's own tables as the TypeORM migration creates them (same names, columns and guards).
+const INTERNAL_SCHEMA = `
+  CREATE TABLE "audit_log" (
+    "id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "time" varchar(32) NOT NULL,
+    "requestId" varchar(64), "subject" varchar(255), "subjectUnverified" boolean NOT NULL DEFAULT (0),
+    "clientId" varchar(255), "tokenId" varchar(255), "tool" varchar(128), "outcome" varchar(32) NOT NULL,
+    "reason" text, "requiredScopes" varchar(512), "grantedScopes" varchar(1024), "durationMs" integer,
+    "remoteAddress" varchar(64)
+  );
+  CREATE INDEX "IDX_audit_log_time" ON "audit_log" ("time");
+  CREATE TABLE "scopedb_migrations" (
+    "name" varchar(64) PRIMARY KEY NOT NULL, "checksum" varchar(64) NOT NULL, "sql" text NOT NULL,
+    "appliedAt" varchar(32) NOT NULL, "appliedBy" varchar(255) NOT NULL, "clientId" varchar(255)
+  );
+  CREATE TABLE "scopedb_internal_migrations" (
+    "id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "timestamp" bigint NOT NULL, "name" varchar NOT NULL
+  );
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+  INSERT INTO audit_log (time, outcome) VALUES ('2026-01-01T00:00:00.000Z', 'success');
+`;
+
+const ITEMS = [
+  { id: 1, name: 'apple', qty: 5, tag: 'fruit' },
+  { id: 2, name: 'banana', qty: 10, tag: 'fruit' },
+  { id: 3, name: 'carrot', qty: 0, tag: 'veg' },
+  { id: 4, name: 'date', qty: null, tag: 'fruit' },
+  { id: 5, name: 'eggplant', qty: 20, tag: null },
+];
+
+const LIMITS: ResultLimits = { maxRows: 100, maxBytes: 10_000, maxCellChars: 100 };
+
+/** The SqlError a call throws (fails when it throws something else or nothing). */
+function refusal(run: () => unknown): SqlError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof SqlError) return error;
+    throw error;
+  }
+  throw new Error('expected a SqlError, but the call succeeded');
+}
+
+/** The SQLite error code a call throws. */
+function sqliteCode(run: () => unknown): string | undefined {
+  try {
+    run();
+  } catch (error) {
+    return (error as { code?: string }).code;
+  }
+  throw new Error('expected an error, but the call succeeded');
+}
+
+describe('sqlite-engine', () => {
+  let dir: string;
+  /** The read-write connection (like the write worker's). */
+  let db: Database.Database;
+  /** A read-only, query_only connection (like a query worker's). */
+  let reader: Database.Database;
+  const items = () => db.prepare('SELECT * FROM items ORDER BY id').all();
+  const count = (table: string) =>
+    (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'scopedb-engine-'));
+    const path = join(dir, 'test.sqlite');
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('foreign_keys = ON');
+    db.exec(INTERNAL_SCHEMA);
+    db.exec(`
+      CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, qty INTEGER CHECK (qty >= 0), tag TEXT);
+      CREATE VIEW item_names AS SELECT name FROM items;
+      CREATE TABLE numbers (n INTEGER NOT NULL);
+      WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 1000)
+        INSERT INTO numbers (n) SELECT n FROM seq;
+    `);
+    const insert = db.prepare('INSERT INTO items (id, name, qty, tag) VALUES (?, ?, ?, ?)');
+    for (const item of ITEMS) insert.run(item.id, item.name, item.qty, item.tag);
+    reader = new Database(path, { readonly: true, fileMustExist: true });
+    reader.pragma('query_only = 1');
+  });
+  afterEach(() => {
+    reader.close();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe(compiledKeyword.name, () => {
+    const sut = compiledKeyword;
+
+    it.each([
+      ['SELECT 1', 'SELECT'],
+      ['  /* c */ -- d\n  pragma x', 'PRAGMA'],
+      ['; ;EXPLAIN QUERY PLAN attach x', 'ATTACH'],
+      ['explain vacuum', 'VACUUM'],
+      ['', ''],
+    ])('finds the keyword SQLite compiles in %j', (sql, keyword) => {
+      expect(sut(sql)).toBe(keyword);
+    });
+  });
+
+  describe(runQuery.name, () => {
+    const sut = runQuery;
+
+    it('returns the columns with their declared types and the rows as arrays', () => {
+      const result = sut(
+        reader,
+        'SELECT id, name FROM items WHERE qty >= ? ORDER BY id',
+        [10],
+        LIMITS,
+      );
+
+      expect(result).toEqual({
+        columns: [
+          { name: 'id', type: 'INTEGER' },
+          { name: 'name', type: 'TEXT' },
+        ],
+        rows: [
+          [2, 'banana'],
+          [5, 'eggplant'],
+        ],
+        row_count: 2,
+        truncated: false,
+        truncation_reason: null,
+        elapsed_ms: match.any(Number),
+      });
+    });
+
+    it('binds named parameters and booleans (as 1 and 0)', () => {
+      const result = sut(
+        reader,
+        'SELECT :yes AS yes, :no AS no, :text AS text',
+        { yes: true, no: false, text: "a'b" },
+        LIMITS,
+      );
+
+      expect(result.rows).toEqual([[1, 0, "a'b"]]);
+    });
+
+    describe('limits', () => {
+      it('is not truncated when the rows fit max_rows exactly', () => {
+        const result = sut(reader, 'SELECT n FROM numbers WHERE n <= 10', undefined, {
+          ...LIMITS,
+          maxRows: 10,
+        });
+
+        expect(result).toMatchObject({ row_count: 10, truncated: false, truncation_reason: null });
+      });
+
+      it('stops at max_rows, reading one row more than it returns', () => {
+        let read = 0;
+        reader.function('counted', (n: unknown) => {
+          read++;
+          return n;
+        });
+
+        const result = sut(reader, 'SELECT counted(n) FROM numbers', undefined, {
+          ...LIMITS,
+          maxRows: 10,
+        });
+
+        expect(result.rows).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1]));
+        expect(result).toMatchObject({
+          row_count: 10,
+          truncated: true,
+          truncation_reason: 'max_rows',
+        });
+        expect(read).toBe(11);
+      });
+
+      it('stops before the row that would overflow the byte budget, counting UTF-8 bytes', () => {
+        const maxBytes = 1000;
+
+        const result = sut(
+          reader,
+          "SELECT n, replace(printf('%.30c', 'x'), 'x', '€') AS euros FROM numbers ORDER BY n",
+          undefined,
+          { ...LIMITS, maxBytes },
+        );
+
+        const bytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+        const next = [result.row_count + 1, '€'.repeat(30)];
+        expect(result).toMatchObject({ truncated: true, truncation_reason: 'byte_budget' });
+        expect(result.row_count).toBeGreaterThan(0);
+        expect(bytes(result.rows)).toBeLessThanOrEqual(maxBytes);
+        expect(bytes(result.rows) + bytes(next) + 1).toBeGreaterThan(maxBytes);
+      });
+
+      it('returns no row when the first one is over the byte budget', () => {
+        const result = sut(reader, "SELECT printf('%.90c', 'x') AS wide", undefined, {
+          ...LIMITS,
+          maxBytes: 50,
+        });
+
+        expect(result).toMatchObject({ rows: [], row_count: 0, truncation_reason: 'byte_budget' });
+      });
+
+      it('keeps a text of exactly max_cell_chars and shortens a longer one with a marker', () => {
+        const result = sut(
+          reader,
+          "SELECT printf('%.100c', 'a') AS fits, printf('%.250c', 'b') AS long",
+          undefined,
+          LIMITS,
+        );
+
+        expect(result.rows).toEqual([
+          ['a'.repeat(100), `${'b'.repeat(100)}…[150 more characters]`],
+        ]);
+        expect(result).toMatchObject({ truncated: true, truncation_reason: 'cell_size' });
+      });
+
+      it('reports max_rows, not cell_size, when rows were left out too', () => {
+        const result = sut(reader, "SELECT printf('%.250c', 'b') FROM numbers", undefined, {
+          ...LIMITS,
+          maxRows: 2,
+        });
+
+        expect(result).toMatchObject({ row_count: 2, truncation_reason: 'max_rows' });
+      });
+
+      it('renders a blob as base64, whole up to 3/4 of max_cell_chars bytes, shortened beyond', () => {
+        const shown = (LIMITS.maxCellChars * 3) / 4;
+
+        const blobs = sut(
+          reader,
+          `SELECT CAST(printf('%.${shown}c', 'a') AS BLOB) AS fits, CAST(printf('%.${shown + 1}c', 'a') AS BLOB) AS long`,
+          undefined,
+          LIMITS,
+        );
+
+        expect(blobs.rows).toEqual([
+          [
+            `base64:${Buffer.alloc(shown, 'a').toString('base64')}`,
+            `base64:${Buffer.alloc(shown, 'a').toString('base64')}…[blob of ${shown + 1} bytes]`,
+          ],
+        ]);
+        expect(blobs.truncation_reason).toBe('cell_size');
+      });
+
+      it('reports no truncation for a short blob', () => {
+        const result = sut(reader, "SELECT x'00ff' AS b", undefined, LIMITS);
+
+        expect(result).toMatchObject({
+          rows: [['base64:AP8=']],
+          truncated: false,
+          truncation_reason: null,
+        });
+      });
+    });
+
+    describe('refusals', () => {
+      it.each([
+        ['stacked statements', 'SELECT 1; DELETE FROM items', 'MULTIPLE_STATEMENTS'],
+        ['a write', 'DELETE FROM items', 'NOT_READ_ONLY'],
+        ['a write returning rows', 'UPDATE items SET qty = 0 RETURNING *', 'NOT_READ_ONLY'],
+        ['DML in a CTE', 'WITH x AS (SELECT 1) DELETE FROM items', 'NOT_READ_ONLY'],
+        ['a temp table', 'CREATE TEMP TABLE t (a)', 'NOT_READ_ONLY'],
+        ['a PRAGMA', 'PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
+        ['ATTACH', "ATTACH ':memory:' AS x", 'ATTACH_NOT_ALLOWED'],
+        ['VACUUM INTO', "VACUUM INTO 'copy.sqlite'", 'VACUUM_NOT_ALLOWED'],
+        ['BEGIN', 'BEGIN', 'BEGIN_NOT_ALLOWED'],
+        ['ANALYZE', 'ANALYZE', 'ANALYZE_NOT_ALLOWED'],
+        ['REINDEX', 'REINDEX', 'REINDEX_NOT_ALLOWED'],
+      ])('refuses %s on the read-write connection too, changing nothing', (_case, sql, code) => {
+        const error = refusal(() => sut(db, sql, undefined, LIMITS));
+
+        expect(error.code).toBe(code);
+        expect(items()).toEqual(ITEMS);
+      });
+
+      it('refuses a PRAGMA before compiling it (SQLite applies some while compiling)', () => {
+        refusal(() => sut(db, 'PRAGMA foreign_keys = OFF', undefined, LIMITS));
+
+        expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+      });
+
+      it.each([
+        ['directly', 'SELECT * FROM audit_log'],
+        ['through a view', 'SELECT * FROM audit_view'],
+        ['through a CTE', 'WITH a AS (SELECT * FROM audit_log) SELECT count(*) FROM a'],
+        ['through an index only', "SELECT count(*) FROM audit_log WHERE time > ''"],
+      ])('refuses a read of the audit log %s, as the compiled program shows it', (_case, sql) => {
+        db.exec('CREATE VIEW audit_view AS SELECT outcome FROM audit_log');
+
+        const error = refusal(() => sut(reader, sql, undefined, LIMITS));
+
+        expect(error.code).toBe('INTERNAL_TABLE');
+      });
+
+      it('allows reading the migrations ledger', () => {
+        expect(
+          sut(reader, 'SELECT count(*) FROM scopedb_migrations', undefined, LIMITS).rows,
+        ).toEqual([[0]]);
+      });
+    });
+  });
+
+  describe(explainQuery.name, () => {
+    const sut = explainQuery;
+
+    it('returns the plan, naming the index used', () => {
+      db.exec('CREATE INDEX items_tag ON items (tag)');
+
+      const { plan } = sut(reader, 'SELECT * FROM items WHERE tag = ?', ['veg']);
+
+      expect(plan).toEqual([
+        { id: match.any(Number), parent: 0, detail: 'SEARCH items USING INDEX items_tag (tag=?)' },
+      ]);
+    });
+
+    it.each([
+      ['EXPLAIN', 'EXPLAIN SELECT 1', 'NOT_READ_ONLY'],
+      ['a write', 'DELETE FROM items', 'NOT_READ_ONLY'],
+      ['the audit log', 'SELECT * FROM audit_log', 'INTERNAL_TABLE'],
+    ])('refuses %s', (_case, sql, code) => {
+      expect(refusal(() => sut(reader, sql, undefined)).code).toBe(code);
+    });
+  });
+
+  describe(listTables.name, () => {
+    const sut = listTables;
+
+    it('lists tables with row counts and views, leaving ScopeDB and SQLite out', () => {
+      expect(sut(reader, undefined, true)).toEqual({
+        tables: [
+          { name: 'item_names', type: 'view', row_estimate: null },
+          { name: 'items', type: 'table', row_estimate: 5 },
+          { name: 'numbers', type: 'table', row_estimate: 1000 },
+        ],
+      });
+    });
+
+    it('filters by a case-insensitive LIKE pattern and leaves views out on request', () => {
+      expect(sut(reader, 'ITEM%', false)).toEqual({
+        tables: [{ name: 'items', type: 'table', row_estimate: 5 }],
+      });
+      expect(sut(reader, 'ite_s', true).tables.map((table) => table.name)).toEqual(['items']);
+      expect(sut(reader, '%(%', true).tables).toEqual([]);
+    });
+  });
+
+  describe(execute.name, () => {
+    const sut = execute;
+    const plain = { dryRun: false };
+
+    it('reports the rows changed and the rowid of an insert only', () => {
+      const inserted = sut(db, "INSERT INTO items (name) VALUES ('fig')", undefined, plain);
+      const updated = sut(
+        db,
+        'UPDATE items SET qty = qty + 1 WHERE qty IS NOT NULL',
+        undefined,
+        plain,
+      );
+
+      expect(inserted).toEqual({ affected_rows: 1, dry_run: false, last_insert_rowid: 6 });
+      expect(updated).toEqual({ affected_rows: 4, dry_run: false, last_insert_rowid: null });
+    });
+
+    it('returns the rows of RETURNING as objects', () => {
+      const result = sut(db, 'DELETE FROM items WHERE tag = ? RETURNING id, name', ['veg'], plain);
+
+      expect(result).toEqual({
+        affected_rows: 1,
+        dry_run: false,
+        rows: [{ id: 3, name: 'carrot' }],
+        last_insert_rowid: null,
+      });
+    });
+
+    it('rolls back a change of more rows than expected, saying how many', () => {
+      const error = refusal(() =>
+        sut(db, "UPDATE items SET tag = 'x'", undefined, { expectedMaxRows: 4, dryRun: false }),
+      );
+
+      expect(error.code).toBe('TOO_MANY_ROWS');
+      expect(error.message).toContain('would affect 5 rows');
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it('makes a change of exactly the expected rows', () => {
+      const result = sut(db, "UPDATE items SET tag = 'x'", undefined, {
+        expectedMaxRows: 5,
+        dryRun: false,
+      });
+
+      expect(result.affected_rows).toBe(5);
+      expect(db.prepare("SELECT count(*) AS n FROM items WHERE tag = 'x'").get()).toEqual({ n: 5 });
+    });
+
+    it('reports a dry run and rolls it back', () => {
+      const result = sut(db, 'DELETE FROM items WHERE qty > 0', undefined, { dryRun: true });
+
+      expect(result).toEqual({ affected_rows: 3, dry_run: true, last_insert_rowid: null });
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it.each([
+      ['SELECT', 'SELECT * FROM items', 'NOT_A_WRITE'],
+      ['DDL', 'DROP TABLE numbers', 'NOT_A_WRITE'],
+      ['BEGIN', 'BEGIN', 'BEGIN_NOT_ALLOWED'],
+      ['a PRAGMA', 'PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
+      ['stacked statements', 'DELETE FROM items; DELETE FROM numbers', 'MULTIPLE_STATEMENTS'],
+      [
+        'a write to the audit log',
+        "INSERT INTO audit_log (time, outcome) VALUES ('x', 'y')",
+        'INTERNAL_TABLE',
+      ],
+      ['a write to the ledger', 'DELETE FROM scopedb_migrations', 'INTERNAL_TABLE'],
+    ])('refuses %s and changes nothing', (_case, sql, code) => {
+      expect(refusal(() => sut(db, sql, undefined, plain)).code).toBe(code);
+      expect(items()).toEqual(ITEMS);
+      expect(count('numbers')).toBe(1000);
+      expect(count('audit_log')).toBe(1);
+    });
+
+    it('refuses a write whose trigger would write to the audit log (the program shows it)', () => {
+      db.exec(
+        "CREATE TRIGGER items_forge AFTER INSERT ON items BEGIN INSERT INTO audit_log (time, outcome) VALUES ('forged', 'success'); END",
+      );
+
+      const error = refusal(() =>
+        sut(db, "INSERT INTO items (name) VALUES ('fig')", undefined, plain),
+      );
+
+      expect(error.code).toBe('INTERNAL_TABLE');
+      expect(count('audit_log')).toBe(1);
+      expect(items()).toEqual(ITEMS);
+    });
+  });
+
+  describe(insertRows.name, () => {
+    const sut = insertRows;
+
+    it('inserts rows with different columns and booleans as numbers, returning them on request', () => {
+      const result = sut(
+        db,
+        'items',
+        [
+          { name: 'fig', qty: 1 },
+          { name: 'grape', tag: null },
+          { id: 20, name: 'kiwi', qty: true },
+        ],
+        true,
+      );
+
+      expect(result).toEqual({
+        affected_rows: 3,
+        dry_run: false,
+        rows: [
+          { id: 6, name: 'fig', qty: 1, tag: null },
+          { id: 7, name: 'grape', qty: null, tag: null },
+          { id: 20, name: 'kiwi', qty: 1, tag: null },
+        ],
+      });
+      expect(count('items')).toBe(8);
+    });
+
+    it('inserts a row of defaults for an empty object, without rows unless asked', () => {
+      db.exec("CREATE TABLE defaults (id INTEGER PRIMARY KEY, note TEXT DEFAULT 'none')");
+
+      expect(sut(db, 'defaults', [{}], false)).toEqual({ affected_rows: 1, dry_run: false });
+      expect(db.prepare('SELECT * FROM defaults').all()).toEqual([{ id: 1, note: 'none' }]);
+    });
+
+    it.each([
+      ['an unknown column', [{ name: 'fig' }, { name: 'grape', colour: 'red' }], 'UNKNOWN_COLUMN'],
+      ['an object value', [{ name: 'fig' }, { name: { sql: 'x' } }], 'INVALID_VALUE'],
+    ])('refuses %s, inserting none of the rows', (_case, rows, code) => {
+      expect(refusal(() => sut(db, 'items', rows, false)).code).toBe(code);
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it('rolls back all rows when row 3 of 5 breaks a constraint', () => {
+      const rows = [
+        { name: 'fig' },
+        { name: 'grape' },
+        { name: 'kiwi', qty: -1 },
+        { name: 'lime' },
+        { name: 'mango' },
+      ];
+
+      expect(sqliteCode(() => sut(db, 'items', rows, false))).toBe('SQLITE_CONSTRAINT_CHECK');
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it.each([
+      ['a view', 'item_names'],
+      ['an internal table', 'audit_log'],
+      ['a name differing in case', 'ITEMS'],
+      ['a name with SQL in it', 'items (name) VALUES (1); --'],
+    ])('refuses %s as an unknown table', (_case, table) => {
+      expect(refusal(() => sut(db, table, [{ name: 'fig' }], false)).code).toBe('UNKNOWN_TABLE');
+      expect(count('audit_log')).toBe(1);
+    });
+  });
+
+  describe.each([
+    [
+      'updateRows',
+      (where: Filter[], options: { expectedMaxRows: number; dryRun: boolean }) =>
+        updateRows(db, 'items', { tag: 'hit' }, where, options),
+    ],
+    [
+      'deleteRows',
+      (where: Filter[], options: { expectedMaxRows: number; dryRun: boolean }) =>
+        deleteRows(db, 'items', where, options),
+    ],
+  ])('%s', (name, sut) => {
+    const after = (ids: number[]) =>
+      name === 'updateRows'
+        ? ITEMS.map((item) => (ids.includes(item.id) ? { ...item, tag: 'hit' } : item))
+        : ITEMS.filter((item) => !ids.includes(item.id));
+    const options = { expectedMaxRows: 100, dryRun: false };
+
+    it.each<[string, Filter[], number[]]>([
+      ['=', [{ column: 'qty', op: '=', value: 10 }], [2]],
+      ['!=', [{ column: 'qty', op: '!=', value: 10 }], [1, 3, 5]],
+      ['<', [{ column: 'qty', op: '<', value: 5 }], [3]],
+      ['<=', [{ column: 'qty', op: '<=', value: 5 }], [1, 3]],
+      ['>', [{ column: 'qty', op: '>', value: 10 }], [5]],
+      ['>=', [{ column: 'qty', op: '>=', value: 10 }], [2, 5]],
+      ['in', [{ column: 'name', op: 'in', value: ['apple', 'date', 'zucchini'] }], [1, 4]],
+      ['like', [{ column: 'name', op: 'like', value: '%AN%' }], [2, 5]],
+      ['is_null', [{ column: 'qty', op: 'is_null' }], [4]],
+      ['is_null true', [{ column: 'tag', op: 'is_null', value: true }], [5]],
+      ['is_null false', [{ column: 'tag', op: 'is_null', value: false }], [1, 2, 3, 4]],
+      ['= with a boolean (1)', [{ column: 'id', op: '=', value: true }], [1]],
+      [
+        'two filters (AND)',
+        [
+          { column: 'tag', op: '=', value: 'fruit' },
+          { column: 'qty', op: '>', value: 5 },
+        ],
+        [2],
+      ],
+      ['a value with SQL in it', [{ column: 'name', op: '=', value: "x' OR '1'='1" }], []],
+    ])('changes exactly the rows matching %s', (_case, where, ids) => {
+      const result = sut(where, options);
+
+      expect(result).toEqual({
+        affected_rows: ids.length,
+        dry_run: false,
+        last_insert_rowid: null,
+      });
+      expect(items()).toEqual(after(ids));
+    });
+
+    it.each<[string, Filter[], string]>([
+      ['no filter', [], 'FILTER_REQUIRED'],
+      ['an unknown column', [{ column: 'colour', op: '=', value: 1 }], 'UNKNOWN_COLUMN'],
+      ['a column with SQL in it', [{ column: 'id = 1 OR 1', op: '=', value: 1 }], 'UNKNOWN_COLUMN'],
+      ['= null', [{ column: 'qty', op: '=', value: null }], 'INVALID_FILTER'],
+      ['= with an array', [{ column: 'qty', op: '=', value: [1] }], 'INVALID_FILTER'],
+      ['in with one value', [{ column: 'qty', op: 'in', value: 1 }], 'INVALID_FILTER'],
+      ['in with an empty array', [{ column: 'qty', op: 'in', value: [] }], 'INVALID_FILTER'],
+      ['like with a number', [{ column: 'name', op: 'like', value: 1 }], 'INVALID_FILTER'],
+      ['is_null with a string', [{ column: 'qty', op: 'is_null', value: 'yes' }], 'INVALID_FILTER'],
+    ])('refuses %s and changes nothing', (_case, where, code) => {
+      expect(refusal(() => sut(where, options)).code).toBe(code);
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it('refuses a change of more rows than expected, saying how many, and changes nothing', () => {
+      const error = refusal(() =>
+        sut([{ column: 'tag', op: '=', value: 'fruit' }], { expectedMaxRows: 2, dryRun: false }),
+      );
+
+      expect(error.code).toBe('TOO_MANY_ROWS');
+      expect(error.message).toBe(
+        'The change would affect 3 rows, more than expected_max_rows=2; nothing was changed.',
+      );
+      expect(items()).toEqual(ITEMS);
+    });
+
+    it('refuses an overshoot on a dry run too', () => {
+      const error = refusal(() =>
+        sut([{ column: 'id', op: '>', value: 0 }], { expectedMaxRows: 0, dryRun: true }),
+      );
+
+      expect(error.code).toBe('TOO_MANY_ROWS');
+    });
+
+    it('previews at most 20 rows of a dry run, counts them all, and changes nothing', () => {
+      const insert = db.prepare("INSERT INTO items (name, tag) VALUES (?, 'bulk')");
+      for (let i = 0; i < 25; i++) insert.run(`bulk ${i}`);
+      const before = items();
+
+      const result = sut([{ column: 'tag', op: '=', value: 'bulk' }], {
+        expectedMaxRows: 25,
+        dryRun: true,
+      });
+
+      expect(result).toMatchObject({ affected_rows: 25, dry_run: true });
+      expect(result.rows).toHaveLength(20);
+      expect(result.rows![0]).toEqual({
+        id: 6,
+        name: 'bulk 0',
+        qty: null,
+        tag: name === 'updateRows' ? 'hit' : 'bulk',
+      });
+      expect(items()).toEqual(before);
+    });
+
+    it('returns no rows from a real run', () => {
+      expect(sut([{ column: 'id', op: '=', value: 1 }], options)).not.toHaveProperty('rows');
+    });
+
+    it('refuses views and internal tables as unknown tables', () => {
+      const where: Filter[] = [{ column: 'id', op: '>', value: 0 }];
+      const run = (table: string) =>
+        name === 'updateRows'
+          ? updateRows(db, table, { outcome: 'x' }, where, options)
+          : deleteRows(db, table, where, options);
+
+      expect(refusal(() => run('item_names')).code).toBe('UNKNOWN_TABLE');
+      expect(refusal(() => run('audit_log')).code).toBe('UNKNOWN_TABLE');
+      expect(count('audit_log')).toBe(1);
+    });
+  });
+
+  describe(updateRows.name, () => {
+    const sut = updateRows;
+
+    it.each([
+      ['no column', {}, 'INVALID_VALUE'],
+      ['an unknown column', { colour: 'red' }, 'UNKNOWN_COLUMN'],
+      ['an object value', { name: ['x'] }, 'INVALID_VALUE'],
+    ])('refuses a set with %s', (_case, set, code) => {
+      expect(
+        refusal(() =>
+          sut(db, 'items', set, [{ column: 'id', op: '=', value: 1 }], {
+            expectedMaxRows: 1,
+            dryRun: false,
+          }),
+        ).code,
+      ).toBe(code);
+      expect(items()).toEqual(ITEMS);
+    });
+  });
+
+  describe(migrate.name, () => {
+    const sut = migrate;
+    const by = { appliedBy: 'user-1', clientId: 'client-1' };
+    const ledger = () => db.prepare('SELECT * FROM scopedb_migrations ORDER BY name').all();
+
+    it('applies DDL atomically and records it; the same again is a no-op', () => {
+      const sql = 'CREATE TABLE a (x INTEGER); CREATE INDEX a_x ON a (x)';
+      const checksum = createHash('sha256').update(sql).digest('hex');
+
+      const first = sut(db, { name: 'm1', sql, dryRun: false, ...by });
+      const again = sut(db, { name: 'm1', sql, dryRun: false, ...by });
+
+      expect(first).toEqual({ name: 'm1', applied: true, dry_run: false, statements: 2, checksum });
+      expect(again).toEqual({ ...first, applied: false });
+      expect(ledger()).toEqual([
+        {
+          name: 'm1',
+          checksum,
+          sql,
+          appliedAt: match.stringMatching(/^\d{4}-\d\d-\d\dT/),
+          appliedBy: 'user-1',
+          clientId: 'client-1',
+        },
+      ]);
+      expect(listMigrations(db).migrations.map((m) => m.name)).toEqual(['m1']);
+    });
+
+    it('checks a dry run and rolls it back: nothing created, nothing recorded', () => {
+      const result = sut(db, { name: 'dry', sql: 'CREATE TABLE dry (x)', dryRun: true, ...by });
+
+      expect(result).toMatchObject({ applied: false, dry_run: true, statements: 1 });
+      expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'dry'").all()).toEqual([]);
+      expect(ledger()).toEqual([]);
+    });
+
+    it.each([
+      ['the same name with other SQL', 'CREATE TABLE other (x)', 'MIGRATION_CONFLICT'],
+      ['no statement', '-- nothing;', 'EMPTY_MIGRATION'],
+      ['a write', "CREATE TABLE w (x); INSERT INTO items (name) VALUES ('fig')", 'NOT_DDL'],
+      [
+        'a view on the audit log',
+        'CREATE TABLE w (x); CREATE VIEW peek AS SELECT * FROM audit_log',
+        'INTERNAL_TABLE',
+      ],
+      [
+        'dropping a guard',
+        'CREATE TABLE w (x); DROP TRIGGER audit_log_no_delete',
+        'INTERNAL_TABLE',
+      ],
+      ['ATTACH', "CREATE TABLE w (x); ATTACH ':memory:' AS x", 'ATTACH_NOT_ALLOWED'],
+    ])('refuses %s and rolls back', (_case, sql, code) => {
+      sut(db, { name: 'taken', sql: 'CREATE TABLE taken (x)', dryRun: false, ...by });
+      const schema = db.prepare('SELECT * FROM sqlite_schema ORDER BY name').all();
+
+      const error = refusal(() =>
+        sut(db, {
+          name: code === 'MIGRATION_CONFLICT' ? 'taken' : 'm2',
+          sql,
+          dryRun: false,
+          ...by,
+        }),
+      );
+
+      expect(error.code).toBe(code);
+      expect(db.prepare('SELECT * FROM sqlite_schema ORDER BY name').all()).toEqual(schema);
+      expect(ledger()).toHaveLength(1);
+      expect(items()).toEqual(ITEMS);
+    });
+  });
+});

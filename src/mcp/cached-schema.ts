@@ -1,0 +1,33 @@
+import type { StandardSchemaWithJSON } from '@modelcontextprotocol/server';
+import type { z } from 'zod';
+
+/**
+ * The schema as the SDK takes it, with its JSON Schema rendering computed once. The SDK converts
+ * a tool's schemas on every request's server instance; a tool's schema never changes.
+ */
+export function withCachedJsonSchema<T extends z.ZodType>(
+  schema: T,
+): StandardSchemaWithJSON<z.input<T>, z.output<T>> {
+  const standard = schema['~standard'] as unknown as StandardSchemaWithJSON<
+    z.input<T>,
+    z.output<T>
+  >['~standard'];
+  const cache = new Map<string, Record<string, unknown>>();
+  const memo =
+    (io: 'input' | 'output') =>
+    (options: { target: string }): Record<string, unknown> => {
+      const key = `${io} ${options.target}`;
+      let rendered = cache.get(key);
+      if (!rendered) {
+        rendered = standard.jsonSchema[io](options as never);
+        cache.set(key, rendered);
+      }
+      return rendered;
+    };
+  return {
+    '~standard': {
+      ...standard,
+      jsonSchema: { input: memo('input'), output: memo('output') },
+    },
+  };
+}
