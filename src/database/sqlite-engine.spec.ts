@@ -291,6 +291,16 @@ describe('sqlite-engine', () => {
         expect(items()).toEqual(ITEMS);
       });
 
+      it.each(['EXPLAIN SELECT 1', '/* plan */ ; EXPLAIN QUERY PLAN SELECT * FROM items'])(
+        'refuses %s, pointing to explain_query',
+        (sql) => {
+          const error = refusal(() => sut(reader, sql, undefined, LIMITS));
+
+          expect(error.code).toBe('NOT_READ_ONLY');
+          expect(error.message).toContain('explain_query');
+        },
+      );
+
       it('refuses a PRAGMA before compiling it (SQLite applies some while compiling)', () => {
         refusal(() => sut(db, 'PRAGMA foreign_keys = OFF', undefined, LIMITS));
 

@@ -254,12 +254,28 @@ function validatedRead(db: Database.Database, sql: string, params: unknown[]) {
   return statement;
 }
 
-/** Requires a reader that the database itself judges read-only, and refuses the audit log. */
+/** Whether the statement is itself an EXPLAIN (past comments and empty statements). */
+function leadsWithExplain(sql: string): boolean {
+  let rest = stripLeadingComments(sql);
+  while (rest.startsWith(';')) rest = stripLeadingComments(rest.slice(1));
+  return /^EXPLAIN\b/i.test(rest);
+}
+
+/**
+ * Requires a reader that the database itself judges read-only, and refuses the audit log. An
+ * EXPLAIN is refused too: the audit-log check explains the statement, and plans come from
+ * explain_query.
+ */
 function prepareRead(
   db: Database.Database,
   sql: string,
   params: unknown[],
 ): Database.Statement<unknown[]> {
+  if (leadsWithExplain(sql))
+    throw new SqlError(
+      'Give the statement itself, without EXPLAIN; explain_query shows its plan.',
+      'NOT_READ_ONLY',
+    );
   const statement = prepareOne(db, sql);
   const keyword = compiledKeyword(sql);
   if (!statement.reader || !statement.readonly || !READ_KEYWORDS.has(keyword))
@@ -310,9 +326,6 @@ export function explainQuery(
   params: SqlParams | undefined,
 ): { plan: PlanStep[] } {
   const bound = bindable(params);
-  // Before prepareRead: its internal-table check would explain the EXPLAIN (a syntax error).
-  if (/^EXPLAIN\b/i.test(stripLeadingComments(sql)))
-    throw new SqlError('Give the statement itself, without EXPLAIN.', 'NOT_READ_ONLY');
   prepareRead(db, sql, bound);
   const plan = db
     .prepare<unknown[], { id: number; parent: number; detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
