@@ -1,57 +1,76 @@
+interface Token {
+  text: string;
+  start: number;
+  end: number;
+  kind: 'word' | 'quoted' | 'punctuation';
+}
+
+const CLOSE_OF: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
+
 /**
- * Splits SQLite script text into statements at top-level semicolons, respecting quotes
- * ('', "", ``, []), comments and CREATE TRIGGER ... BEGIN ... END bodies. Each piece is then
- * prepared on its own, so the database, not this function, decides what each statement is.
+ * SQLite's lexical units, enough to find statement and clause boundaries: words, quoted strings
+ * and identifiers ('', "", ``, [], a doubled quote escaping itself) and single punctuation
+ * characters; comments and whitespace are skipped.
+ */
+function* tokensOf(sql: string): Generator<Token> {
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const c = sql[i];
+    const start = i;
+    if (c === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i);
+      i = end === -1 ? n : end + 1;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      const end = sql.indexOf('*/', i + 2);
+      i = end === -1 ? n : end + 2;
+    } else if (/\s/.test(c)) {
+      i++;
+    } else if (c in CLOSE_OF) {
+      const close = CLOSE_OF[c];
+      i++;
+      while (i < n) {
+        if (sql[i] !== close) i++;
+        else if (close !== ']' && sql[i + 1] === close) i += 2;
+        else break;
+      }
+      i = Math.min(i + 1, n);
+      yield { text: sql.slice(start, i), start, end: i, kind: 'quoted' };
+    } else if (/[\w$]/.test(c)) {
+      while (i < n && /[\w$]/.test(sql[i])) i++;
+      yield { text: sql.slice(start, i), start, end: i, kind: 'word' };
+    } else {
+      i++;
+      yield { text: c, start, end: i, kind: 'punctuation' };
+    }
+  }
+}
+
+/**
+ * Splits SQLite script text into statements at top-level semicolons, respecting quotes,
+ * comments and CREATE TRIGGER ... BEGIN ... END bodies. Each piece is then prepared on its own,
+ * so the database, not this function, decides what each statement is.
  */
 export function splitStatements(script: string): string[] {
   const statements: string[] = [];
   let start = 0;
-  let i = 0;
   let inBody = false; // inside a CREATE TRIGGER ... BEGIN ... END body
   // A body's END follows a ';'; a CASE's END never does (END is also a legal column name).
   let afterSemicolon = false;
-  const n = script.length;
-  const closeOf: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
-
-  while (i < n) {
-    const c = script[i];
-    if (c === '-' && script[i + 1] === '-') {
-      const end = script.indexOf('\n', i);
-      i = end === -1 ? n : end + 1;
-    } else if (c === '/' && script[i + 1] === '*') {
-      const end = script.indexOf('*/', i + 2);
-      i = end === -1 ? n : end + 2;
-    } else if (c in closeOf) {
-      const close = closeOf[c];
-      afterSemicolon = false;
-      i++;
-      while (i < n) {
-        if (script[i] === close) {
-          if (close !== ']' && script[i + 1] === close)
-            i += 2; // doubled quote escapes itself
-          else break;
-        } else i++;
-      }
-      i++;
-    } else if (/[A-Za-z_]/.test(c) && (i === 0 || !/[\w$]/.test(script[i - 1]))) {
-      let j = i;
-      while (j < n && /[\w$]/.test(script[j])) j++;
-      const word = script.slice(i, j).toUpperCase();
-      if (!inBody && word === 'BEGIN' && isTrigger(script.slice(start, i))) inBody = true;
-      else if (inBody && word === 'END' && afterSemicolon) inBody = false;
-      afterSemicolon = false;
-      i = j;
-    } else if (c === ';' && inBody) {
+  for (const token of tokensOf(script)) {
+    if (token.text === ';' && inBody) {
       afterSemicolon = true;
-      i++;
-    } else if (c === ';') {
-      push(statements, script.slice(start, i));
-      start = i + 1;
-      i++;
-    } else {
-      if (!/\s/.test(c)) afterSemicolon = false;
-      i++;
+      continue;
     }
+    if (token.text === ';') {
+      push(statements, script.slice(start, token.start));
+      start = token.end;
+      continue;
+    }
+    const word = token.kind === 'word' ? token.text.toUpperCase() : '';
+    if (!inBody && word === 'BEGIN' && isTrigger(script.slice(start, token.start))) inBody = true;
+    else if (inBody && word === 'END' && afterSemicolon) inBody = false;
+    afterSemicolon = false;
   }
   push(statements, script.slice(start));
   return statements;
@@ -95,41 +114,15 @@ export interface CheckConstraint {
  * (TypeORM's introspection finds only `CONSTRAINT "name" CHECK (...)` on one line).
  */
 export function checkConstraints(createTable: string): CheckConstraint[] {
-  const tokens: { text: string; depth: number; start: number; end: number }[] = [];
-  const closeOf: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
-  const n = createTable.length;
+  // Each token with its parenthesis depth: the table's own clauses are at depth 1.
+  const tokens: (Token & { depth: number })[] = [];
   let depth = 0;
-  let i = 0;
-  while (i < n) {
-    const c = createTable[i];
-    const start = i;
-    if (c === '-' && createTable[i + 1] === '-') {
-      const end = createTable.indexOf('\n', i);
-      i = end === -1 ? n : end + 1;
-      continue;
-    }
-    if (c === '/' && createTable[i + 1] === '*') {
-      const end = createTable.indexOf('*/', i + 2);
-      i = end === -1 ? n : end + 2;
-      continue;
-    }
-    if (c in closeOf) {
-      const close = closeOf[c];
-      i++;
-      while (i < n) {
-        if (createTable[i] !== close) i++;
-        else if (close !== ']' && createTable[i + 1] === close) i += 2;
-        else break;
-      }
-      i++;
-    } else if (/[\w$]/.test(c)) {
-      while (i < n && /[\w$]/.test(createTable[i])) i++;
-    } else i++;
-    if (/\s/.test(c)) continue;
-    if (c === ')') depth--;
-    tokens.push({ text: createTable.slice(start, i), depth, start, end: i });
-    if (c === '(') depth++;
+  for (const token of tokensOf(createTable)) {
+    if (token.text === ')') depth--;
+    tokens.push({ ...token, depth });
+    if (token.text === '(') depth++;
   }
+  const n = createTable.length;
 
   const unquote = (name: string) =>
     /^["`']/.test(name)
