@@ -16,6 +16,7 @@ import { requestIdMiddleware } from './common/request-id.js';
 import { CONFIG_NAMESPACES } from './config/configuration.js';
 import { readSettings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
+import { HealthModule } from './health/health.module.js';
 import { McpModule } from './mcp/mcp.module.js';
 import { ToolsModule } from './tools/tools.module.js';
 import { WellKnownModule } from './well-known/well-known.module.js';
@@ -40,6 +41,7 @@ export class AppModule implements NestModule {
         AuthModule,
         AuditModule,
         DatabaseModule,
+        HealthModule,
         McpModule,
         RouterModule.register([{ path: mcp.path, module: McpModule }]),
         ToolsModule,

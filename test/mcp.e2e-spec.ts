@@ -26,6 +26,7 @@ const EXPECTED_TOOLS = {
   delete_rows: { scopes: ['db:modify'], readOnly: false, destructive: true, idempotent: false },
   execute: { scopes: ['db:modify'], readOnly: false, destructive: true, idempotent: false },
   apply_migration: { scopes: ['db:admin'], readOnly: false, destructive: true, idempotent: true },
+  get_audit_log: { scopes: ['db:admin'], ...READ },
 } as const;
 const QUERY_TOOLS = Object.entries(EXPECTED_TOOLS)
   .filter(([, tool]) => tool.scopes.every((scope) => scope === 'db:query'))
@@ -47,10 +48,15 @@ interface ListedTool {
 
 const PINNED: ClientOptions = { versionNegotiation: { mode: { pin: '2026-07-28' } } };
 
-async function connectClient(url: string, token: string, options?: ClientOptions): Promise<Client> {
+async function connectClient(
+  url: string,
+  token: string,
+  options?: ClientOptions,
+  headers: Record<string, string> = {},
+): Promise<Client> {
   const client = new Client({ name: 'scopedb-e2e', version: '1.0.0' }, options);
   const transport = new StreamableHTTPClientTransport(new URL(url), {
-    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+    requestInit: { headers: { ...headers, Authorization: `Bearer ${token}` } },
   });
   await client.connect(transport);
   return client;
@@ -100,7 +106,10 @@ describe('MCP endpoint', () => {
         ['2025-era (initialize)', undefined, LEGACY_PROTOCOL],
         ['pinned to 2026-07-28', PINNED, '2026-07-28'],
       ])('%s connects, lists the tools and calls query', async (_era, options, protocol) => {
-        const client = await connectClient(sut.mcpUrl, queryToken, options);
+        const requestId = `official-client-${protocol}`;
+        const client = await connectClient(sut.mcpUrl, queryToken, options, {
+          'X-Request-Id': requestId,
+        });
         try {
           expect(client.getNegotiatedProtocolVersion()).toBe(protocol);
           expect(client.getServerVersion()?.name).toBe('scopedb-mcp');
@@ -124,6 +133,13 @@ describe('MCP endpoint', () => {
             truncation_reason: null,
             elapsed_ms: match.any(Number),
           });
+          // The audit record names the protocol the call was made with.
+          expect(
+            auditRows(sut.databasePath, requestId).map(({ tool, protocolVersion }) => ({
+              tool,
+              protocolVersion,
+            })),
+          ).toEqual([{ tool: 'query', protocolVersion: protocol }]);
         } finally {
           await client.close();
         }

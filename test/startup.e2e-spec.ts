@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import { freePort } from './support/app.js';
+import { TestIssuer } from './support/issuer.js';
+import { callTool, postMcp } from './support/mcp-http.js';
 
 const MAIN = resolve('dist/main.js');
 
@@ -104,6 +107,112 @@ describe('node dist/main.js', () => {
       scopes_supported: ['db:admin', 'db:modify', 'db:query'],
       bearer_methods_supported: ['header'],
       resource_name: 'ScopeDB MCP',
+    });
+  });
+
+  describe('SIGTERM during a burst of tool calls', () => {
+    const CLIENTS = 8;
+    const MAX_CALLS_PER_CLIENT = 300;
+    const CALLS_BEFORE_SIGTERM = 40;
+    // Keeps a SQL worker busy for some milliseconds, so that calls are in flight at the signal.
+    const SLOW_READ =
+      'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) AS n FROM c';
+
+    interface Outcome {
+      requestId: string;
+      /** The HTTP status, or the network error's code when no response came. */
+      status: number | string;
+      isError?: boolean;
+      sentBeforeSigterm: boolean;
+      answeredAfterSigterm: boolean;
+    }
+
+    let issuer: TestIssuer;
+    beforeAll(async () => {
+      issuer = await TestIssuer.start();
+    });
+    afterAll(() => issuer.close());
+
+    it('answers the calls in flight, audits each answered call once, never 5xx, and exits 0', async () => {
+      const port = await freePort();
+      const publicUrl = `http://localhost:${port}`;
+      const token = issuer.token({ audience: `${publicUrl}/mcp`, scope: 'db:query' });
+      const outcomes: Outcome[] = [];
+      let sigtermAt = Infinity;
+      let answered = 0;
+      let enoughAnswered: () => void = () => undefined;
+      const enough = new Promise<void>((resolve) => (enoughAnswered = resolve));
+
+      /** Calls one after another until the server is gone (or the bound): one keep-alive client. */
+      async function client(index: number): Promise<void> {
+        for (let call = 0; call < MAX_CALLS_PER_CLIENT; call++) {
+          const requestId = `burst-${index}-${call}`;
+          const sentBeforeSigterm = performance.now() < sigtermAt;
+          try {
+            const response = await postMcp(
+              `${publicUrl}/mcp`,
+              callTool('query', { sql: SLOW_READ }),
+              { token, headers: { 'X-Request-Id': requestId } },
+            );
+            const result = response.message?.result as { isError?: boolean } | undefined;
+            outcomes.push({
+              requestId,
+              status: response.status,
+              isError: result?.isError ?? false,
+              sentBeforeSigterm,
+              answeredAfterSigterm: performance.now() >= sigtermAt,
+            });
+            if (++answered === CALLS_BEFORE_SIGTERM) enoughAnswered();
+          } catch (error) {
+            const cause = (error as { cause?: { code?: string } }).cause;
+            outcomes.push({
+              requestId,
+              status: cause?.code ?? (error as Error).name,
+              sentBeforeSigterm,
+              answeredAfterSigterm: true,
+            });
+            return;
+          }
+        }
+      }
+
+      let burst: Promise<void[]> | undefined;
+      const sut = await runMain(
+        { AUTH_ISSUER: issuer.url, PORT: String(port), PUBLIC_URL: publicUrl },
+        dir,
+        async () => {
+          burst = Promise.all(Array.from({ length: CLIENTS }, (_, index) => client(index)));
+          await enough;
+          sigtermAt = performance.now();
+        },
+      );
+      await burst;
+
+      expect({ code: sut.code, stderr: sut.stderr }).toEqual({ code: 0, stderr: '' });
+      const ok = outcomes.filter((outcome) => outcome.status === 200);
+      expect(ok.length).toBeGreaterThanOrEqual(CALLS_BEFORE_SIGTERM);
+      // Calls sent before the signal and answered after it: the drain did wait for them.
+      expect(
+        ok.filter((o) => o.sentBeforeSigterm && o.answeredAfterSigterm).length,
+      ).toBeGreaterThan(0);
+      expect(
+        outcomes.filter((outcome) => typeof outcome.status === 'number' && outcome.status !== 200),
+      ).toEqual([]);
+      // Each answered call ran to completion: the SQL workers were still there for it.
+      expect(ok.filter((outcome) => outcome.isError)).toEqual([]);
+      // Every client stopped on a refused or closed connection, not on the bound.
+      expect(outcomes.length).toBeLessThan(CLIENTS * MAX_CALLS_PER_CLIENT);
+
+      const db = new Database(join(dir, 'data', 'scopedb.sqlite'), { readonly: true });
+      try {
+        const rowsOf = db.prepare<[string], { n: number }>(
+          'SELECT count(*) AS n FROM audit_log WHERE requestId = ?',
+        );
+        const audited = new Map(ok.map((o) => [o.requestId, rowsOf.get(o.requestId)!.n]));
+        expect([...audited].filter(([, rows]) => rows !== 1)).toEqual([]);
+      } finally {
+        db.close();
+      }
     });
   });
 });

@@ -1502,6 +1502,10 @@ describe('database tools', () => {
           clientId: CLIENT_ID,
           tokenId: CASDOOR_CLAIMS.jti,
           grantedScopes: match.stringContaining('db:admin'),
+          requiredScopes: 'db:query',
+          sqlText: 'SELECT 1',
+          paramsHash: null,
+          rowCount: 1,
           durationMs: match.any(Number),
           reason: null,
         }),
@@ -1535,6 +1539,9 @@ describe('database tools', () => {
         match.objectContaining({
           outcome: 'tool_error',
           tool: 'execute',
+          requiredScopes: 'db:modify',
+          sqlText: 'DELETE FROM audit_nowhere',
+          rowCount: null,
           reason: match.stringContaining('no such table'),
         }),
       ]);

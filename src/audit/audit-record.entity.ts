@@ -1,16 +1,18 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
 
-export type AuditOutcome =
-  | 'success'
-  | 'tool_error'
-  | 'refused_no_token'
-  | 'refused_invalid_token'
-  | 'refused_scope'
-  | 'refused_origin';
+export const AUDIT_OUTCOMES = [
+  'success',
+  'tool_error',
+  'refused_no_token',
+  'refused_invalid_token',
+  'refused_scope',
+  'refused_origin',
+] as const;
+export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 /** One decision about a request to the MCP endpoint. Written by AuditService only; the table and
- * its indexes are created by the InternalTables migration. */
+ * its indexes are created by the InternalTables migration, the later columns by AuditDetails. */
 @Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()
@@ -55,4 +57,29 @@ export class AuditRecord {
 
   @Column({ type: 'varchar', length: 64, nullable: true })
   remoteAddress!: string | null;
+
+  /** The token's `name` and `email`, as verified. */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  principalName!: string | null;
+
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  principalEmail!: string | null;
+
+  /** Rows a query returned, or rows a write changed (or would have, in a dry run). */
+  @Column({ type: 'integer', nullable: true })
+  rowCount!: number | null;
+
+  /** The SQL as the caller sent it; its parameters are never stored. */
+  @Column({ type: 'text', nullable: true })
+  sqlText!: string | null;
+
+  /** sha256 (hex) of the JSON of the bound parameters, when there were any. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  paramsHash!: string | null;
+
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  protocolVersion!: string | null;
+
+  @Column({ type: 'varchar', length: 256, nullable: true })
+  userAgent!: string | null;
 }

@@ -1,12 +1,14 @@
+import { createHash } from 'node:crypto';
 import { type BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type Database from 'better-sqlite3';
 import type { Repository } from 'typeorm';
 import type { Principal } from '../auth/principal.js';
+import type { RequestInfo } from '../common/request-info.js';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
 import { AuditRecord, type AuditOutcome } from './audit-record.entity.js';
 
-export interface AuditEvent {
+export interface AuditEvent extends Partial<RequestInfo> {
   outcome: AuditOutcome;
   principal?: Principal;
   /** Claims read from a token that failed verification: who it claimed to be. */
@@ -15,14 +17,37 @@ export interface AuditEvent {
   reason?: string;
   requiredScopes?: readonly string[];
   durationMs?: number;
-  requestId?: string;
-  remoteAddress?: string;
+  /** The SQL as the caller sent it. */
+  sql?: string;
+  /** The bound parameters: only a hash of them is stored, never a value. */
+  params?: unknown;
+  rowCount?: number;
+}
+
+/** Which records a search returns: every given condition holds; `beforeId` pages backwards. */
+export interface AuditFilter {
+  /** ISO 8601 in UTC with milliseconds, as records store `time`: inclusive. */
+  since?: string;
+  /** Same form; exclusive. */
+  until?: string;
+  subject?: string;
+  clientId?: string;
+  tool?: string;
+  outcome?: AuditOutcome;
+  beforeId?: number;
+  limit: number;
 }
 
 type AuditRow = Omit<AuditRecord, 'id' | 'subjectUnverified'> & { subjectUnverified: number };
 
+/** Longest SQL text kept in a record, characters. */
+const AUDIT_SQL_MAX_CHARS = 10_000;
+
 const clip = (text: string | undefined, max: number) =>
   text === undefined ? null : text.length > max ? `${text.slice(0, max - 1)}…` : text;
+
+const paramsHashOf = (params: unknown): string =>
+  createHash('sha256').update(JSON.stringify(params)).digest('hex');
 
 const COLUMNS: (keyof AuditRow)[] = [
   'time',
@@ -38,6 +63,13 @@ const COLUMNS: (keyof AuditRow)[] = [
   'grantedScopes',
   'durationMs',
   'remoteAddress',
+  'principalName',
+  'principalEmail',
+  'rowCount',
+  'sqlText',
+  'paramsHash',
+  'protocolVersion',
+  'userAgent',
 ];
 
 /**
@@ -69,6 +101,13 @@ export class AuditService implements BeforeApplicationShutdown {
       grantedScopes: principal ? clip([...principal.scopes].join(' '), 1024) : null,
       durationMs: event.durationMs === undefined ? null : Math.round(event.durationMs),
       remoteAddress: clip(event.remoteAddress, 64),
+      principalName: clip(principal?.name, 255),
+      principalEmail: clip(principal?.email, 255),
+      rowCount: event.rowCount ?? null,
+      sqlText: clip(event.sql, AUDIT_SQL_MAX_CHARS),
+      paramsHash: event.params === undefined ? null : paramsHashOf(event.params),
+      protocolVersion: clip(event.protocolVersion, 32),
+      userAgent: clip(event.userAgent, 256),
     };
     return new Promise((done) => {
       if (this.pending.push({ row, done }) === 1) setImmediate(() => this.flush());
@@ -78,6 +117,26 @@ export class AuditService implements BeforeApplicationShutdown {
   /** Most recent first; for operators and tests. */
   recent(limit = 100): Promise<AuditRecord[]> {
     return this.records.find({ order: { id: 'DESC' }, take: limit });
+  }
+
+  /** Newest first, at most `filter.limit` records; every value is a bound parameter. */
+  search(filter: AuditFilter): Promise<AuditRecord[]> {
+    const query = this.records
+      .createQueryBuilder('record')
+      .orderBy('record.id', 'DESC')
+      .limit(filter.limit);
+    const conditions: [string, keyof AuditFilter][] = [
+      ['record.time >= :since', 'since'],
+      ['record.time < :until', 'until'],
+      ['record.subject = :subject', 'subject'],
+      ['record.clientId = :clientId', 'clientId'],
+      ['record.tool = :tool', 'tool'],
+      ['record.outcome = :outcome', 'outcome'],
+      ['record.id < :beforeId', 'beforeId'],
+    ];
+    for (const [condition, key] of conditions)
+      if (filter[key] !== undefined) query.andWhere(condition, { [key]: filter[key] });
+    return query.getMany();
   }
 
   beforeApplicationShutdown(): void {

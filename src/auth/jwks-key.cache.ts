@@ -39,6 +39,11 @@ export class JwksKeyCache {
     return inFlight;
   }
 
+  /** How many signing keys are held (they keep verifying tokens while the JWKS is down). */
+  get loadedKeys(): number {
+    return this.keys.size;
+  }
+
   /** Whether the JWKS can be fetched right now (for readiness). */
   async probe(): Promise<number> {
     const client = await this.jwksClient();

@@ -7,6 +7,7 @@ import { AuditService } from '../audit/audit.service.js';
 import { authConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
 import { InternalTables1764000000000 } from '../database/migrations/1764000000000-internal-tables.js';
+import { AuditDetails1764100000000 } from '../database/migrations/1764100000000-audit-details.js';
 import { OAuthChallengeFilter, quoted } from './oauth-challenge.filter.js';
 import {
   AuthenticationRequiredException,
@@ -81,7 +82,7 @@ class RefusingController {
       type: 'better-sqlite3',
       database: ':memory:',
       entities: [AuditRecord],
-      migrations: [InternalTables1764000000000],
+      migrations: [InternalTables1764000000000, AuditDetails1764100000000],
       migrationsRun: true,
     }),
     TypeOrmModule.forFeature([AuditRecord]),
@@ -152,7 +153,9 @@ describe(OAuthChallengeFilter.name, () => {
   });
 
   it('answers a missing scope with 403 insufficient_scope and the union of granted and required scopes', async () => {
-    const response = await fetch(`${baseUrl}/scope`);
+    const response = await fetch(`${baseUrl}/scope`, {
+      headers: { 'user-agent': 'filter-spec/1.0', 'mcp-protocol-version': '2025-11-25' },
+    });
     expect(response.status).toBe(403);
     expect(response.headers.get('www-authenticate')).toBe(
       'Bearer realm="MCP Server", error="insufficient_scope", ' +
@@ -172,6 +175,14 @@ describe(OAuthChallengeFilter.name, () => {
       subjectUnverified: false,
       tool: 'apply_migration',
       requiredScopes: 'db:modify db:admin',
+      grantedScopes: 'db:query bad"scope',
+      principalName: 'alice',
+      principalEmail: null,
+      userAgent: 'filter-spec/1.0',
+      protocolVersion: '2025-11-25',
+      remoteAddress: '127.0.0.1',
+      sqlText: null,
+      paramsHash: null,
     });
   });
 });

@@ -14,7 +14,7 @@ import {
 } from './oauth.exceptions.js';
 import type { AuthenticatedRequest } from './principal.js';
 import { unverifiedClaims } from './unverified-claims.js';
-import { requestIdOf } from '../common/request-id.js';
+import { requestInfoOf } from '../common/request-info.js';
 
 export const REALM = 'MCP Server';
 
@@ -89,8 +89,7 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
       tool,
       reason: description,
       requiredScopes: required,
-      requestId: requestIdOf(request),
-      remoteAddress: request.socket.remoteAddress,
+      ...requestInfoOf(request),
     });
 
     response

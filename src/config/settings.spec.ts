@@ -1,4 +1,9 @@
-import { ConfigurationError, readSettings, type Environment } from './settings.js';
+import {
+  ConfigurationError,
+  readDatabaseSettings,
+  readSettings,
+  type Environment,
+} from './settings.js';
 
 const ISSUER = 'https://casdoor.example.com';
 
@@ -257,5 +262,20 @@ describe(readSettings.name, () => {
       expect(error.variable).toBe(variable);
       expect(error.message.startsWith(`${variable}: `)).toBe(true);
     });
+  });
+});
+
+describe(readDatabaseSettings.name, () => {
+  const sut = readDatabaseSettings;
+
+  it('reads the database settings without any auth setting', () => {
+    const env = { DATABASE_URL: 'sqlite:///var/lib/scopedb/db.sqlite', QUERY_WORKERS: '4' };
+
+    expect(sut(env)).toEqual(readSettings({ ...env, AUTH_ISSUER: ISSUER }).database);
+    expect(sut(env)).toMatchObject({ path: '/var/lib/scopedb/db.sqlite', queryWorkers: 4 });
+  });
+
+  it('refuses a bad DATABASE_URL as the server does', () => {
+    expect(() => sut({ DATABASE_URL: 'postgres://db/scopedb' })).toThrow(ConfigurationError);
   });
 });

@@ -131,7 +131,8 @@ function list(env: Environment, name: string): string[] | undefined {
     .filter((item) => item !== '');
 }
 
-function readDatabase(env: Environment): DatabaseSettings {
+/** The database settings alone (for tools such as audit:export that need no auth settings). */
+export function readDatabaseSettings(env: Environment): DatabaseSettings {
   const name = 'DATABASE_URL';
   const raw = value(env, name) ?? 'sqlite:data/scopedb.sqlite';
   const busyTimeoutMs = integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000);
@@ -235,6 +236,6 @@ export function readSettings(env: Environment): Settings {
       allowedOrigins: [...new Set([publicUrl.origin, ...allowedOrigins])],
       hideUnauthorizedTools: boolean(env, 'MCP_HIDE_UNAUTHORIZED_TOOLS', false),
     },
-    database: readDatabase(env),
+    database: readDatabaseSettings(env),
   };
 }

@@ -8,6 +8,7 @@ import { AuditRecord } from '../audit/audit-record.entity.js';
 import { databaseConfig } from '../config/configuration.js';
 import { TYPEORM_MIGRATIONS_TABLE } from './internal-tables.js';
 import { InternalTables1764000000000 } from './migrations/1764000000000-internal-tables.js';
+import { AuditDetails1764100000000 } from './migrations/1764100000000-audit-details.js';
 import { SqlExecutor } from './sql-executor.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
@@ -28,7 +29,7 @@ import { SqliteDatabase } from './sqlite-database.js';
             db.pragma('synchronous = NORMAL');
           },
           entities: [AuditRecord],
-          migrations: [InternalTables1764000000000],
+          migrations: [InternalTables1764000000000, AuditDetails1764100000000],
           migrationsTableName: TYPEORM_MIGRATIONS_TABLE,
           migrationsRun: true,
           synchronize: false,

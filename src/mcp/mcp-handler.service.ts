@@ -10,6 +10,7 @@ import { type NodeMcpRequestHandler, toNodeHandler } from '@modelcontextprotocol
 import type { Request, Response } from 'express';
 import type { Principal } from '../auth/principal.js';
 import { hasAllScopes } from '../auth/principal.js';
+import type { RequestInfo } from '../common/request-info.js';
 import { mcpConfig, serverConfig } from '../config/configuration.js';
 import { protectedResourceMetadataUrl } from '../well-known/protected-resource-metadata.js';
 import { ToolRegistry } from './tool-registry.js';
@@ -18,10 +19,9 @@ import { ToolRegistry } from './tool-registry.js';
 export const REQUIRED_SCOPES_META = 'scopedb.dev/required_scopes';
 export const SERVER_INFO = { name: 'scopedb-mcp', version: '0.1.0' };
 
-/** What the per-request server is built for. */
-export interface CallScope {
+/** What the per-request server is built for: who calls, from where, and which tools. */
+export interface CallScope extends RequestInfo {
   principal: Principal;
-  requestId: string | undefined;
   /** The only tools this request calls, or undefined when it may need all (tools/list, ...). */
   tools: string[] | undefined;
 }
@@ -99,7 +99,11 @@ export class McpHandlerService implements OnModuleDestroy {
           tool.invoke(args, {
             tool: options.name,
             principal: call.principal,
+            requiredScopes,
             requestId: call.requestId,
+            remoteAddress: call.remoteAddress,
+            userAgent: call.userAgent,
+            protocolVersion: call.protocolVersion,
           }),
       );
     }

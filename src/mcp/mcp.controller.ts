@@ -4,7 +4,7 @@ import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import type { Principal } from '../auth/principal.js';
 import { Public } from '../auth/public.decorator.js';
-import { requestIdOf } from '../common/request-id.js';
+import { requestInfoOf } from '../common/request-info.js';
 import { McpHandlerService } from './mcp-handler.service.js';
 import { ToolRegistry } from './tool-registry.js';
 
@@ -43,8 +43,8 @@ export class McpController {
         throw new InsufficientScopeException(tool.requiredScopes, [...principal.scopes], name);
     }
     await this.mcp.handle(request, response, {
+      ...requestInfoOf(request),
       principal,
-      requestId: requestIdOf(request),
       tools: calls.only ? calls.names : undefined,
     });
   }

@@ -2,7 +2,7 @@ import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { NextFunction, Request, Response } from 'express';
 import { AuditService } from '../audit/audit.service.js';
-import { requestIdOf } from '../common/request-id.js';
+import { requestInfoOf } from '../common/request-info.js';
 import { mcpConfig } from '../config/configuration.js';
 
 /**
@@ -28,8 +28,7 @@ export class OriginMiddleware implements NestMiddleware {
       await this.audit.record({
         outcome: 'refused_origin',
         reason: `Origin ${origin.slice(0, 200)} is not allowed`,
-        requestId: requestIdOf(request),
-        remoteAddress: request.socket.remoteAddress,
+        ...requestInfoOf(request),
       });
       response.status(403).json({
         jsonrpc: '2.0',

@@ -1,13 +1,15 @@
 import type { Principal } from '../auth/principal.js';
+import type { RequestInfo } from '../common/request-info.js';
 
 /** Nest's context type of a tool pipeline (`ExecutionContext.getType()`). */
 export const TOOL_CONTEXT_TYPE = 'mcp';
 
 /** The second argument of every tool method, and what guards and interceptors see of a call. */
-export interface ToolContext {
+export interface ToolContext extends RequestInfo {
   tool: string;
   principal: Principal;
-  requestId: string | undefined;
+  /** The tool's scopes (class and method merged), as the registry resolved them. */
+  requiredScopes: readonly string[];
 }
 
 /** What a tool method returns: the structured result and its rendering for the model. */

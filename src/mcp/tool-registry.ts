@@ -155,6 +155,9 @@ export class ToolRegistry implements OnModuleInit {
         reason: error.message,
         requiredScopes,
         requestId: context.requestId,
+        remoteAddress: context.remoteAddress,
+        userAgent: context.userAgent,
+        protocolVersion: context.protocolVersion,
       });
       return { isError: true, content: [{ type: 'text', text: `Forbidden: ${error.message}` }] };
     }
