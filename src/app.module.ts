@@ -14,25 +14,39 @@ import { OAuthChallengeFilter } from './auth/oauth-challenge.filter.js';
 import { ScopesGuard } from './auth/scopes.guard.js';
 import { requestIdMiddleware } from './common/request-id.js';
 import { CONFIG_NAMESPACES } from './config/configuration.js';
-import { readSettings } from './config/settings.js';
+import { type LogLevelName, readSettings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
+import { LoggingModule } from './logging/logging.module.js';
 import { McpModule } from './mcp/mcp.module.js';
+import { RateLimitFilter } from './rate-limit/rate-limit.filter.js';
+import { RateLimitGuard } from './rate-limit/rate-limit.guard.js';
+import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { ToolsModule } from './tools/tools.module.js';
 import { WellKnownModule } from './well-known/well-known.module.js';
 
-/** Every global enhancer, in order: authenticate, then check scopes; audit; one challenge filter. */
+/**
+ * Every global enhancer, in order: authenticate (refusals charge the IP's rate limit), rate limit
+ * per principal (per IP on public routes), then check scopes; audit; the challenge and 429 filters.
+ */
 const GLOBAL_ENHANCERS = [
   { provide: APP_GUARD, useExisting: JwtAuthGuard },
+  { provide: APP_GUARD, useExisting: RateLimitGuard },
   { provide: APP_GUARD, useExisting: ScopesGuard },
   { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
   { provide: APP_FILTER, useExisting: OAuthChallengeFilter },
+  { provide: APP_FILTER, useExisting: RateLimitFilter },
 ];
+
+export interface AppOptions {
+  /** Overrides LOG_LEVEL (the e2e tests run silent). */
+  logLevel?: LogLevelName;
+}
 
 @Module({})
 export class AppModule implements NestModule {
   /** Reads the environment as it is now (validated again by each config namespace). */
-  static forRoot(): DynamicModule {
+  static forRoot(options: AppOptions = {}): DynamicModule {
     const { mcp } = readSettings(process.env);
     return {
       module: AppModule,
@@ -41,8 +55,10 @@ export class AppModule implements NestModule {
         AuthModule,
         AuditModule,
         DatabaseModule,
+        LoggingModule.forRoot(options.logLevel),
         HealthModule,
         McpModule,
+        RateLimitModule,
         RouterModule.register([{ path: mcp.path, module: McpModule }]),
         ToolsModule,
         WellKnownModule,

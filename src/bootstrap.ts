@@ -1,12 +1,14 @@
-import { Logger, type LogLevel } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
+import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { readSettings } from './config/settings.js';
 
 export interface StartOptions {
-  logger?: LogLevel[] | false;
+  /** `false`: log nothing, whatever LOG_LEVEL says (for tests). */
+  logger?: false;
 }
 
 /** JSON-RPC shaped answers for bodies the parser refuses (malformed JSON, too large). */
@@ -36,10 +38,12 @@ function bodyErrorHandler(
 /** Creates and starts the app from the environment; used by main.ts and by the e2e tests. */
 export async function startApp(options: StartOptions = {}): Promise<NestExpressApplication> {
   const settings = readSettings(process.env);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(), {
-    bodyParser: false,
-    logger: options.logger ?? ['log', 'warn', 'error'],
-  });
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoot({ logLevel: options.logger === false ? 'silent' : undefined }),
+    // Buffered until pino takes over, so that even start-up messages are JSON lines.
+    { bodyParser: false, bufferLogs: true },
+  );
+  app.useLogger(app.get(PinoLogger));
   app.disable('x-powered-by');
   app.useBodyParser('json', { limit: settings.server.maxBodyBytes });
   // Right after the parser: init() registers Nest's own error handler, which would answer first.

@@ -8,6 +8,7 @@ export const AUDIT_OUTCOMES = [
   'refused_invalid_token',
   'refused_scope',
   'refused_origin',
+  'refused_rate_limit',
 ] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 

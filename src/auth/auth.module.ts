@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
 import { AuditModule } from '../audit/audit.module.js';
+import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
 import { JwksKeyCache } from './jwks-key.cache.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
@@ -9,7 +10,7 @@ import { ScopesGuard } from './scopes.guard.js';
 import { VerifiedTokenCache } from './verified-token.cache.js';
 
 @Module({
-  imports: [PassportModule, AuditModule],
+  imports: [PassportModule, AuditModule, RateLimitModule],
   providers: [
     JwksKeyCache,
     VerifiedTokenCache,

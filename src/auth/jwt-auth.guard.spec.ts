@@ -10,6 +10,7 @@ import {
   InvalidTokenException,
 } from './oauth.exceptions.js';
 import type { Principal } from './principal.js';
+import type { RateLimitGuard } from '../rate-limit/rate-limit.guard.js';
 import { Public } from './public.decorator.js';
 
 const ISSUER = 'https://casdoor.example.com';
@@ -177,7 +178,9 @@ function thrownBy(run: () => unknown): unknown {
 }
 
 describe(JwtAuthGuard.name, () => {
-  const sut = new JwtAuthGuard(new Reflector());
+  // canActivate of a public or non-HTTP context never charges the anonymous rate limit.
+  const rateLimit = { limitAnonymous: () => Promise.reject(new Error('not expected')) };
+  const sut = new JwtAuthGuard(new Reflector(), rateLimit as unknown as RateLimitGuard);
 
   describe('canActivate', () => {
     it('lets @Public() routes through without a token', async () => {

@@ -2,6 +2,8 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import jsonwebtoken from 'jsonwebtoken';
+import { isObservable, lastValueFrom } from 'rxjs';
+import { RateLimitGuard } from '../rate-limit/rate-limit.guard.js';
 import { JWT_STRATEGY } from './jwt.strategy.js';
 import { IS_PUBLIC_KEY } from './public.decorator.js';
 import {
@@ -40,11 +42,14 @@ export function describeVerificationError(error: unknown): string {
 /** Global guard: every route needs a valid bearer token unless it is marked @Public(). */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
-  constructor(private readonly reflector: Reflector) {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly rateLimit: RateLimitGuard,
+  ) {
     super();
   }
 
-  override canActivate(context: ExecutionContext) {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
     // Tool pipelines run inside an already authenticated HTTP request; ScopesGuard guards them.
     if (context.getType() !== 'http') return true;
     const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC_KEY, [
@@ -52,7 +57,14 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
       context.getClass(),
     ]);
     if (isPublic) return true;
-    return super.canActivate(context);
+    try {
+      const result = super.canActivate(context);
+      return isObservable(result) ? await lastValueFrom(result) : await result;
+    } catch (error) {
+      // Refused callers have no principal: their IP's budget is charged (429 once it is spent).
+      this.rateLimit.limitAnonymous(context);
+      throw error;
+    }
   }
 
   override handleRequest<TUser = Principal>(

@@ -10,15 +10,26 @@ export function requestIdOf(request: Request): string | undefined {
   return (request as WithRequestId)[REQUEST_ID];
 }
 
-/** Gives every request an id (a caller's X-Request-Id when well-formed), echoed in the response. */
+/**
+ * The request's id, assigned on first use (a caller's X-Request-Id when well-formed) and echoed in
+ * the response. Idempotent: the request logger may ask before requestIdMiddleware runs.
+ */
+export function ensureRequestId(request: Request, response: Response): string {
+  const existing = requestIdOf(request);
+  if (existing !== undefined) return existing;
+  const incoming = request.headers['x-request-id'];
+  const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
+  (request as WithRequestId)[REQUEST_ID] = id;
+  response.setHeader('X-Request-Id', id);
+  return id;
+}
+
+/** Gives every request an id, echoed in the response. */
 export function requestIdMiddleware(
   request: Request,
   response: Response,
   next: NextFunction,
 ): void {
-  const incoming = request.headers['x-request-id'];
-  const id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : randomUUID();
-  (request as WithRequestId)[REQUEST_ID] = id;
-  response.setHeader('X-Request-Id', id);
+  ensureRequestId(request, response);
   next();
 }

@@ -7,4 +7,14 @@ export const authConfig = registerAs('auth', () => readSettings(process.env).aut
 export const mcpConfig = registerAs('mcp', () => readSettings(process.env).mcp);
 export const databaseConfig = registerAs('database', () => readSettings(process.env).database);
 
-export const CONFIG_NAMESPACES = [serverConfig, authConfig, mcpConfig, databaseConfig];
+export const logConfig = registerAs('log', () => readSettings(process.env).log);
+export const rateLimitConfig = registerAs('rateLimit', () => readSettings(process.env).rateLimit);
+
+export const CONFIG_NAMESPACES = [
+  serverConfig,
+  authConfig,
+  mcpConfig,
+  databaseConfig,
+  logConfig,
+  rateLimitConfig,
+];

@@ -85,6 +85,11 @@ describe(readSettings.name, () => {
       expect(sut.mcp.allowedOrigins).toEqual(['http://localhost:3000']);
     });
 
+    it('logs at info and limits 600 requests a minute per principal, 60 per anonymous IP', () => {
+      expect(sut.log).toEqual({ level: 'info' });
+      expect(sut.rateLimit).toEqual({ perMinute: 600, anonymousPerMinute: 60 });
+    });
+
     it('treats blank values as unset', () => {
       expect(readSettings({ AUTH_ISSUER: ISSUER, PORT: '  ', MCP_PATH: '' })).toEqual(sut);
     });
@@ -243,6 +248,14 @@ describe(readSettings.name, () => {
       );
     });
 
+    it('LOG_LEVEL of an unknown level', () => {
+      const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, LOG_LEVEL: 'verbose' });
+      expect(error.variable).toBe('LOG_LEVEL');
+      expect(error.message).toBe(
+        'LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, silent, got "verbose"',
+      );
+    });
+
     it('AUTH_BASELINE_SCOPES with a malformed scope', () => {
       const error = configurationErrorOf({
         AUTH_ISSUER: ISSUER,
@@ -257,6 +270,8 @@ describe(readSettings.name, () => {
       ['AUTH_JWKS_CACHE_MAX_AGE_S', '0'],
       ['MCP_MAX_BODY_BYTES', '100'],
       ['DATABASE_BUSY_TIMEOUT_MS', 'soon'],
+      ['RATE_LIMIT_PER_MINUTE', '0'],
+      ['RATE_LIMIT_ANONYMOUS_PER_MINUTE', 'many'],
     ])('%s=%s out of range', (variable, raw) => {
       const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, [variable]: raw });
       expect(error.variable).toBe(variable);

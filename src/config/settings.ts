@@ -72,11 +72,27 @@ export interface DatabaseSettings {
   writeTimeoutMs: number;
 }
 
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+export interface LogSettings {
+  level: LogLevelName;
+}
+
+export interface RateLimitSettings {
+  /** Requests per minute for one principal (`sub`), over every limited route. */
+  perMinute: number;
+  /** Requests per minute from one IP address without a valid token (refusals included). */
+  anonymousPerMinute: number;
+}
+
 export interface Settings {
   server: ServerSettings;
   auth: AuthSettings;
   mcp: McpSettings;
   database: DatabaseSettings;
+  log: LogSettings;
+  rateLimit: RateLimitSettings;
 }
 
 function value(env: Environment, name: string): string | undefined {
@@ -129,6 +145,16 @@ function list(env: Environment, name: string): string[] | undefined {
     .split(/[\s,]+/)
     .map((item) => item.trim())
     .filter((item) => item !== '');
+}
+
+export function readLogSettings(env: Environment): LogSettings {
+  const raw = value(env, 'LOG_LEVEL')?.toLowerCase() ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(raw))
+    throw new ConfigurationError(
+      'LOG_LEVEL',
+      `must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`,
+    );
+  return { level: raw as LogLevelName };
 }
 
 /** The database settings alone (for tools such as audit:export that need no auth settings). */
@@ -237,5 +263,10 @@ export function readSettings(env: Environment): Settings {
       hideUnauthorizedTools: boolean(env, 'MCP_HIDE_UNAUTHORIZED_TOOLS', false),
     },
     database: readDatabaseSettings(env),
+    log: readLogSettings(env),
+    rateLimit: {
+      perMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+      anonymousPerMinute: integer(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', 60, 1, 1_000_000),
+    },
   };
 }

@@ -9,10 +9,13 @@ import {
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { Public } from '../auth/public.decorator.js';
+import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig } from '../config/configuration.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 /** Probes for orchestrators and load balancers: no token, no Origin check, no audit record. */
+// Not rate limited: orchestrators probe often, and a 429 would read as an outage.
+@SkipRateLimit()
 @Public()
 @Controller()
 export class HealthController {

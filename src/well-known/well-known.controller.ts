@@ -12,6 +12,7 @@ import {
 } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { Public } from '../auth/public.decorator.js';
+import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig, mcpConfig } from '../config/configuration.js';
 import { ToolRegistry } from '../mcp/tool-registry.js';
 
@@ -26,6 +27,8 @@ export interface ProtectedResourceMetadata {
 // Browser-based MCP clients fetch the metadata cross-origin.
 const CORS = 'Access-Control-Allow-Origin';
 
+// Not rate limited: a cheap, static document every client must reach to find the issuer.
+@SkipRateLimit()
 @Public()
 @Controller('.well-known/oauth-protected-resource')
 export class WellKnownController {

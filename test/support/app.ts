@@ -40,13 +40,16 @@ export async function startTestApp(env: Record<string, string | undefined>): Pro
     AUTH_BASELINE_SCOPES: undefined,
     MCP_ALLOWED_ORIGINS: undefined,
     MCP_HIDE_UNAUTHORIZED_TOOLS: undefined,
+    LOG_LEVEL: undefined,
+    RATE_LIMIT_PER_MINUTE: undefined,
+    RATE_LIMIT_ANONYMOUS_PER_MINUTE: undefined,
     ...env,
   };
   for (const [name, value] of Object.entries(settings)) {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;
   }
-  const app = await startApp({ logger: process.env.TEST_LOGS ? ['log', 'warn', 'error'] : false });
+  const app = await startApp({ logger: process.env.TEST_LOGS ? undefined : false });
   const baseUrl = `http://localhost:${port}`;
   return {
     app,

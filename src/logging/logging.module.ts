@@ -1,0 +1,79 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import type { Request, Response } from 'express';
+import { LoggerModule } from 'nestjs-pino';
+import type { AuthenticatedRequest } from '../auth/principal.js';
+import { ensureRequestId } from '../common/request-id.js';
+import { logConfig } from '../config/configuration.js';
+import type { LogLevelName } from '../config/settings.js';
+
+/** Header and cookie values that carry credentials; pino replaces them before writing. */
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+];
+
+/** A URL with the value of any `access_token` query parameter removed (RFC 6750 §2.3). */
+export function withoutAccessToken(url: string): string {
+  return url.replace(/([?&]access_token=)[^&#]*/gi, '$1[Redacted]');
+}
+
+interface SerializedRequest {
+  id: unknown;
+  method: string;
+  url: string;
+  headers: Record<string, unknown>;
+  remoteAddress: string | undefined;
+}
+
+/** JSON logs through pino: one line per request, Nest's Logger calls routed to the same stream. */
+@Module({})
+export class LoggingModule {
+  /** `level` overrides LOG_LEVEL (the e2e tests run silent). */
+  static forRoot(level?: LogLevelName): DynamicModule {
+    return {
+      module: LoggingModule,
+      imports: [
+        LoggerModule.forRootAsync<Request, Response>({
+          inject: [logConfig.KEY],
+          useFactory: (cfg: ConfigType<typeof logConfig>) => ({
+            pinoHttp: {
+              level: level ?? cfg.level,
+              redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
+              genReqId: (request, response) => ensureRequestId(request, response),
+              // Every line of a request carries `requestId`; only the last one the whole request.
+              quietReqLogger: true,
+              customAttributeKeys: { reqId: 'requestId' },
+              // Read again when the response finishes: by then the guard has set the principal.
+              customProps: (request) => {
+                const principal = (request as AuthenticatedRequest).user?.subject;
+                return principal === undefined ? {} : { principal };
+              },
+              customLogLevel: (_request, response, error) =>
+                error || response.statusCode >= 500
+                  ? 'error'
+                  : response.statusCode >= 400
+                    ? 'warn'
+                    : 'info',
+              serializers: {
+                // Query and params are left out: the URL carries them, with any token removed.
+                req: (request: SerializedRequest) => ({
+                  id: request.id,
+                  method: request.method,
+                  url: withoutAccessToken(request.url),
+                  headers: request.headers,
+                  remoteAddress: request.remoteAddress,
+                }),
+                // The status only: response headers (WWW-Authenticate, Set-Cookie) add noise, not facts.
+                res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
+              },
+            },
+          }),
+        }),
+      ],
+    };
+  }
+}

@@ -1,0 +1,34 @@
+import { Injectable } from '@nestjs/common';
+
+export interface RateLimitHit {
+  allowed: boolean;
+  /** Seconds until this key's window resets (at least 1). */
+  retryAfterS: number;
+}
+
+/**
+ * Fixed one-window counters in memory: per process, so N replicas allow N times the limit.
+ * Expired windows are swept once per window length, so memory follows the active callers only.
+ */
+@Injectable()
+export class RateLimiter {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+  private nextSweep = 0;
+
+  hit(key: string, limit: number, windowMs: number, now = Date.now()): RateLimitHit {
+    if (now >= this.nextSweep) {
+      for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
+      this.nextSweep = now + windowMs;
+    }
+    let window = this.windows.get(key);
+    if (!window || window.resetAt <= now) {
+      window = { count: 0, resetAt: now + windowMs };
+      this.windows.set(key, window);
+    }
+    window.count++;
+    return {
+      allowed: window.count <= limit,
+      retryAfterS: Math.max(1, Math.ceil((window.resetAt - now) / 1000)),
+    };
+  }
+}

@@ -1,0 +1,203 @@
+// Operations over real HTTP: rate limits (per principal, per IP without a valid token, never on
+// the probes or the metadata) and the JSON request log of the production entrypoint.
+import { spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { freePort, startTestApp, type TestApp } from './support/app.js';
+import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
+import { initialize, postMcp } from './support/mcp-http.js';
+
+const PER_PRINCIPAL = 5;
+const PER_IP = 3;
+
+/** POST /mcp without a token from a chosen loopback address (a second "client IP"). */
+function postFrom(url: string, localAddress: string): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const body = JSON.stringify(initialize());
+    const outgoing = httpRequest(
+      url,
+      {
+        method: 'POST',
+        localAddress,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => done({ status: response.statusCode ?? 0, body: text }));
+      },
+    );
+    outgoing.on('error', fail);
+    outgoing.end(body);
+  });
+}
+
+describe('rate limits', () => {
+  let issuer: TestIssuer;
+  let sut: TestApp;
+  const tokenOf = (sub: string) =>
+    issuer.token({ audience: sut.mcpUrl, scope: 'db:query', claims: { sub } });
+
+  beforeAll(async () => {
+    issuer = await TestIssuer.start();
+    sut = await startTestApp({
+      AUTH_ISSUER: issuer.url,
+      RATE_LIMIT_PER_MINUTE: String(PER_PRINCIPAL),
+      RATE_LIMIT_ANONYMOUS_PER_MINUTE: String(PER_IP),
+    });
+  });
+  afterAll(async () => {
+    await sut.close();
+    await issuer.close();
+  });
+
+  it('answers 429 with Retry-After and a JSON body past the limit, per principal, and audits it', async () => {
+    const alice = tokenOf('alice-0000');
+    const statuses: number[] = [];
+    for (let i = 0; i < PER_PRINCIPAL; i++)
+      statuses.push((await postMcp(sut.mcpUrl, initialize(), { token: alice })).status);
+
+    const refused = await postMcp(sut.mcpUrl, initialize(), {
+      token: alice,
+      headers: { 'X-Request-Id': 'ops-limited-1' },
+    });
+    const bob = await postMcp(sut.mcpUrl, initialize(), { token: tokenOf('bob-0000') });
+
+    expect(statuses).toEqual(Array<number>(PER_PRINCIPAL).fill(200));
+    expect(refused.status).toBe(429);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(JSON.parse(refused.body)).toEqual({
+      error: 'rate_limited',
+      message: `Too many requests for this principal; retry after ${retryAfter} s.`,
+      retry_after: retryAfter,
+    });
+    expect(bob.status).toBe(200);
+
+    const db = new Database(sut.databasePath, { readonly: true });
+    try {
+      const row = db
+        .prepare('SELECT subject, outcome FROM audit_log WHERE requestId = ?')
+        .get('ops-limited-1');
+      expect(row).toEqual({ subject: 'alice-0000', outcome: 'refused_rate_limit' });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('limits requests without a valid token per IP address, refusals included', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < PER_IP; i++)
+      statuses.push((await postFrom(sut.mcpUrl, '127.0.0.1')).status);
+
+    const noToken = await postFrom(sut.mcpUrl, '127.0.0.1');
+    const badToken = await postMcp(sut.mcpUrl, initialize(), { token: 'not.a.token' });
+    const otherAddress = await postFrom(sut.mcpUrl, '127.0.0.2');
+    const authenticated = await postMcp(sut.mcpUrl, initialize(), {
+      token: tokenOf('carol-0000'),
+    });
+
+    expect(statuses).toEqual(Array<number>(PER_IP).fill(401));
+    expect(noToken.status).toBe(429);
+    expect(JSON.parse(noToken.body)).toMatchObject({ error: 'rate_limited' });
+    expect(badToken.status).toBe(429);
+    expect(Number(badToken.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(otherAddress.status).toBe(401);
+    // Signed-in callers are counted per principal, not against their address.
+    expect(authenticated.status).toBe(200);
+  });
+
+  it('never limits the health probes or the protected resource metadata', async () => {
+    const urls = ['/healthz', '/readyz', '/.well-known/oauth-protected-resource/mcp'];
+    const statuses: number[] = [];
+    for (let i = 0; i < 4 * PER_IP; i++)
+      for (const path of urls) statuses.push((await fetch(`${sut.baseUrl}${path}`)).status);
+
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+  });
+});
+
+describe('request log of node dist/main.js', () => {
+  let issuer: TestIssuer;
+  let dir: string;
+  beforeAll(async () => {
+    issuer = await TestIssuer.start();
+  });
+  afterAll(() => issuer.close());
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'scopedb-logs-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes one JSON line per request with id, status, duration and principal; never the token', async () => {
+    const port = await freePort();
+    const publicUrl = `http://localhost:${port}`;
+    const token = issuer.token({ audience: `${publicUrl}/mcp`, scope: 'db:query' });
+    const child = spawn(process.execPath, [resolve('dist/main.js')], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        AUTH_ISSUER: issuer.url,
+        PORT: String(port),
+        PUBLIC_URL: publicUrl,
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((done) => child.on('exit', done));
+    try {
+      for (let tries = 0; ; tries++) {
+        const up = await fetch(`${publicUrl}/healthz`).then(
+          (response) => response.ok,
+          () => false,
+        );
+        if (up) break;
+        if (tries > 200) throw new Error(`dist/main.js did not start: ${output}`);
+        await new Promise((wait) => setTimeout(wait, 50));
+      }
+
+      const served = await postMcp(`${publicUrl}/mcp`, initialize(), {
+        token,
+        headers: { 'X-Request-Id': 'ops-log-1', Cookie: `session=${token}` },
+      });
+      const inQuery = await postMcp(`${publicUrl}/mcp?access_token=${token}`, initialize(), {
+        headers: { 'X-Request-Id': 'ops-log-2' },
+      });
+      const invalid = await postMcp(`${publicUrl}/mcp`, initialize(), {
+        token: `${token}x`,
+        headers: { 'X-Request-Id': 'ops-log-3' },
+      });
+      expect([served.status, inQuery.status, invalid.status]).toEqual([200, 401, 401]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+
+    const lines = output.trim().split('\n');
+    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const requestLine = records.find(
+      (record) => record.requestId === 'ops-log-1' && record.res !== undefined,
+    );
+    expect(requestLine).toMatchObject({
+      level: 30,
+      req: { id: 'ops-log-1', method: 'POST', url: '/mcp' },
+      res: { statusCode: 200 },
+      principal: CASDOOR_CLAIMS.sub,
+      responseTime: expect.any(Number) as unknown,
+    });
+    expect(records.some((record) => String(record.msg).startsWith('MCP endpoint'))).toBe(true);
+    expect(output).toContain('/mcp?access_token=[Redacted]');
+    expect(output).not.toContain(token.split('.')[2]);
+    expect(output).not.toContain(token);
+    // "Bearer " only in the refusal's advice ('as "Bearer <token>"'), never with a credential.
+    expect(output).not.toMatch(/Bearer (?!<token>)/);
+  });
+});
