@@ -16,7 +16,8 @@
  *
  * Knobs (env): BENCH_DURATION (s per run, 10), BENCH_WARMUP (s, 3), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (10), BENCH_WRITE (1), BENCH_VERBOSE (0: 1 echoes the servers' output),
- * BENCH_PROFILE_DIR (unset: a folder to run both servers with --cpu-prof into; written at exit).
+ * BENCH_PROFILE_DIR (unset: a folder to run both servers with --cpu-prof into; written at exit),
+ * BENCH_LOG_LEVEL (unset: ScopeDB logs at its default level; e.g. warn to leave out request lines).
  */
 import { spawn } from 'node:child_process';
 import {
@@ -524,6 +525,7 @@ async function main() {
     // One client is the whole load here: the per-principal limit (600/min by default) would cap
     // it. The limiter still counts every request; LOG_LEVEL stays at its default (a line each).
     RATE_LIMIT_PER_MINUTE: '1000000',
+    ...(process.env.BENCH_LOG_LEVEL && { LOG_LEVEL: process.env.BENCH_LOG_LEVEL }),
   });
   const refProcess = spawnServer('reference', [join(ROOT, 'bench', 'reference-server.mjs')], {
     ...base,
