@@ -22,10 +22,3 @@ export interface AuthenticatedRequest extends Request {
 export function hasAllScopes(principal: Principal, required: readonly string[]): boolean {
   return required.every((scope) => principal.scopes.has(scope));
 }
-
-export function missingScopes(
-  principal: Principal | undefined,
-  required: readonly string[],
-): string[] {
-  return required.filter((scope) => !principal?.scopes.has(scope));
-}

@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { InsufficientScopeException } from './oauth.exceptions.js';
-import type { AuthenticatedRequest, Principal } from './principal.js';
+import { type AuthenticatedRequest, hasAllScopes, type Principal } from './principal.js';
 import { REQUIRED_SCOPES_KEY } from './require-scopes.decorator.js';
 import { TOOL_CONTEXT_TYPE, type ToolContext } from '../mcp/tool-context.js';
 
@@ -22,7 +22,7 @@ export class ScopesGuard implements CanActivate {
     if (required.length === 0) return true;
     const principal = this.principalOf(context);
     const granted = principal ? [...principal.scopes] : [];
-    if (principal && required.every((scope) => principal.scopes.has(scope))) return true;
+    if (principal && hasAllScopes(principal, required)) return true;
     const tool =
       context.getType<string>() === TOOL_CONTEXT_TYPE
         ? context.getArgByIndex<ToolContext | undefined>(1)?.tool

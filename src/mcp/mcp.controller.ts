@@ -2,7 +2,7 @@ import { Controller, Delete, Get, HttpCode, Options, Post, Req, Res } from '@nes
 import type { Request, Response } from 'express';
 import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
-import type { Principal } from '../auth/principal.js';
+import { hasAllScopes, type Principal } from '../auth/principal.js';
 import { Public } from '../auth/public.decorator.js';
 import { requestInfoOf } from '../common/request-info.js';
 import { McpHandlerService } from './mcp-handler.service.js';
@@ -39,7 +39,7 @@ export class McpController {
     const calls = toolCalls(request.body);
     for (const name of calls.names) {
       const tool = this.registry.get(name);
-      if (tool && !tool.requiredScopes.every((scope) => principal.scopes.has(scope)))
+      if (tool && !hasAllScopes(principal, tool.requiredScopes))
         throw new InsufficientScopeException(tool.requiredScopes, [...principal.scopes], name);
     }
     await this.mcp.handle(request, response, {

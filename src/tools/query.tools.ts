@@ -65,10 +65,10 @@ const describeTableOutput = z.object({
   checks: z.array(z.object({ name: z.string().nullable(), expression: z.string() })),
 });
 
-export const MAX_ROWS_DEFAULT = 100;
-export const MAX_ROWS_CAP = 1000;
-export const TIMEOUT_DEFAULT_MS = 5000;
-export const TIMEOUT_CAP_MS = 30_000;
+const MAX_ROWS_DEFAULT = 100;
+const MAX_ROWS_CAP = 1000;
+const TIMEOUT_DEFAULT_MS = 5000;
+const TIMEOUT_CAP_MS = 30_000;
 const queryInput = z.object({
   sql: sqlText.describe('Exactly one read-only statement (SELECT, WITH ... SELECT, VALUES)'),
   params: sqlParams,
