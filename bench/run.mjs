@@ -22,6 +22,7 @@
 import { spawn } from 'node:child_process';
 import {
   cpSync,
+  readdirSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -322,6 +323,47 @@ async function measureRss(target, pid) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU: user + system time of a server's process tree (ScopeDB's SQL worker processes included)
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ, the unit of /proc/<pid>/stat times on Linux
+
+function processTree(pid) {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    let tasks;
+    try {
+      tasks = readdirSync(`/proc/${pids[i]}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const task of tasks) {
+      try {
+        const children = readFileSync(`/proc/${pids[i]}/task/${task}/children`, 'utf8');
+        pids.push(...children.split(' ').filter(Boolean).map(Number));
+      } catch {
+        // the thread ended
+      }
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds used so far by the process and its descendants, or NaN off Linux. */
+function treeCpuSeconds(pid) {
+  let ticks = 0;
+  try {
+    for (const member of processTree(pid)) {
+      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    }
+  } catch {
+    return NaN;
+  }
+  return ticks / CLOCK_TICKS_PER_S;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Load
 
 function percentile(sorted, p) {
@@ -330,6 +372,7 @@ function percentile(sorted, p) {
 }
 
 async function load(target, seconds) {
+  const cpuBefore = target.pid === undefined ? NaN : treeCpuSeconds(target.pid);
   let key = 0;
   let toolErrors = 0;
   let firstToolError;
@@ -365,8 +408,10 @@ async function load(target, seconds) {
   });
   const result = await instance;
   target.answered += result['2xx'];
+  const cpuSeconds = target.pid === undefined ? NaN : treeCpuSeconds(target.pid) - cpuBefore;
   latencies.sort((a, b) => a - b);
   return {
+    cpuMsPerRequest: (cpuSeconds * 1000) / result['2xx'],
     server: target.name,
     requests: result.requests.total,
     rps: result.requests.average,
@@ -420,10 +465,10 @@ function report({ date, host, ref, ours, ratio, rss, runs, audit }) {
     '',
     '### `tools/call query`: point lookup in a 100,000-row table',
     '',
-    '| server | req/s | p50 ms | p99 ms | non-2xx |',
-    '|---|---:|---:|---:|---:|',
-    `| reference (Express + SDK \`createMcpHandler\`, no auth) | ${fixed(ref.rps, 1)} | ${fixed(ref.p50, 2)} | ${fixed(ref.p99, 2)} | ${ref.non2xx} |`,
-    `| ScopeDB (JWT + JWKS, scopes, audit) | ${fixed(ours.rps, 1)} | ${fixed(ours.p50, 2)} | ${fixed(ours.p99, 2)} | ${ours.non2xx} |`,
+    '| server | req/s | p50 ms | p99 ms | CPU ms per request | non-2xx |',
+    '|---|---:|---:|---:|---:|---:|',
+    `| reference (Express + SDK \`createMcpHandler\`, no auth) | ${fixed(ref.rps, 1)} | ${fixed(ref.p50, 2)} | ${fixed(ref.p99, 2)} | ${fixed(ref.cpuMsPerRequest, 3)} | ${ref.non2xx} |`,
+    `| ScopeDB (JWT + JWKS, scopes, audit) | ${fixed(ours.rps, 1)} | ${fixed(ours.p50, 2)} | ${fixed(ours.p99, 2)} | ${fixed(ours.cpuMsPerRequest, 3)} | ${ours.non2xx} |`,
     '',
     `ratio ours/reference = ${fixed(ratio, 2)}x (target >= ${RATIO_TARGET.toFixed(2)}x): **${verdict(ratio >= RATIO_TARGET)}**`,
     '',
@@ -439,11 +484,11 @@ function report({ date, host, ref, ours, ratio, rss, runs, audit }) {
     '',
     '### Every run, in order',
     '',
-    '| # | server | requests | req/s | p50 ms | p99 ms | non-2xx | errors | timeouts |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| # | server | requests | req/s | p50 ms | p99 ms | CPU ms per request | non-2xx | errors | timeouts |',
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...runs.map(
       (run, i) =>
-        `| ${i + 1} | ${run.server} | ${run.requests} | ${fixed(run.rps, 1)} | ${fixed(run.p50, 2)} | ${fixed(run.p99, 2)} | ${run.non2xx} | ${run.errors} | ${run.timeouts} |`,
+        `| ${i + 1} | ${run.server} | ${run.requests} | ${fixed(run.rps, 1)} | ${fixed(run.p50, 2)} | ${fixed(run.p99, 2)} | ${fixed(run.cpuMsPerRequest, 3)} | ${run.non2xx} | ${run.errors} | ${run.timeouts} |`,
     ),
   ];
   return lines.join('\n');
@@ -467,7 +512,9 @@ every request is signature-checked (JWKS cached), scope-checked and written to t
 server must first answer three lookups with the right row. autocannon (same process as the issuer,
 ${CONNECTIONS} connections, pipelining 1) warms each server up for ${WARMUP} s, then runs alternate
 between the two (${ROUNDS} runs of ${DURATION} s each) so that drift on the machine hits both; req/s is
-autocannon's mean of per-second counts, p50/p99 come from every 2xx response's latency, and the
+autocannon's mean of per-second counts, p50/p99 come from every 2xx response's latency, CPU ms
+per request is the user + system time of the server's process and its children (ScopeDB's SQL
+worker processes) during the run (\`/proc/<pid>/stat\`) over its 2xx responses, and the
 table shows each server's median run. Any non-2xx response, socket error, timeout or tool error
 during a run invalidates the benchmark. Memory is measured before the load, on ScopeDB's process:
 its RSS (\`/proc/<pid>/status\` VmRSS) is sampled every 10 ms while idle (baseline: the median) and
@@ -538,12 +585,14 @@ async function main() {
     mcpUrl: resourceUrl,
     headers: mcpHeaders(issuer.token({ audience: resourceUrl, scope: 'db:query' })),
     answered: 0,
+    pid: oursProcess.pid,
   };
   const ref = {
     name: 'reference',
     mcpUrl: `http://127.0.0.1:${refPort}/mcp`,
     headers: mcpHeaders(),
     answered: 0,
+    pid: refProcess.pid,
   };
   await Promise.all([
     waitListening(oursProcess, `${ourOrigin}/.well-known/oauth-protected-resource`),
@@ -576,7 +625,7 @@ async function main() {
       const run = await load(target, DURATION);
       runs.push(run);
       log(
-        `  run ${runs.length}/${ROUNDS * 2} ${target.name.padEnd(9)} ${fixed(run.rps, 1).padStart(8)} req/s  p50 ${fixed(run.p50, 2)} ms  p99 ${fixed(run.p99, 2)} ms  non-2xx ${run.non2xx}  errors ${run.errors}  timeouts ${run.timeouts}  tool errors ${run.toolErrors}`,
+        `  run ${runs.length}/${ROUNDS * 2} ${target.name.padEnd(9)} ${fixed(run.rps, 1).padStart(8)} req/s  CPU ${fixed(run.cpuMsPerRequest, 3)} ms/req  p50 ${fixed(run.p50, 2)} ms  p99 ${fixed(run.p99, 2)} ms  non-2xx ${run.non2xx}  errors ${run.errors}  timeouts ${run.timeouts}  tool errors ${run.toolErrors}`,
       );
     }
   for (const server of [oursProcess, refProcess])

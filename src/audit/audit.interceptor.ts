@@ -9,7 +9,7 @@ import { messageOf, TOOL_CONTEXT_TYPE, type ToolContext } from '../mcp/tool-cont
 import { AuditService } from './audit.service.js';
 
 /** The SQL of a tool's input (query, explain_query, execute, apply_migration) and its params. */
-function statementOf(input: unknown): { sql?: string; params?: unknown } {
+export function statementOf(input: unknown): { sql?: string; params?: unknown } {
   const { sql, params } = (input ?? {}) as { sql?: unknown; params?: unknown };
   return { sql: typeof sql === 'string' ? sql : undefined, params };
 }

@@ -56,6 +56,8 @@ export interface McpSettings {
   resourceName: string;
   allowedOrigins: string[];
   hideUnauthorizedTools: boolean;
+  /** Serve 2025-era single `tools/call` requests without the SDK's per-request server. */
+  directToolCalls: boolean;
 }
 
 export interface DatabaseSettings {
@@ -261,6 +263,7 @@ export function readSettings(env: Environment): Settings {
       resourceName: value(env, 'RESOURCE_NAME') ?? 'ScopeDB MCP',
       allowedOrigins: [...new Set([publicUrl.origin, ...allowedOrigins])],
       hideUnauthorizedTools: boolean(env, 'MCP_HIDE_UNAUTHORIZED_TOOLS', false),
+      directToolCalls: boolean(env, 'MCP_DIRECT_TOOL_CALLS', true),
     },
     database: readDatabaseSettings(env),
     log: readLogSettings(env),

@@ -15,7 +15,7 @@ import {
   updateRows,
 } from './sqlite-engine.js';
 
-/** The work a tool hands to a SQL worker process: plain data, structured-cloneable both ways. */
+/** The work a tool hands to a SQL worker process: plain JSON data both ways (the IPC channel is JSON). */
 export type SqlJob =
   | { kind: 'query'; sql: string; params?: SqlParams; limits: ResultLimits }
   | { kind: 'explain'; sql: string; params?: SqlParams }

@@ -87,7 +87,7 @@ export class SqlWorkerPool {
 
   private spawn(): void {
     const worker = fork(fileURLToPath(this.file), [JSON.stringify(this.data)], {
-      serialization: 'advanced',
+      serialization: 'json',
       execArgv: [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

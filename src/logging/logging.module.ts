@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { Request, Response } from 'express';
 import { LoggerModule } from 'nestjs-pino';
+import pino from 'pino';
 import type { AuthenticatedRequest } from '../auth/principal.js';
 import { ensureRequestId } from '../common/request-id.js';
 import { logConfig } from '../config/configuration.js';
@@ -40,37 +41,45 @@ export class LoggingModule {
         LoggerModule.forRootAsync<Request, Response>({
           inject: [logConfig.KEY],
           useFactory: (cfg: ConfigType<typeof logConfig>) => ({
-            pinoHttp: {
-              level: level ?? cfg.level,
-              redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
-              genReqId: (request, response) => ensureRequestId(request, response),
-              // Every line of a request carries `requestId`; only the last one the whole request.
-              quietReqLogger: true,
-              customAttributeKeys: { reqId: 'requestId' },
-              // Read again when the response finishes: by then the guard has set the principal.
-              customProps: (request) => {
-                const principal = (request as AuthenticatedRequest).user?.subject;
-                return principal === undefined ? {} : { principal };
+            pinoHttp: [
+              {
+                level: level ?? cfg.level,
+                redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
+                genReqId: (request, response) => ensureRequestId(request, response),
+                // Every line of a request carries `requestId`; only the last one the whole request.
+                quietReqLogger: true,
+                customAttributeKeys: { reqId: 'requestId' },
+                // Read again when the response finishes: by then the guard has set the principal.
+                customProps: (request) => {
+                  const principal = (request as AuthenticatedRequest).user?.subject;
+                  return principal === undefined ? {} : { principal };
+                },
+                customLogLevel: (_request, response, error) =>
+                  error || response.statusCode >= 500
+                    ? 'error'
+                    : response.statusCode >= 400
+                      ? 'warn'
+                      : 'info',
+                serializers: {
+                  // Query and params are left out: the URL carries them, with any token removed.
+                  // Of the headers, only the user agent: the rest are noise or credentials.
+                  req: (request: SerializedRequest) => ({
+                    id: request.id,
+                    method: request.method,
+                    url: withoutAccessToken(request.url),
+                    userAgent: request.headers['user-agent'],
+                    remoteAddress: request.remoteAddress,
+                  }),
+                  // The status only: response headers (WWW-Authenticate, Set-Cookie) add noise, not facts.
+                  res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
+                },
               },
-              customLogLevel: (_request, response, error) =>
-                error || response.statusCode >= 500
-                  ? 'error'
-                  : response.statusCode >= 400
-                    ? 'warn'
-                    : 'info',
-              serializers: {
-                // Query and params are left out: the URL carries them, with any token removed.
-                req: (request: SerializedRequest) => ({
-                  id: request.id,
-                  method: request.method,
-                  url: withoutAccessToken(request.url),
-                  headers: request.headers,
-                  remoteAddress: request.remoteAddress,
-                }),
-                // The status only: response headers (WWW-Authenticate, Set-Cookie) add noise, not facts.
-                res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
-              },
-            },
+              // Asynchronous writes to stdout: lines that come while a write is under way go out
+              // together in the next one (one write a burst, not one a line). Pino writes what is
+              // left synchronously when the process exits; a SIGKILL may lose the last lines, never
+              // an audit record (the audit log is the record of decisions, not the log).
+              pino.destination({ dest: 1, sync: false }),
+            ],
           }),
         }),
       ],

@@ -4,9 +4,14 @@ import type { z } from 'zod';
 /**
  * The schema as the SDK takes it, with its JSON Schema rendering computed once. The SDK converts
  * a tool's schemas on every request's server instance; a tool's schema never changes.
+ *
+ * `listOnly`: the SDK lists the schema but does not check values against it; it accepts every
+ * value as it is. For input schemas, which the tool registry checks itself inside each call, so
+ * that a refused input is audited like any other failed call.
  */
 export function withCachedJsonSchema<T extends z.ZodType>(
   schema: T,
+  { listOnly = false }: { listOnly?: boolean } = {},
 ): StandardSchemaWithJSON<z.input<T>, z.output<T>> {
   const standard = schema['~standard'] as unknown as StandardSchemaWithJSON<
     z.input<T>,
@@ -27,6 +32,7 @@ export function withCachedJsonSchema<T extends z.ZodType>(
   return {
     '~standard': {
       ...standard,
+      ...(listOnly && { validate: (value: unknown) => ({ value: value as z.output<T> }) }),
       jsonSchema: { input: memo('input'), output: memo('output') },
     },
   };

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common
 import type { ConfigType } from '@nestjs/config';
 import {
   type AuthInfo,
+  type CallToolResult,
   createMcpHandler,
   type McpHttpHandler,
   McpServer,
@@ -13,7 +14,9 @@ import { hasAllScopes } from '../auth/principal.js';
 import type { RequestInfo } from '../common/request-info.js';
 import { mcpConfig, serverConfig } from '../config/configuration.js';
 import { protectedResourceMetadataUrl } from '../well-known/protected-resource-metadata.js';
-import { ToolRegistry } from './tool-registry.js';
+import { directToolCallOf, validateWith } from './direct-tool-call.js';
+import { messageOf, type ToolContext } from './tool-context.js';
+import { type RegisteredMcpTool, ToolRegistry } from './tool-registry.js';
 
 /** `_meta` key under which tools/list tells each tool's required scopes. */
 export const REQUIRED_SCOPES_META = 'scopedb.dev/required_scopes';
@@ -26,9 +29,27 @@ export interface CallScope extends RequestInfo {
   tools: string[] | undefined;
 }
 
+/** What a tool sees of the call it serves. */
+function toolContextOf(tool: RegisteredMcpTool, call: CallScope): ToolContext {
+  return {
+    tool: tool.options.name,
+    principal: call.principal,
+    requiredScopes: tool.requiredScopes,
+    requestId: call.requestId,
+    remoteAddress: call.remoteAddress,
+    userAgent: call.userAgent,
+    protocolVersion: call.protocolVersion,
+  };
+}
+
 /**
  * The SDK's stateless handler (2025-11-25 `initialize` clients and 2026-07-28 clients alike). A
  * fresh McpServer per request is what the SDK supports; tool definitions come from the registry.
+ *
+ * A 2025-era request that is one `tools/call` and nothing else is answered directly (unless
+ * MCP_DIRECT_TOOL_CALLS=false): the same input validation, tool pipeline and output validation
+ * as the SDK's McpServer, answered as `application/json`, without building a server, a transport
+ * and web Request/Response objects for it. It is most of the traffic of a database server.
  */
 @Injectable()
 export class McpHandlerService implements OnModuleDestroy {
@@ -66,8 +87,51 @@ export class McpHandlerService implements OnModuleDestroy {
       resourceMetadataUrl: this.metadataUrl,
       extra: { call },
     };
+    if (this.cfg.directToolCalls && (await this.callDirect(request, response, call))) return;
     Object.assign(request, { auth: authInfo });
     await this.nodeHandler(request, response, request.body);
+  }
+
+  /** Answers a plain 2025-era `tools/call` as the SDK's McpServer would; false if not one. */
+  private async callDirect(
+    request: Request,
+    response: Response,
+    call: CallScope,
+  ): Promise<boolean> {
+    const rpc = directToolCallOf(request.headers, request.body);
+    const tool = rpc && this.registry.get(rpc.name);
+    if (!rpc || !tool) return false; // unknown tools get the SDK's JSON-RPC error
+    if (this.cfg.hideUnauthorizedTools && !hasAllScopes(call.principal, tool.requiredScopes))
+      return false;
+    // The tool checks its arguments itself (as under the SDK: its input schema is list-only).
+    let result: CallToolResult;
+    try {
+      result = await tool.invoke(rpc.arguments ?? {}, toolContextOf(tool, call));
+    } catch (error) {
+      result = toolError(messageOf(error)); // as McpServer answers a handler that throws
+    }
+    if (!result.isError) {
+      // As McpServer checks a result against the tool's output schema.
+      const output =
+        result.structuredContent === undefined
+          ? { ok: false, error: undefined }
+          : await validateWith(tool.outputSchema, result.structuredContent);
+      if (!output.ok)
+        result = toolError(
+          output.error === undefined
+            ? `Output validation error: Tool ${rpc.name} has an output schema but no structured content was provided`
+            : `Output validation error: Invalid structured content for tool ${rpc.name}: ${output.error}`,
+        );
+    }
+    if (!response.headersSent) {
+      const body = JSON.stringify({ result, jsonrpc: '2.0', id: rpc.id });
+      response.writeHead(200, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(body),
+      });
+      response.end(body);
+    }
+    return true;
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -95,18 +159,13 @@ export class McpHandlerService implements OnModuleDestroy {
           annotations: options.annotations,
           _meta: { [REQUIRED_SCOPES_META]: requiredScopes },
         },
-        (args: unknown) =>
-          tool.invoke(args, {
-            tool: options.name,
-            principal: call.principal,
-            requiredScopes,
-            requestId: call.requestId,
-            remoteAddress: call.remoteAddress,
-            userAgent: call.userAgent,
-            protocolVersion: call.protocolVersion,
-          }),
+        (args: unknown) => tool.invoke(args, toolContextOf(tool, call)),
       );
     }
     return server;
   }
+}
+
+function toolError(text: string): CallToolResult {
+  return { content: [{ type: 'text', text }], isError: true };
 }

@@ -4,7 +4,9 @@ import type { CallToolResult, StandardSchemaWithJSON } from '@modelcontextprotoc
 import { AuditService } from '../audit/audit.service.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
+import { statementOf } from '../audit/audit.interceptor.js';
 import { withCachedJsonSchema } from './cached-schema.js';
+import { validateWith } from './direct-tool-call.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
 import {
   messageOf,
@@ -19,9 +21,10 @@ const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 export interface RegisteredMcpTool {
   options: McpToolOptions;
   requiredScopes: string[];
-  /** The input and output schemas, JSON Schema rendering cached. */
+  /** The input and output schemas, JSON Schema rendering cached; the input one is list-only. */
   inputSchema: StandardSchemaWithJSON;
   outputSchema: StandardSchemaWithJSON;
+  /** Checks the arguments (a refusal is audited), then runs the tool through its pipeline. */
   invoke(args: unknown, context: ToolContext): Promise<CallToolResult>;
 }
 
@@ -121,11 +124,22 @@ export class ToolRegistry implements OnModuleInit {
     this.byName.set(options.name, {
       options,
       requiredScopes,
-      inputSchema: withCachedJsonSchema(options.input),
+      inputSchema: withCachedJsonSchema(options.input, { listOnly: true }),
       outputSchema: withCachedJsonSchema(options.output),
       invoke: async (args, context) => {
+        const started = performance.now();
+        const input = await validateWith(options.input, args ?? {});
+        if (!input.ok)
+          return this.refuseInput(
+            options.name,
+            requiredScopes,
+            context,
+            args,
+            input.error,
+            started,
+          );
         try {
-          const output = await pipeline(args, context);
+          const output = await pipeline(input.value, context);
           return {
             content: [{ type: 'text', text: output.text }],
             structuredContent: output.data,
@@ -135,6 +149,32 @@ export class ToolRegistry implements OnModuleInit {
         }
       },
     });
+  }
+
+  /** Arguments that do not fit the input schema: the SDK's words, and an audit record. */
+  private async refuseInput(
+    tool: string,
+    requiredScopes: string[],
+    context: ToolContext,
+    args: unknown,
+    error: string,
+    started: number,
+  ): Promise<CallToolResult> {
+    const message = `Input validation error: Invalid arguments for tool ${tool}: ${error}`;
+    await this.audit.record({
+      outcome: 'tool_error',
+      principal: context.principal,
+      tool,
+      requiredScopes,
+      ...statementOf(args),
+      reason: message,
+      durationMs: performance.now() - started,
+      requestId: context.requestId,
+      remoteAddress: context.remoteAddress,
+      userAgent: context.userAgent,
+      protocolVersion: context.protocolVersion,
+    });
+    return { isError: true, content: [{ type: 'text', text: message }] };
   }
 
   private async failure(
