@@ -94,7 +94,8 @@ describe('query limits', () => {
         client.settled.length = 0;
         const runaway = client.timed('runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
 
-        const quick = await client.timed('quick', 'query', { sql: 'SELECT 1 AS one' });
+        // A function call: served by a worker, not inline (as a key lookup would be).
+        const quick = await client.timed('quick', 'query', { sql: 'SELECT coalesce(1, 0) AS one' });
         const tables = await client.timed('list_tables', 'list_tables', {});
         const cut = await runaway;
 
@@ -126,7 +127,7 @@ describe('query limits', () => {
           const runaway = client.timed('runaway', 'query', { sql: RUNAWAY, timeout_ms: 800 });
 
           const quick = await client.timed('quick', 'query', {
-            sql: 'SELECT ? AS round',
+            sql: 'SELECT coalesce(?, 0) AS round', // a worker's, not inline
             params: [round],
           });
           const cut = await runaway;
@@ -135,8 +136,32 @@ describe('query limits', () => {
           expect(textOf(cut.result)).toContain('[TIMEOUT]');
           expect(client.settled).toEqual(['quick', 'runaway']);
         }
-        const after = await client.ok('query', { sql: 'SELECT 42 AS answer' });
+        const after = await client.ok('query', { sql: 'SELECT coalesce(42, 0) AS answer' });
         expect(after.rows).toEqual([[42]]);
+      });
+
+      it('does not hold up key lookups, which run on the main thread, even with every worker busy', async () => {
+        await client.ok('execute', { sql: 'INSERT INTO ql_marks DEFAULT VALUES' });
+        const inserted = await client.ok('query', { sql: 'SELECT max(id) AS id FROM ql_marks' });
+        const lastId = (inserted.rows as number[][])[0][0];
+        client.settled.length = 0;
+        const runaways = [1, 2].map((n) =>
+          client.timed(`runaway ${n}`, 'query', { sql: RUNAWAY, timeout_ms: 1500 }),
+        );
+        await sleep(200); // both workers have their runaway
+
+        const lookup = await client.timed('lookup', 'query', {
+          sql: 'SELECT id FROM ql_marks WHERE id = ?',
+          params: [lastId],
+        });
+        const cut = await Promise.all(runaways);
+
+        expect(lookup.result.structuredContent).toMatchObject({ rows: [[lastId]] });
+        expect(client.settled[0]).toBe('lookup');
+        expect(cut.map(({ result }) => textOf(result))).toEqual([
+          match.stringContaining('[TIMEOUT]'),
+          match.stringContaining('[TIMEOUT]'),
+        ]);
       });
     });
 
@@ -334,9 +359,10 @@ describe('query limits', () => {
       const first = client.timed('first runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
       await sleep(200); // so that the first runaway holds the only worker
       const second = client.timed('second runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
-      const waiting = client.timed('waiting quick', 'query', { sql: 'SELECT 7 AS seven' });
+      // Function calls: workers' work (a key lookup would be answered inline, queueing for none).
+      const waiting = client.timed('waiting quick', 'query', { sql: 'SELECT abs(7) AS seven' });
       const impatient = client.timed('impatient quick', 'query', {
-        sql: 'SELECT 8 AS eight',
+        sql: 'SELECT abs(8) AS eight',
         timeout_ms: 300,
       });
 

@@ -3,6 +3,7 @@ import {
   readDatabaseSettings,
   readSettings,
   type Environment,
+  type Settings,
 } from './settings.js';
 
 const ISSUER = 'https://casdoor.example.com';
@@ -74,14 +75,16 @@ describe(readSettings.name, () => {
         path: 'data/scopedb.sqlite',
         busyTimeoutMs: 5000,
         queryWorkers: 2,
+        inlineReads: true,
         maxResultBytes: 262_144,
         maxCellChars: 2000,
         writeTimeoutMs: 15_000,
       });
     });
 
-    it('lists every tool and allows only its own origin', () => {
+    it('lists every tool, answers plain 2025-era tool calls directly and allows only its own origin', () => {
       expect(sut.mcp.hideUnauthorizedTools).toBe(false);
+      expect(sut.mcp.directToolCalls).toBe(true);
       expect(sut.mcp.allowedOrigins).toEqual(['http://localhost:3000']);
     });
 
@@ -138,6 +141,13 @@ describe(readSettings.name, () => {
     ])('reads MCP_HIDE_UNAUTHORIZED_TOOLS=%s as %s', (raw, expected) => {
       const sut = readSettings({ AUTH_ISSUER: ISSUER, MCP_HIDE_UNAUTHORIZED_TOOLS: raw });
       expect(sut.mcp.hideUnauthorizedTools).toBe(expected);
+    });
+
+    it.each([
+      ['MCP_DIRECT_TOOL_CALLS', 'false', (settings: Settings) => settings.mcp.directToolCalls],
+      ['QUERY_INLINE_READS', 'no', (settings: Settings) => settings.database.inlineReads],
+    ])('reads %s=%s as false', (name, raw, read) => {
+      expect(read(readSettings({ AUTH_ISSUER: ISSUER, [name]: raw }))).toBe(false);
     });
 
     it('reads an absolute sqlite path from sqlite:///', () => {

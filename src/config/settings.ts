@@ -66,6 +66,8 @@ export interface DatabaseSettings {
   busyTimeoutMs: number;
   /** Worker processes (connections) for read queries; one more serves writes. */
   queryWorkers: number;
+  /** Run reads whose compiled program is bounded (key lookups) on the main thread. */
+  inlineReads: boolean;
   /** Budget of a query result's rendered rows, bytes. */
   maxResultBytes: number;
   /** Longest text (characters) or blob (bytes) in one result cell. */
@@ -173,6 +175,7 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
       path,
       busyTimeoutMs,
       queryWorkers: integer(env, 'QUERY_WORKERS', 2, 1, 32),
+      inlineReads: boolean(env, 'QUERY_INLINE_READS', true),
       maxResultBytes: integer(env, 'QUERY_MAX_RESULT_BYTES', 262_144, 1024, 16_777_216),
       maxCellChars: integer(env, 'QUERY_MAX_CELL_CHARS', 2000, 16, 1_048_576),
       writeTimeoutMs: integer(env, 'WRITE_TIMEOUT_MS', 15_000, 100, 600_000),

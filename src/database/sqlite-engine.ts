@@ -6,7 +6,8 @@ import { leadingKeyword, splitStatements, stripLeadingComments } from './sql-sta
 
 // The database work behind the tools, as synchronous functions over one better-sqlite3
 // connection. They run inside worker processes (see sql.worker.ts), which are killed at a
-// deadline; nothing here knows about Nest or MCP.
+// deadline, except reads whose compiled program is bounded (see isBoundedProgram), which may
+// also run on the main thread (inline-reader.ts); nothing here knows about Nest or MCP.
 
 export type SqlValue = string | number | boolean | null;
 export type SqlParams = SqlValue[] | Record<string, SqlValue>;
@@ -112,10 +113,102 @@ export function prepareOne(db: Database.Database, sql: string): Database.Stateme
 }
 
 interface Instruction {
+  addr: number;
   opcode: string;
   p1: number;
   p2: number;
   p3: number;
+}
+
+/** The statement's compiled program: EXPLAIN compiles it without running it. */
+function programOf(db: Database.Database, sql: string, params: unknown[]): Instruction[] {
+  return db.prepare<unknown[], Instruction>(`EXPLAIN ${sql}`).all(...params);
+}
+
+/** Opcodes that do a fixed amount of work (by their operands) and never jump backwards. */
+const STRAIGHT_OPCODES = new Set([
+  'Transaction',
+  'TableLock',
+  'OpenRead',
+  'ColumnsUsed',
+  'CursorHint',
+  'Noop',
+  'Halt',
+  'Variable',
+  'Integer',
+  'Int64',
+  'Real',
+  'String8',
+  'String',
+  'Null',
+  'SoftNull',
+  'Blob',
+  'SCopy',
+  'Copy',
+  'IntCopy',
+  'Rowid',
+  'IdxRowid',
+  'DeferredSeek',
+  'Column',
+  'ResultRow',
+  'Affinity',
+  'RealAffinity',
+  'TypeCheck',
+  'Cast',
+  'Not',
+  'And',
+  'Or',
+  'IsTrue',
+  'ZeroOrNull',
+  'Add',
+  'Subtract',
+  'Multiply',
+  'Divide',
+  'Remainder',
+  'Concat',
+]);
+/** Opcodes that may jump (to P2): allowed forwards only. */
+const FORWARD_JUMP_OPCODES = new Set([
+  'Init',
+  'Goto',
+  'SeekRowid',
+  'NotExists',
+  'SeekGE',
+  'SeekGT',
+  'SeekLE',
+  'SeekLT',
+  'IdxGT',
+  'IdxGE',
+  'IdxLT',
+  'IdxLE',
+  'IsNull',
+  'NotNull',
+  'Eq',
+  'Ne',
+  'Lt',
+  'Le',
+  'Gt',
+  'Ge',
+  'If',
+  'IfNot',
+  'MustBeInt',
+]);
+
+/**
+ * Whether a compiled program's work is bounded by one row of each table it opens: it only seeks
+ * by key (a primary key or a unique index, every column equal to a value), reads columns, compares
+ * and returns, and never jumps back, but for the closing `Goto` to the start that every program
+ * has (taken once, after `Transaction`). No loop (`Next`, `Prev`, sorters, coroutines,
+ * subroutines) and no function call (`Function`, aggregates, virtual tables) can be in it, so it
+ * cannot run away, whatever the data; anything not listed counts as unbounded.
+ */
+export function isBoundedProgram(program: readonly Instruction[]): boolean {
+  return program.every(({ addr, opcode, p2 }, index) => {
+    if (STRAIGHT_OPCODES.has(opcode)) return true;
+    if (!FORWARD_JUMP_OPCODES.has(opcode)) return false;
+    if (opcode === 'MustBeInt' && p2 === 0) return true; // no jump: an error if not an integer
+    return p2 > addr || (opcode === 'Goto' && p2 === 1 && index === program.length - 1);
+  });
 }
 
 /**
@@ -124,8 +217,7 @@ interface Instruction {
  */
 function refuseInternalAccess(
   db: Database.Database,
-  sql: string,
-  params: unknown[],
+  program: readonly Instruction[],
   tables: readonly string[],
   access: 'read' | 'write',
 ): void {
@@ -137,8 +229,6 @@ function refuseInternalAccess(
       .all(...tables)
       .map((row) => row.rootpage),
   );
-  // The caller's statement itself, explained: EXPLAIN compiles it without running it.
-  const program = db.prepare<unknown[], Instruction>(`EXPLAIN ${sql}`).all(...params);
   const touches = program.some(({ opcode, p1, p2, p3 }) => {
     if (opcode === 'OpenWrite' || (access === 'read' && opcode === 'OpenRead'))
       return p3 === 0 && protectedPages.has(p2);
@@ -219,10 +309,16 @@ class RowCollector {
 
 const VALIDATED_STATEMENTS = 256;
 
+interface ValidatedRead {
+  statement: Database.Statement<unknown[]>;
+  /** Its program's work is bounded by one row per table (isBoundedProgram). */
+  bounded: boolean;
+}
+
 interface ValidatedCache {
   schemaVersion: Database.Statement<[], number>;
   version: number;
-  statements: Map<string, Database.Statement<unknown[]>>;
+  statements: Map<string, ValidatedRead>;
 }
 const validatedReads = new WeakMap<Database.Database, ValidatedCache>();
 
@@ -230,7 +326,11 @@ const validatedReads = new WeakMap<Database.Database, ValidatedCache>();
  * Read statements that passed every check, by SQL text, per connection. The checks depend on the
  * text and the schema only, so the cache is emptied whenever the schema version moves.
  */
-function validatedRead(db: Database.Database, sql: string, params: unknown[]) {
+export function validatedRead(
+  db: Database.Database,
+  sql: string,
+  params: unknown[],
+): ValidatedRead {
   let cache = validatedReads.get(db);
   if (!cache) {
     const schemaVersion = db
@@ -244,14 +344,14 @@ function validatedRead(db: Database.Database, sql: string, params: unknown[]) {
     cache.statements.clear();
     cache.version = version;
   }
-  let statement = cache.statements.get(sql);
-  if (!statement) {
-    statement = prepareRead(db, sql, params);
+  let validated = cache.statements.get(sql);
+  if (!validated) {
+    validated = prepareRead(db, sql, params);
     if (cache.statements.size >= VALIDATED_STATEMENTS)
       cache.statements.delete(cache.statements.keys().next().value!);
-    cache.statements.set(sql, statement);
+    cache.statements.set(sql, validated);
   }
-  return statement;
+  return validated;
 }
 
 /** Whether the statement is itself an EXPLAIN (past comments and empty statements). */
@@ -266,11 +366,7 @@ function leadsWithExplain(sql: string): boolean {
  * EXPLAIN is refused too: the audit-log check explains the statement, and plans come from
  * explain_query.
  */
-function prepareRead(
-  db: Database.Database,
-  sql: string,
-  params: unknown[],
-): Database.Statement<unknown[]> {
+function prepareRead(db: Database.Database, sql: string, params: unknown[]): ValidatedRead {
   if (leadsWithExplain(sql))
     throw new SqlError(
       'Give the statement itself, without EXPLAIN; explain_query shows its plan.',
@@ -283,8 +379,9 @@ function prepareRead(
       'Only one read-only statement that returns rows is allowed here (SELECT, WITH ... SELECT, VALUES); writes go through execute.',
       'NOT_READ_ONLY',
     );
-  refuseInternalAccess(db, sql, params, PRIVATE_TABLES, 'read');
-  return statement;
+  const program = programOf(db, sql, params);
+  refuseInternalAccess(db, program, PRIVATE_TABLES, 'read');
+  return { statement, bounded: isBoundedProgram(program) };
 }
 
 /** One read-only statement; reads no more rows than fit the limits (plus one to know). */
@@ -296,7 +393,7 @@ export function runQuery(
 ): ReadResult {
   const started = performance.now();
   const bound = bindable(params);
-  const statement = validatedRead(db, sql, bound);
+  const { statement } = validatedRead(db, sql, bound);
   statement.raw(true);
   const columns = statement.columns().map((column) => ({ name: column.name, type: column.type }));
   const collector = new RowCollector(limits);
@@ -528,7 +625,7 @@ export function execute(
       'execute runs exactly one INSERT, UPDATE, DELETE or REPLACE statement. Use query to read; schema changes go through apply_migration (db:admin).',
       'NOT_A_WRITE',
     );
-  refuseInternalAccess(db, sql, bound, INTERNAL_TABLES, 'write');
+  refuseInternalAccess(db, programOf(db, sql, bound), INTERNAL_TABLES, 'write');
   return change(db, statement, bound, { ...options, keepRows: 500, showRows: true });
 }
 

@@ -41,6 +41,7 @@ export async function startTestApp(env: Record<string, string | undefined>): Pro
     MCP_ALLOWED_ORIGINS: undefined,
     MCP_HIDE_UNAUTHORIZED_TOOLS: undefined,
     MCP_DIRECT_TOOL_CALLS: undefined,
+    QUERY_INLINE_READS: undefined,
     LOG_LEVEL: undefined,
     // Suites send hundreds of requests a minute from one principal and one IP; the limits have
     // their own spec (operations.e2e-spec.ts), which sets them.

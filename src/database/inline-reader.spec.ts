@@ -1,0 +1,188 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { InlineReader } from './inline-reader.js';
+import { type ResultLimits, runQuery, validatedRead } from './sqlite-engine.js';
+
+const LIMITS: ResultLimits & { maxRows: number } = {
+  maxRows: 100,
+  maxBytes: 262_144,
+  maxCellChars: 2000,
+};
+
+const SCHEMA = `
+  CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT UNIQUE, name TEXT, category INTEGER, price REAL);
+  CREATE INDEX items_category ON items (category);
+  CREATE TABLE pairs (a INTEGER, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;
+  CREATE TABLE owners (id INTEGER PRIMARY KEY, item_id INTEGER, name TEXT);
+  CREATE VIEW item_names AS SELECT id, name FROM items;
+  INSERT INTO items VALUES (1, 'A-1', 'apple', 1, 1.5), (2, 'P-2', 'pear', 1, 2.25), (3, 'F-3', 'fig', 2, 4);
+  INSERT INTO pairs VALUES (1, 2, 'one-two');
+  INSERT INTO owners VALUES (7, 2, 'olga');
+`;
+
+describe('bounded reads', () => {
+  let dir: string;
+  let path: string;
+  let db: Database.Database;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'scopedb-inline-'));
+    path = join(dir, 'db.sqlite');
+    const setup = new Database(path);
+    setup.exec(SCHEMA);
+    setup.close();
+    db = new Database(path, { readonly: true });
+  });
+  afterAll(() => {
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('isBoundedProgram (through the read checks)', () => {
+    it.each([
+      ['a primary-key lookup', 'SELECT id, name, price FROM items WHERE id = ?', [2]],
+      ['a unique-index lookup', 'SELECT * FROM items WHERE sku = ?', ['P-2']],
+      [
+        'a composite primary key (WITHOUT ROWID)',
+        'SELECT v FROM pairs WHERE a = ? AND b = ?',
+        [1, 2],
+      ],
+      [
+        'two key lookups joined',
+        'SELECT o.name, i.name FROM owners o JOIN items i ON i.id = o.item_id WHERE o.id = ?',
+        [7],
+      ],
+      ['a lookup through a view', 'SELECT name FROM item_names WHERE id = ?', [1]],
+      ['constants and parameters', 'SELECT 1 AS one, ? AS p, ? || ? AS joined', [2, 'a', 'b']],
+      ['arithmetic on a looked-up row', 'SELECT price * 2 + 1 FROM items WHERE id = ?', [1]],
+      // One row: SQLite compiles no sort for it.
+      ['ORDER BY on a key lookup', 'SELECT * FROM items WHERE id = ? ORDER BY name', [1]],
+    ])('%s is bounded', (_what, sql, params) => {
+      expect(validatedRead(db, sql, params).bounded).toBe(true);
+    });
+
+    it.each([
+      ['a full scan', 'SELECT * FROM items', []],
+      ['a filter on an unindexed column', 'SELECT * FROM items WHERE name = ?', ['fig']],
+      ['a non-unique index', 'SELECT * FROM items WHERE category = ?', [1]],
+      ['a range', 'SELECT * FROM items WHERE id > ?', [1]],
+      ['a function call', 'SELECT upper(name) FROM items WHERE id = ?', [1]],
+      ['a function of no table', 'SELECT length(randomblob(?))', [10]],
+      ['an aggregate', 'SELECT count(*) FROM items', []],
+      [
+        'ORDER BY on a non-unique index',
+        'SELECT * FROM items WHERE category = ? ORDER BY name',
+        [1],
+      ],
+      ['LIMIT', 'SELECT * FROM items WHERE id = ? LIMIT 1', [1]],
+      ['an IN list', 'SELECT * FROM items WHERE id IN (?, ?)', [1, 2]],
+      ['a subquery', 'SELECT (SELECT max(id) FROM items) AS top', []],
+      [
+        'a recursive CTE',
+        'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c',
+        [],
+      ],
+      ['a table-valued function', "SELECT * FROM pragma_table_info('items')", []],
+      ['a scan joined to a lookup', 'SELECT * FROM owners o JOIN items i ON i.id = o.item_id', []],
+    ])('%s is not bounded', (_what, sql, params) => {
+      expect(validatedRead(db, sql, params).bounded).toBe(false);
+    });
+  });
+
+  describe('InlineReader', () => {
+    it('answers a bounded read as runQuery does', () => {
+      const sut = new InlineReader({ path, slowMs: 10_000, pauseMs: 60_000 });
+      try {
+        const job = {
+          kind: 'query' as const,
+          sql: 'SELECT id, name, price FROM items WHERE id = ?',
+          params: [3],
+          limits: LIMITS,
+        };
+        const inline = sut.run(job);
+        const expected = runQuery(db, job.sql, job.params, job.limits);
+        expect({ ...inline, elapsed_ms: 0 }).toEqual({ ...expected, elapsed_ms: 0 });
+        expect(inline?.rows).toEqual([[3, 'fig', 4]]);
+      } finally {
+        sut.close();
+      }
+    });
+
+    it.each([
+      ['an unbounded read', 'SELECT * FROM items WHERE name = ?', ['fig']],
+      ['a write', 'DELETE FROM items WHERE id = ?', [1]],
+      ['a statement that does not compile', 'SELECT * FROM no_such_table WHERE id = ?', [1]],
+      ['several statements', 'SELECT 1; SELECT 2', []],
+      ['a PRAGMA', 'PRAGMA query_only = 0', []],
+    ])('declines %s (a worker answers it)', (_what, sql, params) => {
+      const sut = new InlineReader({ path, slowMs: 10_000, pauseMs: 60_000 });
+      try {
+        expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })).toBeUndefined();
+      } finally {
+        sut.close();
+      }
+    });
+
+    it('declines rather than waits while another connection holds the database', () => {
+      const lockedPath = join(dir, 'locked.sqlite');
+      const writer = new Database(lockedPath); // rollback journal: a writer excludes readers
+      writer.exec('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);');
+      const sut = new InlineReader({ path: lockedPath, slowMs: 10_000, pauseMs: 60_000 });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT id FROM t WHERE id = ?',
+        params: [1],
+        limits: LIMITS,
+      };
+      try {
+        expect(sut.run(job)?.rows).toEqual([[1]]);
+        writer.exec('BEGIN EXCLUSIVE');
+        expect(sut.run(job)).toBeUndefined();
+        writer.exec('COMMIT');
+        expect(sut.run(job)?.rows).toEqual([[1]]);
+      } finally {
+        sut.close();
+        writer.close();
+      }
+    });
+
+    it('pauses after a slow read, then declines everything until the pause is over', () => {
+      // Every read is "slow" with slowMs below zero; the pause is long enough for the test.
+      const sut = new InlineReader({ path, slowMs: -1, pauseMs: 60_000 });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT name FROM items WHERE id = ?',
+        params: [1],
+        limits: LIMITS,
+      };
+      try {
+        expect(sut.paused).toBe(false);
+        expect(sut.run(job)?.rows).toEqual([['apple']]);
+        expect(sut.paused).toBe(true);
+        expect(sut.run(job)).toBeUndefined();
+      } finally {
+        sut.close();
+      }
+    });
+
+    it('resumes once the pause is over', async () => {
+      const sut = new InlineReader({ path, slowMs: -1, pauseMs: 50 });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT name FROM items WHERE id = ?',
+        params: [2],
+        limits: LIMITS,
+      };
+      try {
+        expect(sut.run(job)?.rows).toEqual([['pear']]);
+        expect(sut.run(job)).toBeUndefined();
+        await new Promise((resolve) => setTimeout(resolve, 80));
+        expect(sut.run(job)?.rows).toEqual([['pear']]);
+      } finally {
+        sut.close();
+      }
+    });
+  });
+});

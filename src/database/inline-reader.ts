@@ -1,0 +1,68 @@
+import Database from 'better-sqlite3';
+import { bindable, type ReadResult, runQuery, validatedRead } from './sqlite-engine.js';
+import type { SqlJob } from './sql-jobs.js';
+
+export interface InlineReaderOptions {
+  path: string;
+  /** A read that takes longer than this (a very large value) pauses inline reads, ms. */
+  slowMs: number;
+  /** How long they stay paused, ms. */
+  pauseMs: number;
+}
+
+type QueryJob = Extract<SqlJob, { kind: 'query' }>;
+
+/**
+ * Runs `query` jobs whose compiled program is bounded (isBoundedProgram: seeks by key, no loop,
+ * no function; in practice a lookup by primary key or unique index) on the main thread, on a
+ * read-only connection of its own, instead of a worker process: a round trip to another process
+ * costs far more than such a read. Everything else stays with the workers, which a deadline can
+ * kill; so does any job this reader declines (undefined), to be answered there:
+ *
+ * - statements that do not pass the read checks (the worker gives the same error);
+ * - a busy database: this connection never waits (busy_timeout 0), it declines;
+ * - everything for `pauseMs` after one inline read took longer than `slowMs`. A bounded program
+ *   reads one row, but a row may hold a value of up to 1 GB; such a read is allowed to stall the
+ *   main thread once in a pause, not again and again.
+ */
+export class InlineReader {
+  private db: Database.Database | undefined;
+  private pausedUntil = 0;
+
+  constructor(private readonly options: InlineReaderOptions) {}
+
+  run(job: QueryJob): ReadResult | undefined {
+    if (Date.now() < this.pausedUntil) return undefined;
+    const db = this.connection();
+    const started = performance.now();
+    try {
+      if (!validatedRead(db, job.sql, bindable(job.params)).bounded) return undefined;
+      return runQuery(db, job.sql, job.params, job.limits);
+    } catch {
+      return undefined;
+    } finally {
+      if (performance.now() - started > this.options.slowMs)
+        this.pausedUntil = Date.now() + this.options.pauseMs;
+    }
+  }
+
+  /** Whether inline reads are paused (after a slow one). */
+  get paused(): boolean {
+    return Date.now() < this.pausedUntil;
+  }
+
+  close(): void {
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  private connection(): Database.Database {
+    if (!this.db) {
+      const db = new Database(this.options.path, { readonly: true, fileMustExist: true });
+      db.pragma('busy_timeout = 0');
+      db.pragma('query_only = 1');
+      this.db = db;
+    }
+    return this.db;
+  }
+}
