@@ -197,7 +197,7 @@ export async function startSandboxIssuer(options: SandboxIssuerOptions): Promise
     if (path.startsWith('/interaction/')) {
       interactions.handle(path, request, response).catch((error: unknown) => {
         const status = error instanceof FormError ? 400 : 500;
-        if (!response.headersSent) send(response, status, `<p>${escapeHtml(describe(error))}</p>`);
+        if (!response.headersSent) send(response, status, `<p>${escapeHtml(explain(error))}</p>`);
         else response.destroy();
       });
       return;
@@ -243,7 +243,7 @@ function withoutScope(body: Buffer): Buffer {
   return Buffer.from(JSON.stringify(rest));
 }
 
-function describe(error: unknown): string {
+function explain(error: unknown): string {
   if (error instanceof errors.SessionNotFound)
     return 'This sign-in has expired or was already completed. Start again from your MCP client.';
   if (error instanceof FormError) return error.message;
