@@ -22,11 +22,23 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the real app on a free loopback port with a fresh SQLite file and these settings. */
-export async function startTestApp(env: Record<string, string | undefined>): Promise<TestApp> {
-  const port = await freePort();
+export interface TestAppOptions {
+  /** Runs on the fresh database file before the app opens it (e.g. to seed it). */
+  prepareDatabase?: (path: string) => void;
+}
+
+/**
+ * Starts the real app on a loopback port (`PORT` if given, else a free one) with a fresh SQLite
+ * file and these settings.
+ */
+export async function startTestApp(
+  env: Record<string, string | undefined>,
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'scopedb-test-'));
   const databasePath = join(dir, 'test.sqlite');
+  options.prepareDatabase?.(databasePath);
   const settings: Record<string, string | undefined> = {
     PORT: String(port),
     HOST: '127.0.0.1',

@@ -1,0 +1,60 @@
+import type { DemoUser } from './accounts.js';
+
+export interface InstructionFacts {
+  mcpUrl: string;
+  issuerUrl: string;
+  databasePath: string;
+  /** The database was created now (else kept from an earlier run). */
+  seeded: boolean;
+  baselineScopes: readonly string[];
+  users: readonly DemoUser[];
+}
+
+/** What `npm run dev` prints once everything listens. */
+export function instructions(facts: InstructionFacts): string {
+  const width = Math.max(...facts.users.map((user) => `${user.name} / ${user.password}`.length));
+  const users = facts.users
+    .map(
+      (user) =>
+        `    ${`${user.name} / ${user.password}`.padEnd(width)}   may grant ${user.scopes.join(' ')}`,
+    )
+    .join('\n');
+  const claude = JSON.stringify(
+    {
+      mcpServers: {
+        scopedb: { command: 'npx', args: ['-y', 'mcp-remote', facts.mcpUrl] },
+      },
+    },
+    null,
+    2,
+  )
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');
+  return `
+ScopeDB sandbox is running (development only, loopback only).
+
+  MCP endpoint (Streamable HTTP)   ${facts.mcpUrl}
+  Authorization server             ${facts.issuerUrl}  (Casdoor-shaped, for development)
+  Demo database                    ${facts.databasePath}  (${facts.seeded ? 'created and seeded now' : 'kept from an earlier run; delete it to start over'})
+                                   customers, products, orders, order_items, view order_totals
+
+  Demo users (sign in when your MCP client opens the browser):
+${users}
+
+  MCP Inspector:
+    npx @modelcontextprotocol/inspector
+    then Transport Type "Streamable HTTP", URL ${facts.mcpUrl}, Connect. Sign in, tick the
+    scopes to grant, and call the tools (try query: SELECT * FROM order_totals LIMIT 5).
+
+  Claude Desktop (claude_desktop_config.json; mcp-remote signs you in through the browser):
+${claude}
+
+  Clients ask first for the scopes the 401 names (${facts.baselineScopes.join(' ')}). Clients built on
+  MCP SDK 2.x step up when a tool needs more; SDK 1.x clients (mcp-remote among them) do not:
+  start the sandbox with AUTH_BASELINE_SCOPES="db:query db:modify" npm run dev to be asked for both.
+
+  Stop with Ctrl+C. LOG_LEVEL=info shows ScopeDB's request log.
+
+`;
+}

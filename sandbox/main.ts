@@ -1,0 +1,81 @@
+import 'reflect-metadata';
+import { startApp } from '../src/bootstrap.js';
+import { drainHttpServer } from '../src/common/graceful-shutdown.js';
+import { ConfigurationError, readSettings } from '../src/config/settings.js';
+import { DEMO_USERS } from './accounts.js';
+import { seedDemoDatabase } from './demo-database.js';
+import { startSandboxIssuer } from './issuer.js';
+import { instructions } from './instructions.js';
+
+// `npm run dev`: ScopeDB with a Casdoor-shaped development authorization server and a demo
+// database, all on loopback. Never part of the production entrypoint (dist/main.js).
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
+
+if (process.env.NODE_ENV === 'production')
+  fail(
+    'Refusing to start: npm run dev runs a development authorization server with demo users and ' +
+      'public passwords, and NODE_ENV is production. Run the production server with `node dist/main.js` ' +
+      'and AUTH_ISSUER set to your Casdoor.',
+  );
+
+const issuerPortText = process.env.SANDBOX_ISSUER_PORT?.trim() || '3001';
+if (!/^\d+$/.test(issuerPortText) || Number(issuerPortText) > 65535)
+  fail(`Configuration error: SANDBOX_ISSUER_PORT: must be a port number, got "${issuerPortText}"`);
+const issuerPort = Number(issuerPortText);
+
+// Loopback only, whatever the environment says; the issuer is the sandbox's own.
+process.env.HOST = '127.0.0.1';
+process.env.AUTH_ISSUER = `http://localhost:${issuerPort}`;
+delete process.env.AUTH_JWKS_URI;
+process.env.DATABASE_URL ||= 'sqlite:data/demo.sqlite';
+process.env.LOG_LEVEL ||= 'warn';
+// MCP Inspector's web UI, so that it may call the endpoint from the browser.
+process.env.MCP_ALLOWED_ORIGINS ||= 'http://localhost:6274';
+
+let settings: ReturnType<typeof readSettings>;
+try {
+  settings = readSettings(process.env);
+} catch (error) {
+  if (!(error instanceof ConfigurationError)) throw error;
+  fail(`Configuration error: ${error.message}`);
+}
+
+const seeded = seedDemoDatabase(settings.database.path);
+const issuer = await startSandboxIssuer({
+  port: issuerPort,
+  resourceUrl: settings.mcp.resourceUrl,
+}).catch((error: unknown) =>
+  fail(
+    `The sandbox issuer could not listen on 127.0.0.1:${issuerPort} (${error instanceof Error ? error.message : String(error)}); set SANDBOX_ISSUER_PORT to a free port.`,
+  ),
+);
+const app = await startApp();
+
+process.stdout.write(
+  instructions({
+    mcpUrl: settings.mcp.resourceUrl,
+    issuerUrl: issuer.url,
+    databasePath: settings.database.path,
+    seeded,
+    baselineScopes: settings.auth.baselineScopes,
+    users: DEMO_USERS,
+  }),
+);
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    drainHttpServer(app.getHttpServer(), 2_000)
+      .then(() => Promise.all([app.close(), issuer.close()]))
+      .then(
+        () => process.exit(0),
+        (error: unknown) =>
+          fail(`Shutdown failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
+  });

@@ -1,0 +1,93 @@
+import { DEMO_USERS } from './accounts.js';
+import { describeScope } from './scopes.js';
+
+const ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => ENTITIES[char]);
+}
+
+function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} - ScopeDB sandbox</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 34rem; margin: 3rem auto; padding: 0 1rem; color: #1d2330; }
+h1 { font-size: 1.4rem; } .note { color: #5b6478; font-size: .9rem; }
+label { display: block; margin: .6rem 0; } input[type=text], input[type=password] { width: 100%; padding: .4rem; }
+.scope { border: 1px solid #d5d9e2; border-radius: 6px; padding: .6rem .8rem; margin: .5rem 0; }
+.scope small { display: block; color: #5b6478; margin-left: 1.6rem; }
+.error { color: #a3261b; } button { padding: .5rem 1.2rem; margin-right: .5rem; }
+table { border-collapse: collapse; font-size: .9rem; } td, th { padding: .2rem .6rem; text-align: left; }
+</style>
+</head>
+<body>
+<p class="note">ScopeDB sandbox: a development authorization server shaped like Casdoor. Not for production.</p>
+${body}
+</body>
+</html>
+`;
+}
+
+export function loginPage(uid: string, clientName: string, error?: string): string {
+  const users = DEMO_USERS.map(
+    (user) =>
+      `<tr><td><code>${escapeHtml(user.name)}</code></td><td><code>${escapeHtml(user.password)}</code></td><td>${escapeHtml(user.scopes.join(' '))}</td></tr>`,
+  ).join('\n');
+  return layout(
+    'Sign in',
+    `<h1>Sign in to continue to ${escapeHtml(clientName)}</h1>
+${error ? `<p class="error">${escapeHtml(error)}</p>` : ''}
+<form method="post" action="/interaction/${encodeURIComponent(uid)}/login">
+<label>User name <input type="text" name="username" autocomplete="username" autofocus required></label>
+<label>Password <input type="password" name="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button>
+</form>
+<h2>Demo users</h2>
+<table><tr><th>User</th><th>Password</th><th>May grant</th></tr>
+${users}
+</table>`,
+  );
+}
+
+export interface ConsentItem {
+  scope: string;
+  /** Pre-checked: the user may grant it. */
+  grantable: boolean;
+}
+
+export function consentPage(
+  uid: string,
+  clientName: string,
+  userName: string,
+  items: readonly ConsentItem[],
+): string {
+  const rows = items
+    .map(({ scope, grantable }) => {
+      const text = describeScope(scope);
+      const id = `scope-${scope.replace(/[^a-z0-9]/gi, '-')}`;
+      return `<div class="scope"><label for="${escapeHtml(id)}"><input type="checkbox" id="${escapeHtml(id)}" name="scope" value="${escapeHtml(scope)}"${grantable ? ' checked' : ' disabled'}>
+<strong>${escapeHtml(text.displayName)}</strong> <code>${escapeHtml(scope)}</code></label>
+<small>${escapeHtml(text.description)}${grantable ? '' : ` (${escapeHtml(userName)} may not grant this)`}</small></div>`;
+    })
+    .join('\n');
+  return layout(
+    'Grant access',
+    `<h1>${escapeHtml(clientName)} asks for access</h1>
+<p>Signed in as <strong>${escapeHtml(userName)}</strong>. Uncheck what you do not want to grant.</p>
+<form method="post" action="/interaction/${encodeURIComponent(uid)}/consent">
+${rows}
+<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>`,
+  );
+}

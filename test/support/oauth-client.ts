@@ -1,0 +1,101 @@
+import type {
+  OAuthClientMetadata,
+  OAuthClientProvider,
+  OAuthDiscoveryState,
+  StoredOAuthClientInformation,
+  StoredOAuthTokens,
+} from '@modelcontextprotocol/client';
+import type { HeadlessUserAgent, LoopbackCallback } from './user-agent.js';
+
+/**
+ * What an MCP host keeps for one server (registration, tokens, PKCE verifier, discovery), with
+ * the "browser" it opens for sign-in being the headless user agent.
+ */
+export class HeadlessOAuthClient implements OAuthClientProvider {
+  /** Every authorization URL the client opened, in order. */
+  readonly authorizationUrls: URL[] = [];
+  private information: StoredOAuthClientInformation | undefined;
+  private stored: StoredOAuthTokens | undefined;
+  private verifier: string | undefined;
+  private discovery: OAuthDiscoveryState | undefined;
+
+  constructor(
+    private readonly browser: HeadlessUserAgent,
+    private readonly callback: LoopbackCallback,
+    private readonly name: string,
+  ) {}
+
+  get redirectUrl(): string {
+    return this.callback.url;
+  }
+
+  get clientMetadata(): OAuthClientMetadata {
+    return {
+      client_name: this.name,
+      redirect_uris: [this.callback.url],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+
+  clientInformation(): StoredOAuthClientInformation | undefined {
+    return this.information;
+  }
+
+  saveClientInformation(information: StoredOAuthClientInformation): void {
+    this.information = information;
+  }
+
+  tokens(): StoredOAuthTokens | undefined {
+    return this.stored;
+  }
+
+  saveTokens(tokens: StoredOAuthTokens): void {
+    this.stored = tokens;
+  }
+
+  async redirectToAuthorization(authorizationUrl: URL): Promise<void> {
+    this.authorizationUrls.push(authorizationUrl);
+    await this.browser.open(authorizationUrl);
+  }
+
+  saveCodeVerifier(codeVerifier: string): void {
+    this.verifier = codeVerifier;
+  }
+
+  codeVerifier(): string {
+    if (this.verifier === undefined) throw new Error('no PKCE verifier saved');
+    return this.verifier;
+  }
+
+  saveDiscoveryState(state: OAuthDiscoveryState): void {
+    this.discovery = state;
+  }
+
+  discoveryState(): OAuthDiscoveryState | undefined {
+    return this.discovery;
+  }
+
+  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
+    if (scope === 'all' || scope === 'client') this.information = undefined;
+    if (scope === 'all' || scope === 'tokens') this.stored = undefined;
+    if (scope === 'all' || scope === 'verifier') this.verifier = undefined;
+    if (scope === 'all' || scope === 'discovery') this.discovery = undefined;
+  }
+
+  /** The parameters the authorization server sent to the redirect_uri last. */
+  callbackParameters(): URLSearchParams {
+    return this.callback.latest();
+  }
+
+  /** The claims of the current access token (already verified by the server under test). */
+  accessTokenClaims(): Record<string, unknown> {
+    const token = this.stored?.access_token;
+    if (!token) throw new Error('no access token yet');
+    return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+  }
+}
