@@ -93,7 +93,7 @@ describe('bounded reads', () => {
 
   describe('InlineReader', () => {
     it('answers a bounded read as runQuery does', () => {
-      const sut = new InlineReader({ path, slowMs: 10_000, pauseMs: 60_000 });
+      const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
       try {
         const job = {
           kind: 'query' as const,
@@ -105,6 +105,7 @@ describe('bounded reads', () => {
         const expected = runQuery(db, job.sql, job.params, job.limits);
         expect({ ...inline, elapsed_ms: 0 }).toEqual({ ...expected, elapsed_ms: 0 });
         expect(inline?.rows).toEqual([[3, 'fig', 4]]);
+        expect(sut.paused).toBe(false);
       } finally {
         sut.close();
       }
@@ -117,7 +118,7 @@ describe('bounded reads', () => {
       ['several statements', 'SELECT 1; SELECT 2', []],
       ['a PRAGMA', 'PRAGMA query_only = 0', []],
     ])('declines %s (a worker answers it)', (_what, sql, params) => {
-      const sut = new InlineReader({ path, slowMs: 10_000, pauseMs: 60_000 });
+      const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
       try {
         expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })).toBeUndefined();
       } finally {
@@ -129,7 +130,7 @@ describe('bounded reads', () => {
       const lockedPath = join(dir, 'locked.sqlite');
       const writer = new Database(lockedPath); // rollback journal: a writer excludes readers
       writer.exec('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);');
-      const sut = new InlineReader({ path: lockedPath, slowMs: 10_000, pauseMs: 60_000 });
+      const sut = new InlineReader({ path: lockedPath, maxValueBytes: 1_000_000, pauseMs: 60_000 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT id FROM t WHERE id = ?',
@@ -148,9 +149,9 @@ describe('bounded reads', () => {
       }
     });
 
-    it('pauses after a slow read, then declines everything until the pause is over', () => {
-      // Every read is "slow" with slowMs below zero; the pause is long enough for the test.
-      const sut = new InlineReader({ path, slowMs: -1, pauseMs: 60_000 });
+    it('pauses after a read of large values, then declines everything until the pause is over', () => {
+      // 'apple' is 5 characters: more than 4.
+      const sut = new InlineReader({ path, maxValueBytes: 4, pauseMs: 60_000 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',
@@ -167,8 +168,31 @@ describe('bounded reads', () => {
       }
     });
 
+    it('reads a row with a 2 MB value (shortened in the result), then pauses', () => {
+      const bigPath = join(dir, 'big.sqlite');
+      const setup = new Database(bigPath);
+      setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
+      setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(2 * 1024 * 1024));
+      setup.close();
+      const sut = new InlineReader({ path: bigPath, maxValueBytes: 1024 * 1024, pauseMs: 60_000 });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT body FROM docs WHERE id = ?',
+        params: [1],
+        limits: LIMITS,
+      };
+      try {
+        const result = sut.run(job);
+        expect(result?.truncation_reason).toBe('cell_size');
+        expect(sut.paused).toBe(true);
+        expect(sut.run(job)).toBeUndefined();
+      } finally {
+        sut.close();
+      }
+    });
+
     it('resumes once the pause is over', async () => {
-      const sut = new InlineReader({ path, slowMs: -1, pauseMs: 50 });
+      const sut = new InlineReader({ path, maxValueBytes: 3, pauseMs: 50 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',

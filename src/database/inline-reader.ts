@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
-import { bindable, type ReadResult, runQuery, validatedRead } from './sqlite-engine.js';
+import { bindable, type ReadResult, readRows, validatedRead } from './sqlite-engine.js';
 import type { SqlJob } from './sql-jobs.js';
 
 export interface InlineReaderOptions {
   path: string;
-  /** A read that takes longer than this (a very large value) pauses inline reads, ms. */
-  slowMs: number;
+  /** A read of more than this (text length, blob bytes) pauses inline reads. */
+  maxValueBytes: number;
   /** How long they stay paused, ms. */
   pauseMs: number;
 }
@@ -21,9 +21,10 @@ type QueryJob = Extract<SqlJob, { kind: 'query' }>;
  *
  * - statements that do not pass the read checks (the worker gives the same error);
  * - a busy database: this connection never waits (busy_timeout 0), it declines;
- * - everything for `pauseMs` after one inline read took longer than `slowMs`. A bounded program
- *   reads one row, but a row may hold a value of up to 1 GB; such a read is allowed to stall the
- *   main thread once in a pause, not again and again.
+ * - everything for `pauseMs` after one inline read read more than `maxValueBytes` of values. A
+ *   bounded program reads one row per table, but a row may hold a value of up to 1 GB, which
+ *   takes time to read: such a read may stall the main thread once in a pause, not again and
+ *   again. (Size, not time: a busy machine or a garbage collection makes any read slow.)
  */
 export class InlineReader {
   private db: Database.Database | undefined;
@@ -34,19 +35,18 @@ export class InlineReader {
   run(job: QueryJob): ReadResult | undefined {
     if (Date.now() < this.pausedUntil) return undefined;
     const db = this.connection();
-    const started = performance.now();
     try {
       if (!validatedRead(db, job.sql, bindable(job.params)).bounded) return undefined;
-      return runQuery(db, job.sql, job.params, job.limits);
+      const { result, valueBytes } = readRows(db, job.sql, job.params, job.limits);
+      if (valueBytes > this.options.maxValueBytes)
+        this.pausedUntil = Date.now() + this.options.pauseMs;
+      return result;
     } catch {
       return undefined;
-    } finally {
-      if (performance.now() - started > this.options.slowMs)
-        this.pausedUntil = Date.now() + this.options.pauseMs;
     }
   }
 
-  /** Whether inline reads are paused (after a slow one). */
+  /** Whether inline reads are paused (after a large one). */
   get paused(): boolean {
     return Date.now() < this.pausedUntil;
   }

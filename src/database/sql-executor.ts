@@ -6,8 +6,8 @@ import { READ_JOBS, type SqlJob } from './sql-jobs.js';
 import { SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
-/** An inline read longer than this pauses inline reads (InlineReader), ms. */
-const INLINE_SLOW_MS = 10;
+/** An inline read of larger values than this pauses inline reads (InlineReader) for a minute. */
+const INLINE_MAX_VALUE_BYTES = 1024 * 1024;
 const INLINE_PAUSE_MS = 60_000;
 
 /**
@@ -37,7 +37,7 @@ export class SqlExecutor implements OnModuleDestroy {
     if (cfg.inlineReads)
       this.inline = new InlineReader({
         path: database.path,
-        slowMs: INLINE_SLOW_MS,
+        maxValueBytes: INLINE_MAX_VALUE_BYTES,
         pauseMs: INLINE_PAUSE_MS,
       });
   }

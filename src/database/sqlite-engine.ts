@@ -264,6 +264,8 @@ function internalSchema(db: Database.Database): string {
 class RowCollector {
   readonly rows: unknown[][] = [];
   reason: TruncationReason | null = null;
+  /** Size of the values read from the database, before any shortening: text length, blob bytes. */
+  valueBytes = 0;
   private bytes = 2;
   private shortened = false;
 
@@ -271,6 +273,8 @@ class RowCollector {
 
   /** Adds a row; false when it did not fit and reading should stop. */
   add(raw: unknown[]): boolean {
+    for (const value of raw)
+      this.valueBytes += typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 8;
     if (this.rows.length === this.limits.maxRows) {
       this.reason = 'max_rows';
       return false;
@@ -391,6 +395,16 @@ export function runQuery(
   params: SqlParams | undefined,
   limits: ResultLimits,
 ): ReadResult {
+  return readRows(db, sql, params, limits).result;
+}
+
+/** runQuery, and the size of the values it read (text length, blob bytes; 8 for a number). */
+export function readRows(
+  db: Database.Database,
+  sql: string,
+  params: SqlParams | undefined,
+  limits: ResultLimits,
+): { result: ReadResult; valueBytes: number } {
   const started = performance.now();
   const bound = bindable(params);
   const { statement } = validatedRead(db, sql, bound);
@@ -400,7 +414,7 @@ export function runQuery(
   for (const row of statement.iterate(...bound) as IterableIterator<unknown[]>)
     if (!collector.add(row)) break; // leaving the loop finalizes the iterator: nothing more is read
   const reason = collector.truncationReason;
-  return {
+  const result = {
     columns,
     rows: collector.rows,
     row_count: collector.rows.length,
@@ -408,6 +422,7 @@ export function runQuery(
     truncation_reason: reason,
     elapsed_ms: Math.round((performance.now() - started) * 100) / 100,
   };
+  return { result, valueBytes: collector.valueBytes };
 }
 
 export interface PlanStep {
