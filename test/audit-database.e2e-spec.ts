@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { AuditDatabase } from '../src/audit/audit-database.js';
 import { freePort, startTestApp, type TestApp } from './support/app.js';
 import { runExport } from './support/export.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
@@ -174,6 +175,21 @@ describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)'
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     const lines = stdout.trim().split('\n');
     expect(lines).toHaveLength(count(auditPath, 'SELECT count(*) AS n FROM audit_log'));
+  });
+
+  // Last: it closes the audit database of the app under test.
+  it('answers /readyz 503 naming audit_database once the audit database is gone', async () => {
+    await sut.app.get(AuditDatabase).dataSource.destroy();
+
+    const response = await fetch(`${sut.baseUrl}/readyz`);
+
+    expect(response.status).toBe(503);
+    const body = (await response.json()) as { error: Record<string, unknown> };
+    expect(body).toMatchObject({
+      info: { database: { status: 'up' } },
+      error: { audit_database: { status: 'down' } },
+    });
+    expect(Object.keys(body.error)).toEqual(['audit_database']);
   });
 });
 
@@ -346,5 +362,19 @@ describe('an audit database that cannot be reached', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('fails npm run audit:export with exit code 1 and one line naming it, never its password', async () => {
+    const closedPort = await freePort();
+    const password = 'pg-pass-never-shown';
+
+    const { code, stdout, stderr } = await runExport(['--since', '2000-01-01T00:00:00Z'], {
+      AUDIT_DATABASE_URL: `postgres://scopedb:${password}@127.0.0.1:${closedPort}/audit`,
+    });
+
+    expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
+    expect(stderr).toBe(
+      `audit:export: the audit database (AUDIT_DATABASE_URL=postgres://scopedb:***@127.0.0.1:${closedPort}/audit) could not be opened: connect ECONNREFUSED 127.0.0.1:${closedPort}\n`,
+    );
   });
 });

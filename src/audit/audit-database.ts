@@ -81,7 +81,7 @@ function withoutPassword(message: string, location: AuditDatabaseLocation): stri
  * attached as `cause`, since Nest logs causes in full and a driver's error may carry connection
  * details.
  */
-function openFailure(location: AuditDatabaseLocation, error: unknown): Error {
+export function openFailure(location: AuditDatabaseLocation, error: unknown): Error {
   return new Error(
     `the audit database (AUDIT_DATABASE_URL=${describeAuditDatabase(location)}) could not be opened: ${withoutPassword(messageOf(error), location)}`,
   );

@@ -14,7 +14,7 @@ import {
 } from '../config/settings.js';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
 import { messageOf } from '../mcp/tool-context.js';
-import { auditDataSourceOptions, describeAuditDatabase } from './audit-database.js';
+import { auditDataSourceOptions, openFailure } from './audit-database.js';
 import { AuditRecord } from './audit-record.entity.js';
 import {
   isoDateTime,
@@ -94,10 +94,7 @@ async function exportFromPostgres(location: AuditDatabaseLocation, range: TimeRa
   try {
     await source.initialize();
   } catch (error) {
-    throw new ExportError(
-      `the audit database ${describeAuditDatabase(location)} could not be opened: ${messageOf(error)}`,
-      1,
-    );
+    throw new ExportError(openFailure(location, error).message, 1);
   }
   const runner = source.createQueryRunner();
   try {
