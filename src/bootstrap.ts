@@ -40,8 +40,9 @@ export async function startApp(options: StartOptions = {}): Promise<NestExpressA
   const settings = readSettings(process.env);
   const app = await NestFactory.create<NestExpressApplication>(
     AppModule.forRoot({ logLevel: options.logger === false ? 'silent' : undefined }),
-    // Buffered until pino takes over, so that even start-up messages are JSON lines.
-    { bodyParser: false, bufferLogs: true },
+    // Buffered until pino takes over, so that even start-up messages are JSON lines. A failed
+    // start (e.g. an unreachable audit database) is thrown to the caller, not a process.exit.
+    { bodyParser: false, bufferLogs: true, abortOnError: false },
   );
   app.useLogger(app.get(PinoLogger));
   app.disable('x-powered-by');

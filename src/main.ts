@@ -13,7 +13,13 @@ try {
   process.stderr.write(`Configuration error: ${error.message}\n`);
   process.exit(1);
 }
-const app = await startApp();
+const app = await startApp().catch((error: unknown) => {
+  // One line, as for a configuration error; messages name places, never passwords.
+  process.stderr.write(
+    `Start-up failed: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});
 
 // Under Kubernetes' default 30 s grace period, so that the hooks still run before SIGKILL.
 const DRAIN_BOUND_MS = 25_000;

@@ -1,12 +1,9 @@
 // The audit trail end to end: what each decision records, get_audit_log, and audit:export.
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
+import { runExport } from './support/export.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
 import {
   callTool,
@@ -54,7 +51,6 @@ const LOOPBACK = match.stringMatching(/^(::ffff:)?127\.0\.0\.1$/);
 const ISO_MS = match.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
 /** A parameter value that must never reach the audit trail. */
 const SECRET = `audit-secret-${randomUUID()}`;
-const EXPORT_SCRIPT = fileURLToPath(new URL('../dist/audit/export.js', import.meta.url));
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const scopeList = (stored: unknown) => (stored === null ? null : (stored as string).split(' '));
@@ -62,29 +58,6 @@ const textOf = (result: ToolResult) => result.content.map((block) => block.text)
 /** The same instant written with a +02:00 offset. */
 const withOffset = (iso: string) =>
   new Date(Date.parse(iso) + 2 * 3600_000).toISOString().replace('Z', '+02:00');
-
-/** Runs `node dist/audit/export.js` as `npm run audit:export` does. */
-function runExport(
-  args: string[],
-  env: Record<string, string | undefined>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const childEnv = { ...process.env, ...env };
-  delete childEnv.AUTH_ISSUER; // the export needs only the database settings
-  // Its own working directory: a developer's ./.env must not take part.
-  const cwd = mkdtempSync(join(tmpdir(), 'scopedb-export-'));
-  const child = spawn(process.execPath, [EXPORT_SCRIPT, ...args], { env: childEnv, cwd });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      rmSync(cwd, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('audit trail (e2e)', () => {
   let issuer: TestIssuer;

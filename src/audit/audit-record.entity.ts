@@ -13,7 +13,8 @@ export const AUDIT_OUTCOMES = [
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
 /** One decision about a request to the MCP endpoint. Written by AuditService only; the table and
- * its indexes are created by the InternalTables migration, the later columns by AuditDetails. */
+ * its indexes are created by the InternalTables migration, the later columns by AuditDetails (in
+ * an audit database of its own, all of it by AuditLog). */
 @Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()

@@ -1,12 +1,10 @@
 import { Module } from '@nestjs/common';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { AuditRecord } from './audit-record.entity.js';
+import { auditDatabaseProvider, AuditDatabase } from './audit-database.js';
 import { AuditService } from './audit.service.js';
 import { AuditTools } from './audit.tools.js';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([AuditRecord])],
-  providers: [AuditService, AuditTools],
-  exports: [AuditService],
+  providers: [auditDatabaseProvider, AuditService, AuditTools],
+  exports: [AuditService, AuditDatabase],
 })
 export class AuditModule {}

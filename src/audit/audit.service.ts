@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
-import { type BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
+import {
+  type BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type Database from 'better-sqlite3';
 import type { Repository } from 'typeorm';
 import type { Principal } from '../auth/principal.js';
 import type { RequestInfo } from '../common/request-info.js';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
+import { messageOf } from '../mcp/tool-context.js';
+import { AuditDatabase } from './audit-database.js';
 import { AuditRecord, type AuditOutcome } from './audit-record.entity.js';
 
 export interface AuditEvent extends Partial<RequestInfo> {
@@ -39,6 +45,9 @@ export interface AuditFilter {
 }
 
 type AuditRow = Omit<AuditRecord, 'id' | 'subjectUnverified'> & { subjectUnverified: number };
+
+/** Rows per INSERT into PostgreSQL: 20 parameters a row stays far below its 65535. */
+const POSTGRES_BATCH_ROWS = 1000;
 
 /** Longest SQL text kept in a record, characters. */
 const AUDIT_SQL_MAX_CHARS = 10_000;
@@ -76,14 +85,20 @@ const COLUMNS: (keyof AuditRow)[] = [
  * The one writer of the audit trail, shared by the tool interceptor and the challenge filter.
  * Records made in the same turn of the event loop are committed together (group commit); each
  * caller's promise resolves once its record is committed, so nothing is answered unaudited.
+ * The trail is in the application database or in one of its own (AUDIT_DATABASE_URL).
  */
 @Injectable()
-export class AuditService implements BeforeApplicationShutdown {
+export class AuditService implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(AuditService.name);
+  private readonly records: Repository<AuditRecord>;
   private pending: { row: AuditRow; done: () => void }[] = [];
   private insert: Database.Statement<AuditRow> | undefined;
+  /** Batches being written to PostgreSQL; shutdown waits for them. */
+  private readonly writing = new Set<Promise<void>>();
 
-  constructor(@InjectRepository(AuditRecord) private readonly records: Repository<AuditRecord>) {}
+  constructor(private readonly database: AuditDatabase) {
+    this.records = database.dataSource.getRepository(AuditRecord);
+  }
 
   record(event: AuditEvent): Promise<void> {
     const { principal, claimed } = event;
@@ -139,34 +154,68 @@ export class AuditService implements BeforeApplicationShutdown {
     return query.getMany();
   }
 
-  beforeApplicationShutdown(): void {
+  /** Writes what is pending and waits for every batch still being written. */
+  async beforeApplicationShutdown(): Promise<void> {
     this.flush();
+    await Promise.all(this.writing);
+  }
+
+  /** After the flush: an audit database of its own is closed here, the application's by TypeORM. */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.database.separate && this.database.dataSource.isInitialized)
+      await this.database.dataSource.destroy();
   }
 
   private flush(): void {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    try {
-      const db = this.connection();
-      this.insert ??= db.prepare<AuditRow>(
-        `INSERT INTO ${AUDIT_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')})`,
-      );
-      const insert = this.insert;
-      db.transaction(() => batch.forEach(({ row }) => insert.run(row)))();
-    } catch (error) {
-      // Not lost: the records go to the log, which operators collect anyway.
-      this.logger.error(
-        `${batch.length} audit records could not be written (${error instanceof Error ? error.message : String(error)}): ` +
-          batch.map(({ row }) => JSON.stringify(row)).join(' '),
-      );
+    const sqlite = this.database.sqliteConnection;
+    if (sqlite) {
+      try {
+        this.insert ??= sqlite.prepare<AuditRow>(
+          `INSERT INTO ${AUDIT_TABLE} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')})`,
+        );
+        const insert = this.insert;
+        sqlite.transaction(() => batch.forEach(({ row }) => insert.run(row)))();
+      } catch (error) {
+        this.notWritten(batch, error);
+      }
+      batch.forEach(({ done }) => done());
+      return;
     }
-    batch.forEach(({ done }) => done());
+    const writing = this.writeToPostgres(batch.map(({ row }) => row)).then(
+      () => undefined,
+      (error: unknown) => this.notWritten(batch, error),
+    );
+    this.writing.add(writing);
+    void writing.finally(() => {
+      this.writing.delete(writing);
+      batch.forEach(({ done }) => done());
+    });
   }
 
-  private connection(): Database.Database {
-    return (
-      this.records.manager.connection.driver as unknown as { databaseConnection: Database.Database }
-    ).databaseConnection;
+  /** One multi-row INSERT per chunk: a single round trip and commit for a whole batch. */
+  private async writeToPostgres(rows: AuditRow[]): Promise<void> {
+    for (let start = 0; start < rows.length; start += POSTGRES_BATCH_ROWS)
+      await this.records
+        .createQueryBuilder()
+        .insert()
+        .into(AuditRecord)
+        .values(
+          rows
+            .slice(start, start + POSTGRES_BATCH_ROWS)
+            .map((row) => ({ ...row, subjectUnverified: row.subjectUnverified === 1 })),
+        )
+        .updateEntity(false)
+        .execute();
+  }
+
+  private notWritten(batch: { row: AuditRow }[], error: unknown): void {
+    // Not lost: the records go to the log, which operators collect anyway.
+    this.logger.error(
+      `${batch.length} audit records could not be written (${messageOf(error)}): ` +
+        batch.map(({ row }) => JSON.stringify(row)).join(' '),
+    );
   }
 }

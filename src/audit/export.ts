@@ -1,18 +1,32 @@
 // `npm run audit:export -- --since <ISO 8601> [--until <ISO 8601>]`: the audit trail as JSON Lines
-// on stdout, oldest first. Reads the database file directly (read-only); the server may be running.
+// on stdout, oldest first. Reads the audit database (AUDIT_DATABASE_URL, else DATABASE_URL)
+// read-only; the server may be running.
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { ConfigurationError, readDatabaseSettings } from '../config/settings.js';
+import { DataSource } from 'typeorm';
+import {
+  type AuditDatabaseLocation,
+  ConfigurationError,
+  readAuditSettings,
+  readDatabaseSettings,
+} from '../config/settings.js';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
 import { messageOf } from '../mcp/tool-context.js';
+import { auditDataSourceOptions, openFailure } from './audit-database.js';
+import { AuditRecord } from './audit-record.entity.js';
 import {
   isoDateTime,
   type StoredAuditRecord,
   storedTime,
   toAuditJson,
 } from './audit-record.format.js';
+
+/** Records read from PostgreSQL per round trip. */
+const POSTGRES_PAGE_ROWS = 1000;
+
+type TimeRange = { since: string; until: string | null };
 
 const USAGE =
   'usage: npm run audit:export -- --since <ISO 8601 date-time> [--until <ISO 8601 date-time>]';
@@ -27,7 +41,7 @@ class ExportError extends Error {
   }
 }
 
-function timeRange(argv: string[]): { since: string; until: string | null } {
+function timeRange(argv: string[]): TimeRange {
   let values: { since?: string; until?: string };
   try {
     ({ values } = parseArgs({
@@ -54,20 +68,12 @@ function timeRange(argv: string[]): { since: string; until: string | null } {
   };
 }
 
-async function exportAuditLog(argv: string[]): Promise<void> {
-  const range = timeRange(argv);
-  if (existsSync('.env')) process.loadEnvFile('.env');
-  let path: string;
-  try {
-    path = readDatabaseSettings(process.env).path;
-  } catch (error) {
-    if (error instanceof ConfigurationError)
-      throw new ExportError(`Configuration error: ${error.message}`, 1);
-    throw error;
-  }
-  if (!existsSync(path))
-    throw new ExportError(`no database file at ${path} (from DATABASE_URL)`, 1);
+async function write(line: string): Promise<void> {
+  if (!process.stdout.write(line)) await once(process.stdout, 'drain');
+}
 
+async function exportFromSqlite(path: string, variable: string, range: TimeRange): Promise<void> {
+  if (!existsSync(path)) throw new ExportError(`no database file at ${path} (from ${variable})`, 1);
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     // Ordered by the time index (rowid breaks ties), so SQLite streams without sorting.
@@ -76,12 +82,70 @@ async function exportAuditLog(argv: string[]): Promise<void> {
         `SELECT * FROM ${AUDIT_TABLE} WHERE time >= ? AND (? IS NULL OR time < ?) ORDER BY time, id`,
       )
       .iterate(range.since, range.until, range.until);
-    for (const row of rows)
-      if (!process.stdout.write(`${JSON.stringify(toAuditJson(row))}\n`))
-        await once(process.stdout, 'drain');
+    for (const row of rows) await write(`${JSON.stringify(toAuditJson(row))}\n`);
   } finally {
     db.close();
   }
+}
+
+/** One read-only snapshot, read in pages after the last (time, id) seen: bounded memory. */
+async function exportFromPostgres(location: AuditDatabaseLocation, range: TimeRange) {
+  const source = new DataSource(auditDataSourceOptions(location));
+  try {
+    await source.initialize();
+  } catch (error) {
+    throw new ExportError(openFailure(location, error).message, 1);
+  }
+  const runner = source.createQueryRunner();
+  try {
+    await runner.startTransaction('REPEATABLE READ');
+    await runner.query('SET TRANSACTION READ ONLY');
+    let after: { time: string; id: number } | undefined;
+    for (;;) {
+      const page = source
+        .createQueryBuilder(AuditRecord, 'record', runner)
+        .where('record.time >= :since', { since: range.since })
+        .orderBy('record.time', 'ASC')
+        .addOrderBy('record.id', 'ASC')
+        .limit(POSTGRES_PAGE_ROWS);
+      if (range.until !== null) page.andWhere('record.time < :until', { until: range.until });
+      if (after)
+        page.andWhere(
+          '(record.time > :afterTime OR (record.time = :afterTime AND record.id > :afterId))',
+          {
+            afterTime: after.time,
+            afterId: after.id,
+          },
+        );
+      const records = await page.getMany();
+      for (const record of records) await write(`${JSON.stringify(toAuditJson(record))}\n`);
+      if (records.length < POSTGRES_PAGE_ROWS) break;
+      after = records[records.length - 1];
+    }
+    await runner.rollbackTransaction();
+  } finally {
+    await runner.release();
+    await source.destroy();
+  }
+}
+
+async function exportAuditLog(argv: string[]): Promise<void> {
+  const range = timeRange(argv);
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  let location: AuditDatabaseLocation | null;
+  let applicationPath: string;
+  try {
+    applicationPath = readDatabaseSettings(process.env).path;
+    location = readAuditSettings(process.env).database;
+  } catch (error) {
+    if (error instanceof ConfigurationError)
+      throw new ExportError(`Configuration error: ${error.message}`, 1);
+    throw error;
+  }
+  if (location === null) await exportFromSqlite(applicationPath, 'DATABASE_URL', range);
+  else if (location.type === 'sqlite')
+    await exportFromSqlite(location.path, 'AUDIT_DATABASE_URL', range);
+  else await exportFromPostgres(location, range);
 }
 
 // A reader that stops early (`| head`) is not an error.

@@ -1,7 +1,9 @@
 import { Controller, Get, Module, Req } from '@nestjs/common';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { TypeOrmModule } from '@nestjs/typeorm';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { AuditDatabase } from '../audit/audit-database.js';
 import { AuditRecord } from '../audit/audit-record.entity.js';
 import { AuditService } from '../audit/audit.service.js';
 import { authConfig } from '../config/configuration.js';
@@ -85,10 +87,14 @@ class RefusingController {
       migrations: [InternalTables1764000000000, AuditDetails1764100000000],
       migrationsRun: true,
     }),
-    TypeOrmModule.forFeature([AuditRecord]),
   ],
   controllers: [RefusingController],
   providers: [
+    {
+      provide: AuditDatabase,
+      inject: [getDataSourceToken()],
+      useFactory: (dataSource: DataSource) => new AuditDatabase(dataSource, false),
+    },
     AuditService,
     {
       provide: authConfig.KEY,

@@ -6,6 +6,7 @@ export const serverConfig = registerAs('server', () => readSettings(process.env)
 export const authConfig = registerAs('auth', () => readSettings(process.env).auth);
 export const mcpConfig = registerAs('mcp', () => readSettings(process.env).mcp);
 export const databaseConfig = registerAs('database', () => readSettings(process.env).database);
+export const auditConfig = registerAs('audit', () => readSettings(process.env).audit);
 
 export const logConfig = registerAs('log', () => readSettings(process.env).log);
 export const rateLimitConfig = registerAs('rateLimit', () => readSettings(process.env).rateLimit);
@@ -15,6 +16,7 @@ export const CONFIG_NAMESPACES = [
   authConfig,
   mcpConfig,
   databaseConfig,
+  auditConfig,
   logConfig,
   rateLimitConfig,
 ];

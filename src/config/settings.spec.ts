@@ -1,7 +1,9 @@
 import {
   ConfigurationError,
+  readAuditSettings,
   readDatabaseSettings,
   readSettings,
+  redactUrl,
   type Environment,
   type Settings,
 } from './settings.js';
@@ -302,5 +304,111 @@ describe(readDatabaseSettings.name, () => {
 
   it('refuses a bad DATABASE_URL as the server does', () => {
     expect(() => sut({ DATABASE_URL: 'postgres://db/scopedb' })).toThrow(ConfigurationError);
+  });
+});
+
+describe(readAuditSettings.name, () => {
+  const sut = readAuditSettings;
+  /** The ConfigurationError for this AUDIT_DATABASE_URL (fails the test if none is thrown). */
+  function refusal(url: string, env: Environment = {}): ConfigurationError {
+    try {
+      sut({ ...env, AUDIT_DATABASE_URL: url });
+    } catch (error) {
+      if (error instanceof ConfigurationError) return error;
+      throw error;
+    }
+    throw new Error(`AUDIT_DATABASE_URL=${url} was accepted`);
+  }
+
+  it('keeps the audit log in the application database when unset or blank', () => {
+    expect(sut({})).toEqual({ database: null });
+    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toEqual({ database: null });
+    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toEqual({ database: null });
+  });
+
+  it.each([
+    ['sqlite:data/audit.sqlite', 'data/audit.sqlite'],
+    ['sqlite:///var/lib/scopedb/audit.sqlite', '/var/lib/scopedb/audit.sqlite'],
+  ])(
+    'reads %s as a SQLite file (%s), with the busy timeout of DATABASE_BUSY_TIMEOUT_MS',
+    (url, path) => {
+      expect(sut({ AUDIT_DATABASE_URL: url, DATABASE_BUSY_TIMEOUT_MS: '750' })).toEqual({
+        database: { type: 'sqlite', path, busyTimeoutMs: 750 },
+      });
+    },
+  );
+
+  it.each([
+    [
+      'postgres://scopedb:s3cret@db.example.com:5433/audit',
+      'postgres://scopedb:***@db.example.com:5433/audit',
+    ],
+    [
+      'postgresql://audit@10.0.0.5/audit?sslmode=require',
+      'postgresql://audit@10.0.0.5/audit?sslmode=require',
+    ],
+  ])('reads %s as PostgreSQL, keeping a redacted form for messages', (url, redactedUrl) => {
+    expect(sut({ AUDIT_DATABASE_URL: url })).toEqual({
+      database: { type: 'postgres', url, redactedUrl },
+    });
+  });
+
+  it('refuses the application database itself, however it is spelt', () => {
+    const error = refusal('sqlite:./data/../data/scopedb.sqlite');
+
+    expect(error.message).toBe(
+      'AUDIT_DATABASE_URL: names the application database; leave it unset to keep the audit log there',
+    );
+  });
+
+  it.each(['sqlite:', 'sqlite::memory:'])('refuses %s: no file path', (url) => {
+    expect(refusal(url).message).toMatch(/^AUDIT_DATABASE_URL: needs a file path/);
+  });
+
+  it.each([
+    ['no database', 'postgres://scopedb:hunter2@db.example.com'],
+    ['no host', 'postgres://scopedb:hunter2@/audit'],
+    ['a path that is not a database name', 'postgres://scopedb:hunter2@db/audit/x'],
+    ['a port that is not a number', 'postgres://scopedb:hunter2@db:port/audit'],
+    ['another kind of database', 'mysql://root:hunter2@db/audit'],
+    ['a password with an unescaped @ and /', 'postgres://root:hun/ter@2@db'],
+    ['a password in the query', 'postgres://db?password=hunter2'],
+  ])('refuses %s in one line naming the variable, never echoing the password', (_case, url) => {
+    const error = refusal(url);
+
+    expect(error.variable).toBe('AUDIT_DATABASE_URL');
+    expect(error.message).toMatch(/^AUDIT_DATABASE_URL: /);
+    expect(error.message).not.toContain('\n');
+    expect(error.message).not.toMatch(/hunter|ter@2/);
+  });
+
+  it('is read with every other setting, so the server refuses a bad value at start-up', () => {
+    let error: unknown;
+    try {
+      readSettings({ AUTH_ISSUER: ISSUER, AUDIT_DATABASE_URL: 'redis://cache' });
+    } catch (caught) {
+      error = caught;
+    }
+
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toMatchObject({ variable: 'AUDIT_DATABASE_URL' });
+  });
+});
+
+describe(redactUrl.name, () => {
+  const sut = redactUrl;
+
+  it.each([
+    ['postgres://u:p@h/d', 'postgres://u:***@h/d'],
+    ['postgres://u@h/d', 'postgres://u@h/d'],
+    ['postgres://h/d', 'postgres://h/d'],
+    ['postgres://u:p%40ss@h/d', 'postgres://u:***@h/d'],
+    ['postgres://u:a@b/c@h/d', 'postgres://u:***@h/d'],
+    [
+      'postgres://h/d?sslmode=require&password=p&x=1',
+      'postgres://h/d?sslmode=require&password=***&x=1',
+    ],
+  ])('%s -> %s', (raw, redacted) => {
+    expect(sut(raw)).toBe(redacted);
   });
 });

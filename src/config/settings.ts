@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 
 /** Thrown for a missing or malformed setting; the message is one line naming the variable. */
@@ -76,6 +77,21 @@ export interface DatabaseSettings {
   writeTimeoutMs: number;
 }
 
+/** Where the audit log lives when it is not in the application database (AUDIT_DATABASE_URL). */
+export type AuditDatabaseLocation =
+  | { type: 'sqlite'; path: string; busyTimeoutMs: number }
+  | {
+      type: 'postgres';
+      url: string;
+      /** The URL with its password replaced by ***, for messages and logs. */
+      redactedUrl: string;
+    };
+
+export interface AuditSettings {
+  /** `null`: the audit log is in the application database. */
+  database: AuditDatabaseLocation | null;
+}
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 
@@ -95,6 +111,7 @@ export interface Settings {
   auth: AuthSettings;
   mcp: McpSettings;
   database: DatabaseSettings;
+  audit: AuditSettings;
   log: LogSettings;
   rateLimit: RateLimitSettings;
 }
@@ -161,15 +178,35 @@ export function readLogSettings(env: Environment): LogSettings {
   return { level: raw as LogLevelName };
 }
 
+/** The path of a `sqlite:<path>` or `sqlite:///<absolute path>` URL. */
+function sqlitePath(name: string, raw: string): string {
+  const path = raw.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+  if (path === '' || path === ':memory:')
+    throw new ConfigurationError(name, 'needs a file path, as in sqlite:data/scopedb.sqlite');
+  return path;
+}
+
+/** Credentials never reach a message: `user:password@` becomes `user:***@`, `password=` too. */
+export function redactUrl(raw: string): string {
+  const scheme = raw.indexOf('://');
+  // The last @, in case the password holds an unescaped @ or /: better too much hidden than too little.
+  const at = raw.lastIndexOf('@');
+  let redacted = raw;
+  if (scheme >= 0 && at > scheme) {
+    const userInfo = raw.slice(scheme + 3, at);
+    const user = userInfo.split(':')[0];
+    redacted = `${raw.slice(0, scheme + 3)}${userInfo.includes(':') ? `${user}:***` : user}${raw.slice(at)}`;
+  }
+  return redacted.replace(/([?&]password=)[^&]*/gi, '$1***');
+}
+
 /** The database settings alone (for tools such as audit:export that need no auth settings). */
 export function readDatabaseSettings(env: Environment): DatabaseSettings {
   const name = 'DATABASE_URL';
   const raw = value(env, name) ?? 'sqlite:data/scopedb.sqlite';
   const busyTimeoutMs = integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000);
   if (raw.startsWith('sqlite:')) {
-    const path = raw.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path === '' || path === ':memory:')
-      throw new ConfigurationError(name, 'needs a file path, as in sqlite:data/scopedb.sqlite');
+    const path = sqlitePath(name, raw);
     return {
       type: 'sqlite',
       path,
@@ -186,6 +223,45 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
   throw new ConfigurationError(
     name,
     `must be sqlite:<path>, got "${raw.replace(/\/\/[^@/]*@/, '//***@')}"`,
+  );
+}
+
+/** AUDIT_DATABASE_URL: unset, or a SQLite file or PostgreSQL database of the audit log's own. */
+export function readAuditSettings(env: Environment): AuditSettings {
+  const name = 'AUDIT_DATABASE_URL';
+  const raw = value(env, name);
+  if (raw === undefined) return { database: null };
+  if (raw.startsWith('sqlite:')) {
+    const path = sqlitePath(name, raw);
+    const application = readDatabaseSettings(env);
+    if (resolve(path) === resolve(application.path))
+      throw new ConfigurationError(
+        name,
+        'names the application database; leave it unset to keep the audit log there',
+      );
+    return { database: { type: 'sqlite', path, busyTimeoutMs: application.busyTimeoutMs } };
+  }
+  const redactedUrl = redactUrl(raw);
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigurationError(
+        name,
+        `is not a valid URL: "${redactedUrl}"; expected postgres://user:password@host[:port]/database`,
+      );
+    }
+    if (url.hostname === '' || url.pathname.length <= 1 || url.pathname.slice(1).includes('/'))
+      throw new ConfigurationError(
+        name,
+        `must name a host and a database, as in postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
+      );
+    return { database: { type: 'postgres', url: raw, redactedUrl } };
+  }
+  throw new ConfigurationError(
+    name,
+    `must be sqlite:<path> or postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
   );
 }
 
@@ -269,6 +345,7 @@ export function readSettings(env: Environment): Settings {
       directToolCalls: boolean(env, 'MCP_DIRECT_TOOL_CALLS', true),
     },
     database: readDatabaseSettings(env),
+    audit: readAuditSettings(env),
     log: readLogSettings(env),
     rateLimit: {
       perMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),

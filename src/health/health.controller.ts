@@ -8,6 +8,7 @@ import {
 } from '@nestjs/terminus';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { AuditDatabase } from '../audit/audit-database.js';
 import { Public } from '../auth/public.decorator.js';
 import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig } from '../config/configuration.js';
@@ -24,6 +25,7 @@ export class HealthController {
     private readonly database: TypeOrmHealthIndicator,
     private readonly jwks: JwksHealthIndicator,
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly audit: AuditDatabase,
     @Inject(authConfig.KEY) private readonly auth: ConfigType<typeof authConfig>,
   ) {}
 
@@ -35,18 +37,18 @@ export class HealthController {
   }
 
   /**
-   * Readiness: the database answers and tokens can be verified; else 503 naming the failed check.
-   * Both checks share the JWKS timeout, so the probe answers within AUTH_JWKS_TIMEOUT_MS.
+   * Readiness: the database (and the audit database, when it is one of its own) answers and tokens
+   * can be verified; else 503 naming the failed check. The checks share the JWKS timeout, so the
+   * probe answers within AUTH_JWKS_TIMEOUT_MS.
    */
   @Get('readyz')
   @HealthCheck()
   readiness(): Promise<HealthCheckResult> {
+    const ping = (key: string, connection: DataSource) => () =>
+      this.database.pingCheck(key, { connection, timeout: this.auth.jwksTimeoutMs });
     return this.health.check([
-      () =>
-        this.database.pingCheck('database', {
-          connection: this.dataSource,
-          timeout: this.auth.jwksTimeoutMs,
-        }),
+      ping('database', this.dataSource),
+      ...(this.audit.separate ? [ping('audit_database', this.audit.dataSource)] : []),
       () => this.jwks.isHealthy('jwks'),
     ]);
   }

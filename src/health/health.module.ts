@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
+import { AuditModule } from '../audit/audit.module.js';
 import { AuthModule } from '../auth/auth.module.js';
 import { HealthController } from './health.controller.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 @Module({
-  imports: [TerminusModule.forRoot(), AuthModule],
+  imports: [TerminusModule.forRoot(), AuditModule, AuthModule],
   controllers: [HealthController],
   providers: [JwksHealthIndicator],
 })

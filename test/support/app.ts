@@ -43,6 +43,7 @@ export async function startTestApp(
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: `sqlite:${databasePath}`,
+    AUDIT_DATABASE_URL: undefined,
     PUBLIC_URL: undefined,
     MCP_PATH: undefined,
     RESOURCE_URL: undefined,

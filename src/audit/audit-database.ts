@@ -1,0 +1,127 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { FactoryProvider } from '@nestjs/common';
+import type { ConfigType } from '@nestjs/config';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type Database from 'better-sqlite3';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { auditConfig } from '../config/configuration.js';
+import type { AuditDatabaseLocation } from '../config/settings.js';
+import { AUDIT_MIGRATIONS_TABLE } from '../database/internal-tables.js';
+import { messageOf } from '../mcp/tool-context.js';
+import { AuditRecord } from './audit-record.entity.js';
+import { AuditLog1765000000000 } from './migrations/1765000000000-audit-log.js';
+
+/** How long opening a PostgreSQL audit database may take before start-up fails, ms. */
+const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
+/** pg_advisory_lock key: replicas starting together migrate the audit database one at a time. */
+const MIGRATION_LOCK_KEY = 7_265_044_001;
+
+/** The database the audit log lives in: the application's, or one of its own. */
+export class AuditDatabase {
+  constructor(
+    readonly dataSource: DataSource,
+    /** Opened for the audit log alone (AUDIT_DATABASE_URL); closed by its owner on shutdown. */
+    readonly separate: boolean,
+  ) {}
+
+  /** The SQLite connection, for the synchronous group commit; undefined for PostgreSQL. */
+  get sqliteConnection(): Database.Database | undefined {
+    if (this.dataSource.options.type !== 'better-sqlite3') return undefined;
+    return (this.dataSource.driver as unknown as { databaseConnection: Database.Database })
+      .databaseConnection;
+  }
+}
+
+/** Where the audit database is, for messages: the path, or the URL without its password. */
+export function describeAuditDatabase(location: AuditDatabaseLocation): string {
+  return location.type === 'sqlite' ? `sqlite:${location.path}` : location.redactedUrl;
+}
+
+/** TypeORM options of an audit database of its own: the audit entity and its own migrations. */
+export function auditDataSourceOptions(location: AuditDatabaseLocation): DataSourceOptions {
+  const common = {
+    entities: [AuditRecord],
+    migrations: [AuditLog1765000000000],
+    migrationsTableName: AUDIT_MIGRATIONS_TABLE,
+    synchronize: false,
+    logging: false,
+  };
+  if (location.type === 'sqlite')
+    return {
+      type: 'better-sqlite3',
+      database: location.path,
+      enableWAL: true,
+      timeout: location.busyTimeoutMs,
+      // As the application database: WAL with NORMAL survives a process crash.
+      prepareDatabase: (db: Database.Database) => {
+        db.pragma('synchronous = NORMAL');
+      },
+      ...common,
+    };
+  return {
+    type: 'postgres',
+    url: location.url,
+    connectTimeoutMS: POSTGRES_CONNECT_TIMEOUT_MS,
+    ...common,
+  };
+}
+
+/** An error message with the URL's password (if the driver echoed it) replaced by ***. */
+function withoutPassword(message: string, location: AuditDatabaseLocation): string {
+  if (location.type !== 'postgres') return message;
+  const { password } = new URL(location.url);
+  return password === ''
+    ? message
+    : message.replaceAll(password, '***').replaceAll(decodeURIComponent(password), '***');
+}
+
+/**
+ * Why the audit database could not be opened, in the message alone: the driver's error is not
+ * attached as `cause`, since Nest logs causes in full and a driver's error may carry connection
+ * details.
+ */
+export function openFailure(location: AuditDatabaseLocation, error: unknown): Error {
+  return new Error(
+    `the audit database (AUDIT_DATABASE_URL=${describeAuditDatabase(location)}) could not be opened: ${withoutPassword(messageOf(error), location)}`,
+  );
+}
+
+/**
+ * Opens the audit database and brings its schema up to date. Fails start-up, with the place named
+ * (never a password), when the database cannot be reached or migrated.
+ */
+export async function openAuditDataSource(location: AuditDatabaseLocation): Promise<DataSource> {
+  if (location.type === 'sqlite') mkdirSync(dirname(location.path), { recursive: true });
+  const source = new DataSource(auditDataSourceOptions(location));
+  try {
+    await source.initialize();
+    if (location.type === 'postgres') {
+      const lock = source.createQueryRunner();
+      try {
+        await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        await source.runMigrations({ transaction: 'all' });
+        await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+      } finally {
+        // On failure the unlock does not run; destroying the data source ends the session and the lock.
+        await lock.release();
+      }
+    } else {
+      await source.runMigrations({ transaction: 'all' });
+    }
+    return source;
+  } catch (error) {
+    if (source.isInitialized) await source.destroy();
+    throw openFailure(location, error);
+  }
+}
+
+/** The audit database: opened here when AUDIT_DATABASE_URL names one, else the application's. */
+export const auditDatabaseProvider: FactoryProvider<AuditDatabase> = {
+  provide: AuditDatabase,
+  inject: [auditConfig.KEY, getDataSourceToken()],
+  useFactory: async (cfg: ConfigType<typeof auditConfig>, application: DataSource) =>
+    cfg.database === null
+      ? new AuditDatabase(application, false)
+      : new AuditDatabase(await openAuditDataSource(cfg.database), true),
+};
