@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   type BeforeApplicationShutdown,
   Injectable,
@@ -55,8 +55,7 @@ const AUDIT_SQL_MAX_CHARS = 10_000;
 const clip = (text: string | undefined, max: number) =>
   text === undefined ? null : text.length > max ? `${text.slice(0, max - 1)}…` : text;
 
-const paramsHashOf = (params: unknown): string =>
-  createHash('sha256').update(JSON.stringify(params)).digest('hex');
+const paramsHashOf = (params: unknown): string => hash('sha256', JSON.stringify(params), 'hex');
 
 const COLUMNS: (keyof AuditRow)[] = [
   'time',

@@ -12,6 +12,7 @@ import {
 import type { Principal } from './principal.js';
 import type { RateLimitGuard } from '../rate-limit/rate-limit.guard.js';
 import { Public } from './public.decorator.js';
+import { VerifiedTokenCache } from './verified-token.cache.js';
 
 const ISSUER = 'https://casdoor.example.com';
 const RESOURCE = 'https://mcp.example.com/mcp';
@@ -180,7 +181,11 @@ function thrownBy(run: () => unknown): unknown {
 describe(JwtAuthGuard.name, () => {
   // canActivate of a public or non-HTTP context never charges the anonymous rate limit.
   const rateLimit = { limitAnonymous: () => Promise.reject(new Error('not expected')) };
-  const sut = new JwtAuthGuard(new Reflector(), rateLimit as unknown as RateLimitGuard);
+  const verified = new VerifiedTokenCache({
+    clockToleranceS: 30,
+    jwksCacheMaxAgeMs: 600_000,
+  } as ConstructorParameters<typeof VerifiedTokenCache>[0]);
+  const sut = new JwtAuthGuard(new Reflector(), rateLimit as unknown as RateLimitGuard, verified);
 
   describe('canActivate', () => {
     it('lets @Public() routes through without a token', async () => {
@@ -196,6 +201,16 @@ describe(JwtAuthGuard.name, () => {
           ),
         ),
       ).resolves.toBe(true);
+    });
+
+    it('takes a token that verified before from the cache, without verifying it again', async () => {
+      // No Passport strategy is registered here: only the cache can let this request through.
+      verified.set('cached.token.value', principal);
+      const request: { headers: Record<string, string>; user?: Principal } = {
+        headers: { authorization: 'Bearer cached.token.value' },
+      };
+      await expect(Promise.resolve(sut.canActivate(httpContext(request)))).resolves.toBe(true);
+      expect(request.user).toBe(principal);
     });
 
     it('leaves tool pipelines (non-HTTP contexts) to the ScopesGuard', async () => {

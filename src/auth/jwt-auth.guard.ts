@@ -4,7 +4,7 @@ import { AuthGuard } from '@nestjs/passport';
 import jsonwebtoken from 'jsonwebtoken';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { RateLimitGuard } from '../rate-limit/rate-limit.guard.js';
-import { JWT_STRATEGY } from './jwt.strategy.js';
+import { bearerToken, JWT_STRATEGY } from './jwt.strategy.js';
 import { IS_PUBLIC_KEY } from './public.decorator.js';
 import {
   AuthenticationRequiredException,
@@ -12,6 +12,7 @@ import {
   OAuthChallengeException,
 } from './oauth.exceptions.js';
 import type { AuthenticatedRequest, Principal } from './principal.js';
+import { VerifiedTokenCache } from './verified-token.cache.js';
 
 const { JsonWebTokenError, NotBeforeError, TokenExpiredError } = jsonwebtoken;
 
@@ -45,6 +46,7 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
   constructor(
     private readonly reflector: Reflector,
     private readonly rateLimit: RateLimitGuard,
+    private readonly verified: VerifiedTokenCache,
   ) {
     super();
   }
@@ -57,6 +59,14 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
       context.getClass(),
     ]);
     if (isPublic) return true;
+    // A token that verified before (and is within its lifetime) is not verified again.
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const token = bearerToken(request);
+    const principal = token === null ? undefined : this.verified.get(token);
+    if (principal) {
+      request.user = principal;
+      return true;
+    }
     try {
       const result = super.canActivate(context);
       return isObservable(result) ? await lastValueFrom(result) : await result;

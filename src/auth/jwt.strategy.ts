@@ -11,7 +11,8 @@ import { VerifiedTokenCache } from './verified-token.cache.js';
 
 export const JWT_STRATEGY = 'jwt';
 
-const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
+/** passport-jwt's reading of `Authorization: Bearer <token>` (null without one). */
+export const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
 
 type Claims = Record<string, unknown>;
 
@@ -88,14 +89,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
     });
   }
 
-  /** A token that verified before (and is still within its lifetime) is not verified again. */
-  override authenticate(request: Request, options?: object): void {
-    const token = bearerToken(request);
-    const principal = token ? this.verified.get(token) : undefined;
-    if (principal) return this.success(principal);
-    super.authenticate(request, options);
-  }
-
+  /** Remembers the verified token (JwtAuthGuard does not verify it again while it is valid). */
   validate(request: Request, claims: Claims): Principal {
     const principal = this.principalOf(claims);
     this.verified.set(bearerToken(request)!, principal);

@@ -92,6 +92,25 @@ describe('bounded reads', () => {
   });
 
   describe('InlineReader', () => {
+    it.each([
+      ['one row', 'SELECT id, name FROM items WHERE id = ?', [2], [[2, 'pear']]],
+      ['no row', 'SELECT id, name FROM items WHERE id = ?', [99], []],
+      [
+        'two rows from a compound of constants',
+        'SELECT ? AS x UNION ALL SELECT ?',
+        [1, 2],
+        [[1], [2]],
+      ],
+    ])('reads every row of a bounded statement: %s', (_what, sql, params, rows) => {
+      const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
+      try {
+        expect(validatedRead(db, sql, params).bounded).toBe(true);
+        expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })?.rows).toEqual(rows);
+      } finally {
+        sut.close();
+      }
+    });
+
     it('answers a bounded read as runQuery does', () => {
       const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
       try {

@@ -317,6 +317,10 @@ interface ValidatedRead {
   statement: Database.Statement<unknown[]>;
   /** Its program's work is bounded by one row per table (isBoundedProgram). */
   bounded: boolean;
+  /** Bounded, with one ResultRow: it returns one row at most. */
+  single: boolean;
+  /** The result's columns, read once (they change only with the schema, which empties the cache). */
+  columns: { name: string; type: string | null }[];
 }
 
 interface ValidatedCache {
@@ -385,7 +389,14 @@ function prepareRead(db: Database.Database, sql: string, params: unknown[]): Val
     );
   const program = programOf(db, sql, params);
   refuseInternalAccess(db, program, PRIVATE_TABLES, 'read');
-  return { statement, bounded: isBoundedProgram(program) };
+  const bounded = isBoundedProgram(program);
+  statement.raw(true);
+  return {
+    statement,
+    bounded,
+    single: bounded && program.filter(({ opcode }) => opcode === 'ResultRow').length === 1,
+    columns: statement.columns().map((column) => ({ name: column.name, type: column.type })),
+  };
 }
 
 /** One read-only statement; reads no more rows than fit the limits (plus one to know). */
@@ -407,15 +418,19 @@ export function readRows(
 ): { result: ReadResult; valueBytes: number } {
   const started = performance.now();
   const bound = bindable(params);
-  const { statement } = validatedRead(db, sql, bound);
-  statement.raw(true);
-  const columns = statement.columns().map((column) => ({ name: column.name, type: column.type }));
+  const { statement, single, columns } = validatedRead(db, sql, bound);
   const collector = new RowCollector(limits);
-  for (const row of statement.iterate(...bound) as IterableIterator<unknown[]>)
-    if (!collector.add(row)) break; // leaving the loop finalizes the iterator: nothing more is read
+  if (single) {
+    // A straight-line program with one ResultRow reaches it once at most: one row at most.
+    const row = statement.get(...bound) as unknown[] | undefined;
+    if (row) collector.add(row);
+  } else {
+    for (const row of statement.iterate(...bound) as IterableIterator<unknown[]>)
+      if (!collector.add(row)) break; // leaving the loop finalizes the iterator: nothing more is read
+  }
   const reason = collector.truncationReason;
   const result = {
-    columns,
+    columns: columns.map((column) => ({ ...column })),
     rows: collector.rows,
     row_count: collector.rows.length,
     truncated: reason !== null,

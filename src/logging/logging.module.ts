@@ -22,6 +22,12 @@ export function withoutAccessToken(url: string): string {
   return url.replace(/([?&]access_token=)[^&#]*/gi, '$1[Redacted]');
 }
 
+/** The request line, with the verified principal (`sub`) once the guard has set it. */
+function withPrincipal(request: Request, line: object): object {
+  const principal = (request as AuthenticatedRequest).user?.subject;
+  return principal === undefined ? line : { ...line, principal };
+}
+
 interface SerializedRequest {
   id: unknown;
   method: string;
@@ -49,11 +55,12 @@ export class LoggingModule {
                 // Every line of a request carries `requestId`; only the last one the whole request.
                 quietReqLogger: true,
                 customAttributeKeys: { reqId: 'requestId' },
-                // Read again when the response finishes: by then the guard has set the principal.
-                customProps: (request) => {
-                  const principal = (request as AuthenticatedRequest).user?.subject;
-                  return principal === undefined ? {} : { principal };
-                },
+                // Added to the request's last line, by then the guard has set the principal. (Not
+                // customProps: that makes pino-http create child loggers for every request.)
+                customSuccessObject: (request, _response, line: object) =>
+                  withPrincipal(request, line),
+                customErrorObject: (request, _response, _error, line: object) =>
+                  withPrincipal(request, line),
                 customLogLevel: (_request, response, error) =>
                   error || response.statusCode >= 500
                     ? 'error'
