@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { InlineReader } from './inline-reader.js';
+import { INLINE_MAX_SQL_CHARS, InlineReader } from './inline-reader.js';
 import { type ResultLimits, runQuery, validatedRead } from './sqlite-engine.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
@@ -136,6 +136,11 @@ describe('bounded reads', () => {
       ['a statement that does not compile', 'SELECT * FROM no_such_table WHERE id = ?', [1]],
       ['several statements', 'SELECT 1; SELECT 2', []],
       ['a PRAGMA', 'PRAGMA query_only = 0', []],
+      [
+        'a key lookup longer than INLINE_MAX_SQL_CHARS',
+        `SELECT id FROM items WHERE id = ? -- ${'x'.repeat(INLINE_MAX_SQL_CHARS)}`,
+        [1],
+      ],
     ])('declines %s (a worker answers it)', (_what, sql, params) => {
       const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
       try {

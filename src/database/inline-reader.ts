@@ -13,13 +13,20 @@ export interface InlineReaderOptions {
 type QueryJob = Extract<SqlJob, { kind: 'query' }>;
 
 /**
+ * Longer statements go to the workers without a look: a key lookup is short, and compiling (then
+ * explaining) a long statement on the main thread would cost the main thread, once per text.
+ */
+export const INLINE_MAX_SQL_CHARS = 4096;
+
+/**
  * Runs `query` jobs whose compiled program is bounded (isBoundedProgram: seeks by key, no loop,
  * no function; in practice a lookup by primary key or unique index) on the main thread, on a
  * read-only connection of its own, instead of a worker process: a round trip to another process
  * costs far more than such a read. Everything else stays with the workers, which a deadline can
  * kill; so does any job this reader declines (undefined), to be answered there:
  *
- * - statements that do not pass the read checks (the worker gives the same error);
+ * - statements longer than INLINE_MAX_SQL_CHARS, and those that do not pass the read checks
+ *   (the worker gives the same error);
  * - a busy database: this connection never waits (busy_timeout 0), it declines;
  * - everything for `pauseMs` after one inline read read more than `maxValueBytes` of values. A
  *   bounded program reads one row per table, but a row may hold a value of up to 1 GB, which
@@ -33,7 +40,7 @@ export class InlineReader {
   constructor(private readonly options: InlineReaderOptions) {}
 
   run(job: QueryJob): ReadResult | undefined {
-    if (Date.now() < this.pausedUntil) return undefined;
+    if (job.sql.length > INLINE_MAX_SQL_CHARS || Date.now() < this.pausedUntil) return undefined;
     const db = this.connection();
     try {
       if (!validatedRead(db, job.sql, bindable(job.params)).bounded) return undefined;
