@@ -1,6 +1,5 @@
 // AUDIT_DATABASE_URL end to end: the audit log in a SQLite file or a PostgreSQL database of its own,
 // out of the SQL tools' reach, append-only there too, read by get_audit_log and audit:export.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,14 +9,9 @@ import { freePort, startTestApp, type TestApp } from './support/app.js';
 import { runExport } from './support/export.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
 import { match } from './support/matchers.js';
-import { callTool, postMcp } from './support/mcp-http.js';
+import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
+import { startNode } from './support/node-process.js';
 import { createTestDatabase, type TestPostgresDatabase } from './support/postgres.js';
-
-interface ToolResult {
-  isError?: boolean;
-  content: { type: string; text: string }[];
-  structuredContent?: Record<string, unknown>;
-}
 
 interface AuditRecordJson {
   id: number;
@@ -337,22 +331,18 @@ describe('an audit database that cannot be reached', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scopedb-audit-down-'));
     const closedPort = await freePort();
     const password = 'pg-pass-never-shown';
-    const child = spawn(process.execPath, [resolve('dist/main.js')], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? '',
+    const main = startNode(
+      resolve('dist/main.js'),
+      {
         AUTH_ISSUER: 'https://casdoor.example.com',
         PORT: String(await freePort()),
         AUDIT_DATABASE_URL: `postgres://scopedb:${password}@127.0.0.1:${closedPort}/audit`,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      dir,
+    );
     try {
-      const code = await new Promise<number | null>((done) => child.on('exit', done));
+      const { code } = await main.exited;
+      const { stdout, stderr } = main.output();
 
       expect(code).toBe(1);
       expect(stderr.trimEnd().split('\n').pop()).toBe(

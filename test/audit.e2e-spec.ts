@@ -11,14 +11,9 @@ import {
   LEGACY_PROTOCOL,
   type McpResponse,
   postMcp,
+  type ToolResult,
 } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
-
-interface ToolResult {
-  isError?: boolean;
-  content: { type: string; text: string }[];
-  structuredContent?: Record<string, unknown>;
-}
 
 interface AuditRecordJson {
   id: number;

@@ -1,6 +1,6 @@
 // What a crash costs the audit trail: `node dist/main.js` is SIGKILLed in the middle of a burst of
 // tool calls; every call that had been answered must have its record, wherever the log lives.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { freePort } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp } from './support/mcp-http.js';
+import { startNode, untilHealthy } from './support/node-process.js';
 import { createTestDatabase, type TestPostgresDatabase } from './support/postgres.js';
 
 const MAIN = resolve('dist/main.js');
@@ -44,10 +45,9 @@ async function startMain(
 ): Promise<Server> {
   const port = await freePort();
   const url = `http://localhost:${port}`;
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: dir,
-    env: {
-      PATH: process.env.PATH ?? '',
+  const main = startNode(
+    MAIN,
+    {
       AUTH_ISSUER: issuer.url,
       PORT: String(port),
       PUBLIC_URL: url,
@@ -56,23 +56,10 @@ async function startMain(
       QUERY_WORKERS: '2',
       ...env,
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<NodeJS.Signals | null>((done) =>
-    child.on('exit', (_code, signal) => done(signal)),
+    dir,
   );
-  for (let tries = 0; ; tries++) {
-    const up = await fetch(`${url}/healthz`).then(
-      (response) => response.ok,
-      () => false,
-    );
-    if (up) return { child, url, exited };
-    if (tries > 400 || child.exitCode !== null)
-      throw new Error(`dist/main.js did not start: ${stderr}`);
-    await new Promise((wait) => setTimeout(wait, 50));
-  }
+  await untilHealthy(main, url);
+  return { child: main.child, url, exited: main.exited.then(({ signal }) => signal) };
 }
 
 /** Keeps CLIENTS calls in flight, SIGKILLs the server after ANSWERED_BEFORE_KILL answers. */

@@ -1,6 +1,5 @@
 // Operations over real HTTP: rate limits (per principal, per IP without a valid token, never on
 // the probes or the metadata) and the JSON request log of the production entrypoint.
-import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import Database from 'better-sqlite3';
 import { freePort, startTestApp, type TestApp } from './support/app.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
 import { initialize, postMcp } from './support/mcp-http.js';
+import { startNode, untilHealthy } from './support/node-process.js';
 
 const PER_PRINCIPAL = 5;
 const PER_IP = 3;
@@ -138,31 +138,13 @@ describe('request log of node dist/main.js', () => {
     const port = await freePort();
     const publicUrl = `http://localhost:${port}`;
     const token = issuer.token({ audience: `${publicUrl}/mcp`, scope: 'db:query' });
-    const child = spawn(process.execPath, [resolve('dist/main.js')], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        AUTH_ISSUER: issuer.url,
-        PORT: String(port),
-        PUBLIC_URL: publicUrl,
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((done) => child.on('exit', done));
+    const main = startNode(
+      resolve('dist/main.js'),
+      { AUTH_ISSUER: issuer.url, PORT: String(port), PUBLIC_URL: publicUrl, LOG_LEVEL: 'info' },
+      dir,
+    );
     try {
-      for (let tries = 0; ; tries++) {
-        const up = await fetch(`${publicUrl}/healthz`).then(
-          (response) => response.ok,
-          () => false,
-        );
-        if (up) break;
-        if (tries > 200) throw new Error(`dist/main.js did not start: ${output}`);
-        await new Promise((wait) => setTimeout(wait, 50));
-      }
+      await untilHealthy(main, publicUrl);
 
       const served = await postMcp(`${publicUrl}/mcp`, initialize(), {
         token,
@@ -177,10 +159,12 @@ describe('request log of node dist/main.js', () => {
       });
       expect([served.status, inQuery.status, invalid.status]).toEqual([200, 401, 401]);
     } finally {
-      child.kill('SIGTERM');
+      main.child.kill('SIGTERM');
     }
-    expect(await exited).toBe(0);
+    expect((await main.exited).code).toBe(0);
 
+    const { stdout, stderr } = main.output();
+    const output = `${stdout}${stderr}`;
     const lines = output.trim().split('\n');
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const requestLine = records.find(

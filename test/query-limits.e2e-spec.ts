@@ -1,14 +1,8 @@
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp } from './support/mcp-http.js';
+import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
-
-interface ToolResult {
-  isError?: boolean;
-  content: { type: string; text: string }[];
-  structuredContent?: Record<string, unknown>;
-}
 
 const ALL_SCOPES = 'db:query db:modify db:admin';
 /** Never ends on its own: only the deadline stops it. */

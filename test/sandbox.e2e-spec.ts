@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,32 +5,13 @@ import Database from 'better-sqlite3';
 import { DEMO_SIZES } from '../sandbox/demo-database.js';
 import { freePort } from './support/app.js';
 import { challengeParams, initialize, postMcp } from './support/mcp-http.js';
+import { type NodeProcess, startNode } from './support/node-process.js';
 
 const SANDBOX = resolve('dist-sandbox/sandbox/main.js');
 const MAIN = resolve('dist/main.js');
 
-interface Running {
-  child: ChildProcess;
-  output: () => { stdout: string; stderr: string };
-  exited: Promise<number | null>;
-}
-
-function run(entry: string, env: Record<string, string>, cwd: string): Running {
-  const child = spawn(process.execPath, [entry], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  return { child, output: () => ({ stdout, stderr }), exited };
-}
-
 /** Resolves once stdout contains `text`; rejects if the process exits first. */
-function waitFor(running: Running, text: string): Promise<void> {
+function waitFor(running: NodeProcess, text: string): Promise<void> {
   return new Promise((done, fail) => {
     const check = () => {
       if (running.output().stdout.includes(text)) {
@@ -40,7 +20,7 @@ function waitFor(running: Running, text: string): Promise<void> {
       }
     };
     running.child.stdout!.on('data', check);
-    void running.exited.then((code) => {
+    void running.exited.then(({ code }) => {
       const { stdout, stderr } = running.output();
       if (!stdout.includes(text)) fail(new Error(`exited with ${code}: ${stdout}${stderr}`));
     });
@@ -56,9 +36,9 @@ describe('npm run dev (dist-sandbox/sandbox/main.js)', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('refuses to start with NODE_ENV=production, with a message saying why', async () => {
-    const sut = run(SANDBOX, { NODE_ENV: 'production' }, dir);
+    const sut = startNode(SANDBOX, { NODE_ENV: 'production' }, dir);
 
-    expect(await sut.exited).toBe(1);
+    expect((await sut.exited).code).toBe(1);
     expect(sut.output().stderr).toContain('NODE_ENV is production');
     expect(sut.output().stderr).toContain('node dist/main.js');
     expect(sut.output().stdout).toBe('');
@@ -69,7 +49,11 @@ describe('npm run dev (dist-sandbox/sandbox/main.js)', () => {
     const [port, issuerPort] = [await freePort(), await freePort()];
     const issuer = `http://localhost:${issuerPort}`;
     const mcpUrl = `http://localhost:${port}/mcp`;
-    const sut = run(SANDBOX, { PORT: String(port), SANDBOX_ISSUER_PORT: String(issuerPort) }, dir);
+    const sut = startNode(
+      SANDBOX,
+      { PORT: String(port), SANDBOX_ISSUER_PORT: String(issuerPort) },
+      dir,
+    );
     try {
       await waitFor(sut, 'Stop with Ctrl+C');
       const { stdout } = sut.output();
@@ -115,7 +99,7 @@ describe('npm run dev (dist-sandbox/sandbox/main.js)', () => {
     } finally {
       sut.child.kill('SIGTERM');
     }
-    expect(await sut.exited).toBe(0);
+    expect((await sut.exited).code).toBe(0);
   });
 });
 
@@ -143,7 +127,11 @@ describe('the production entrypoint (node dist/main.js)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'scopedb-main-'));
     const port = await freePort();
     const base = `http://localhost:${port}`;
-    const sut = run(MAIN, { AUTH_ISSUER: base, PORT: String(port), NODE_ENV: 'development' }, dir);
+    const sut = startNode(
+      MAIN,
+      { AUTH_ISSUER: base, PORT: String(port), NODE_ENV: 'development' },
+      dir,
+    );
     try {
       await waitFor(sut, 'MCP endpoint');
       for (const path of [

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,6 +5,7 @@ import Database from 'better-sqlite3';
 import { freePort } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp } from './support/mcp-http.js';
+import { startNode } from './support/node-process.js';
 
 const MAIN = resolve('dist/main.js');
 
@@ -21,23 +21,17 @@ function runMain(
   cwd: string,
   untilReady?: (url: string) => Promise<void>,
 ) {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const main = startNode(MAIN, env, cwd);
+  const { child } = main;
   return new Promise<Run>((done, fail) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
+      const { stdout, stderr } = main.output();
       fail(new Error(`dist/main.js did not finish: ${stdout}${stderr}`));
     }, 20_000);
     if (untilReady) {
       const poll = setInterval(() => {
-        if (!stdout.includes('MCP endpoint')) return;
+        if (!main.output().stdout.includes('MCP endpoint')) return;
         clearInterval(poll);
         untilReady(env.PUBLIC_URL).then(
           () => child.kill('SIGTERM'),
@@ -48,9 +42,9 @@ function runMain(
         );
       }, 50);
     }
-    child.on('exit', (code) => {
+    void main.exited.then(({ code }) => {
       clearTimeout(timer);
-      done({ code, stdout, stderr });
+      done({ code, ...main.output() });
     });
   });
 }

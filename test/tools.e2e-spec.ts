@@ -4,14 +4,8 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
-import { callTool, postMcp } from './support/mcp-http.js';
+import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
-
-interface ToolResult {
-  isError?: boolean;
-  content: { type: string; text: string }[];
-  structuredContent?: Record<string, unknown>;
-}
 
 type Row = Record<string, unknown>;
 

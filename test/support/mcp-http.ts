@@ -43,6 +43,13 @@ export async function postMcp(
   return { status: response.status, headers: response.headers, message, body: text };
 }
 
+/** A tools/call result, as the tests read it. */
+export interface ToolResult {
+  isError?: boolean;
+  content: { type: string; text: string }[];
+  structuredContent?: Record<string, unknown>;
+}
+
 let nextId = 1;
 export function rpc(method: string, params: Record<string, unknown> = {}) {
   return { jsonrpc: '2.0', id: nextId++, method, params };
