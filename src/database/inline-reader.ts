@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { bindable, type ReadResult, readRows, validatedRead } from './sqlite-engine.js';
+import { type ReadResult, readRows } from './sqlite-engine.js';
 import type { SqlJob } from './sql-jobs.js';
 
 export interface InlineReaderOptions {
@@ -43,11 +43,10 @@ export class InlineReader {
     if (job.sql.length > INLINE_MAX_SQL_CHARS || Date.now() < this.pausedUntil) return undefined;
     const db = this.connection();
     try {
-      if (!validatedRead(db, job.sql, bindable(job.params)).bounded) return undefined;
-      const { result, valueBytes } = readRows(db, job.sql, job.params, job.limits);
-      if (valueBytes > this.options.maxValueBytes)
+      const read = readRows(db, job.sql, job.params, job.limits, true);
+      if (read && read.valueBytes > this.options.maxValueBytes)
         this.pausedUntil = Date.now() + this.options.pauseMs;
-      return result;
+      return read?.result;
     } catch {
       return undefined;
     }

@@ -406,19 +406,24 @@ export function runQuery(
   params: SqlParams | undefined,
   limits: ResultLimits,
 ): ReadResult {
-  return readRows(db, sql, params, limits).result;
+  return readRows(db, sql, params, limits, false)!.result;
 }
 
-/** runQuery, and the size of the values it read (text length, blob bytes; 8 for a number). */
+/**
+ * runQuery, and the size of the values it read (text length, blob bytes; 8 for a number). With
+ * `boundedOnly`, undefined (nothing run) for a statement whose program is not bounded.
+ */
 export function readRows(
   db: Database.Database,
   sql: string,
   params: SqlParams | undefined,
   limits: ResultLimits,
-): { result: ReadResult; valueBytes: number } {
+  boundedOnly: boolean,
+): { result: ReadResult; valueBytes: number } | undefined {
   const started = performance.now();
   const bound = bindable(params);
-  const { statement, single, columns } = validatedRead(db, sql, bound);
+  const { statement, bounded, single, columns } = validatedRead(db, sql, bound);
+  if (boundedOnly && !bounded) return undefined;
   const collector = new RowCollector(limits);
   if (single) {
     // A straight-line program with one ResultRow reaches it once at most: one row at most.

@@ -78,6 +78,7 @@ export class McpHandlerService implements OnModuleDestroy {
   }
 
   async handle(request: Request, response: Response, call: CallScope): Promise<void> {
+    if (this.cfg.directToolCalls && (await this.callDirect(request, response, call))) return;
     const authInfo: AuthInfo = {
       token: '', // the raw token never leaves the auth layer
       clientId: call.principal.clientId ?? '',
@@ -87,7 +88,6 @@ export class McpHandlerService implements OnModuleDestroy {
       resourceMetadataUrl: this.metadataUrl,
       extra: { call },
     };
-    if (this.cfg.directToolCalls && (await this.callDirect(request, response, call))) return;
     Object.assign(request, { auth: authInfo });
     await this.nodeHandler(request, response, request.body);
   }
