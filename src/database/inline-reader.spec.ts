@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { INLINE_MAX_SQL_CHARS, InlineReader } from './inline-reader.js';
-import { type ResultLimits, runQuery, validatedRead } from './sqlite-engine.js';
+import { type ResultLimits, runQuery, validatedRead } from './sqlite/reads.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
   maxRows: 100,

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { type ReadResult, readRows } from './sqlite-engine.js';
+import { type ReadResult, readRows } from './sqlite/reads.js';
 import type { SqlJob } from './sql-jobs.js';
 
 export interface InlineReaderOptions {

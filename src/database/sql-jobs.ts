@@ -1,19 +1,9 @@
 import type Database from 'better-sqlite3';
-import {
-  deleteRows,
-  execute,
-  explainQuery,
-  type Filter,
-  insertRows,
-  listMigrations,
-  listTables,
-  migrate,
-  type ResultLimits,
-  type Row,
-  runQuery,
-  type SqlParams,
-  updateRows,
-} from './sqlite-engine.js';
+import { listTables } from './sqlite/catalog.js';
+import type { Row, SqlParams } from './sqlite/errors.js';
+import { listMigrations, migrate } from './sqlite/migrations.js';
+import { explainQuery, type ResultLimits, runQuery } from './sqlite/reads.js';
+import { deleteRows, execute, type Filter, insertRows, updateRows } from './sqlite/writes.js';
 
 /** The work a tool hands to a SQL worker process: plain JSON data both ways (the IPC channel is JSON). */
 export type SqlJob =

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SqlJob } from './sql-jobs.js';
 import { SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
-import type { ReadResult } from './sqlite-engine.js';
+import type { ReadResult } from './sqlite/reads.js';
 
 const RUNAWAY =
   'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { type DataSource, Table } from 'typeorm';
 import { databaseConfig } from '../config/configuration.js';
 import { type CheckConstraint, checkConstraints } from './sql-statements.js';
-import { catalog, type CatalogEntry } from './sqlite-engine.js';
+import { catalog, type CatalogEntry } from './sqlite/catalog.js';
 
 /**
  * The SQLite database as the main thread sees it: catalog look-ups and TypeORM's introspection

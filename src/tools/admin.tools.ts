@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
-import type { MigrationResult } from '../database/sqlite-engine.js';
+import type { MigrationResult } from '../database/sqlite/migrations.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import { count, dryRun, sqlText } from './tool-schemas.js';

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
-import type { WriteResult } from '../database/sqlite-engine.js';
+import type { WriteResult } from '../database/sqlite/writes.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolOutput } from '../mcp/tool-context.js';
 import {

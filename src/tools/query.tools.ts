@@ -5,7 +5,7 @@ import { SqlExecutor } from '../database/sql-executor.js';
 import { SqliteDatabase } from '../database/sqlite-database.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
-import type { ReadResult, TruncationReason } from '../database/sqlite-engine.js';
+import type { ReadResult, TruncationReason } from '../database/sqlite/reads.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
 const readOnly = {

@@ -3,22 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { match } from '../../test/support/matchers.js';
-import {
-  compiledKeyword,
-  deleteRows,
-  execute,
-  explainQuery,
-  type Filter,
-  insertRows,
-  listMigrations,
-  listTables,
-  migrate,
-  type ResultLimits,
-  runQuery,
-  SqlError,
-  updateRows,
-} from './sqlite-engine.js';
+import { match } from '../../../test/support/matchers.js';
+import { listTables } from './catalog.js';
+import { SqlError } from './errors.js';
+import { listMigrations, migrate } from './migrations.js';
+import { explainQuery, type ResultLimits, runQuery } from './reads.js';
+import { compiledKeyword } from './statement-guard.js';
+import { deleteRows, execute, type Filter, insertRows, updateRows } from './writes.js';
 
 // ScopeDB's own tables as the TypeORM migration creates them (same names, columns and guards).
 const INTERNAL_SCHEMA = `

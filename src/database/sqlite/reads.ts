@@ -1,0 +1,231 @@
+import type Database from 'better-sqlite3';
+import { PRIVATE_TABLES } from '../internal-tables.js';
+import { bindable, type SqlParams, SqlError } from './errors.js';
+import { isBoundedProgram, programOf } from './program.js';
+import {
+  compiledKeyword,
+  leadsWithExplain,
+  prepareOne,
+  READ_KEYWORDS,
+  refuseInternalAccess,
+} from './statement-guard.js';
+
+// Reads: one read-only statement, its rows within limits.
+
+export interface ResultLimits {
+  maxRows: number;
+  /** Budget for the rendered (JSON) rows, in bytes. */
+  maxBytes: number;
+  /** Longest text (characters) or blob (bytes) returned in one cell. */
+  maxCellChars: number;
+}
+
+export type TruncationReason = 'max_rows' | 'byte_budget' | 'cell_size';
+
+export interface ReadResult {
+  columns: { name: string; type: string | null }[];
+  rows: unknown[][];
+  row_count: number;
+  truncated: boolean;
+  truncation_reason: TruncationReason | null;
+  elapsed_ms: number;
+}
+
+/** Renders result rows within limits: cells shortened past maxCellChars, rows up to the budgets. */
+class RowCollector {
+  readonly rows: unknown[][] = [];
+  reason: TruncationReason | null = null;
+  /** Size of the values read from the database, before any shortening: text length, blob bytes. */
+  valueBytes = 0;
+  private bytes = 2;
+  private shortened = false;
+
+  constructor(private readonly limits: ResultLimits) {}
+
+  /** Adds a row; false when it did not fit and reading should stop. */
+  add(raw: unknown[]): boolean {
+    for (const value of raw)
+      this.valueBytes += typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 8;
+    if (this.rows.length === this.limits.maxRows) {
+      this.reason = 'max_rows';
+      return false;
+    }
+    const row = raw.map((value) => this.cell(value));
+    const size = Buffer.byteLength(JSON.stringify(row)) + 1; // UTF-8 bytes, as sent
+    if (this.bytes + size > this.limits.maxBytes) {
+      this.reason = 'byte_budget';
+      return false;
+    }
+    this.bytes += size;
+    this.rows.push(row);
+    return true;
+  }
+
+  get truncationReason(): TruncationReason | null {
+    return this.reason ?? (this.shortened ? 'cell_size' : null);
+  }
+
+  private cell(value: unknown): unknown {
+    const max = this.limits.maxCellChars;
+    if (typeof value === 'bigint') return value.toString();
+    if (typeof value === 'string' && value.length > max) {
+      this.shortened = true;
+      return `${value.slice(0, max)}…[${value.length - max} more characters]`;
+    }
+    if (Buffer.isBuffer(value)) {
+      const shown = Math.floor((max * 3) / 4);
+      if (value.length <= shown) return `base64:${value.toString('base64')}`;
+      this.shortened = true;
+      return `base64:${value.subarray(0, shown).toString('base64')}…[blob of ${value.length} bytes]`;
+    }
+    return value;
+  }
+}
+
+const VALIDATED_STATEMENTS = 256;
+
+interface ValidatedRead {
+  statement: Database.Statement<unknown[]>;
+  /** Its program's work is bounded by one row per table (isBoundedProgram). */
+  bounded: boolean;
+  /** Bounded, with one ResultRow: it returns one row at most. */
+  single: boolean;
+  /** The result's columns, read once (they change only with the schema, which empties the cache). */
+  columns: { name: string; type: string | null }[];
+}
+
+interface ValidatedCache {
+  schemaVersion: Database.Statement<[], number>;
+  version: number;
+  statements: Map<string, ValidatedRead>;
+}
+const validatedReads = new WeakMap<Database.Database, ValidatedCache>();
+
+/**
+ * Read statements that passed every check, by SQL text, per connection. The checks depend on the
+ * text and the schema only, so the cache is emptied whenever the schema version moves.
+ */
+export function validatedRead(
+  db: Database.Database,
+  sql: string,
+  params: unknown[],
+): ValidatedRead {
+  let cache = validatedReads.get(db);
+  if (!cache) {
+    const schemaVersion = db
+      .prepare<[], number>('SELECT schema_version FROM pragma_schema_version()')
+      .pluck();
+    cache = { schemaVersion, version: -1, statements: new Map() };
+    validatedReads.set(db, cache);
+  }
+  const version = cache.schemaVersion.get()!;
+  if (version !== cache.version) {
+    cache.statements.clear();
+    cache.version = version;
+  }
+  let validated = cache.statements.get(sql);
+  if (!validated) {
+    validated = prepareRead(db, sql, params);
+    if (cache.statements.size >= VALIDATED_STATEMENTS)
+      cache.statements.delete(cache.statements.keys().next().value!);
+    cache.statements.set(sql, validated);
+  }
+  return validated;
+}
+
+/**
+ * Requires a reader that the database itself judges read-only, and refuses the audit log. An
+ * EXPLAIN is refused too: the audit-log check explains the statement, and plans come from
+ * explain_query.
+ */
+function prepareRead(db: Database.Database, sql: string, params: unknown[]): ValidatedRead {
+  if (leadsWithExplain(sql))
+    throw new SqlError(
+      'Give the statement itself, without EXPLAIN; explain_query shows its plan.',
+      'NOT_READ_ONLY',
+    );
+  const statement = prepareOne(db, sql);
+  const keyword = compiledKeyword(sql);
+  if (!statement.reader || !statement.readonly || !READ_KEYWORDS.has(keyword))
+    throw new SqlError(
+      'Only one read-only statement that returns rows is allowed here (SELECT, WITH ... SELECT, VALUES); writes go through execute.',
+      'NOT_READ_ONLY',
+    );
+  const program = programOf(db, sql, params);
+  refuseInternalAccess(db, program, PRIVATE_TABLES, 'read');
+  const bounded = isBoundedProgram(program);
+  statement.raw(true);
+  return {
+    statement,
+    bounded,
+    single: bounded && program.filter(({ opcode }) => opcode === 'ResultRow').length === 1,
+    columns: statement.columns().map((column) => ({ name: column.name, type: column.type })),
+  };
+}
+
+/** One read-only statement; reads no more rows than fit the limits (plus one to know). */
+export function runQuery(
+  db: Database.Database,
+  sql: string,
+  params: SqlParams | undefined,
+  limits: ResultLimits,
+): ReadResult {
+  return readRows(db, sql, params, limits, false)!.result;
+}
+
+/**
+ * runQuery, and the size of the values it read (text length, blob bytes; 8 for a number). With
+ * `boundedOnly`, undefined (nothing run) for a statement whose program is not bounded.
+ */
+export function readRows(
+  db: Database.Database,
+  sql: string,
+  params: SqlParams | undefined,
+  limits: ResultLimits,
+  boundedOnly: boolean,
+): { result: ReadResult; valueBytes: number } | undefined {
+  const started = performance.now();
+  const bound = bindable(params);
+  const { statement, bounded, single, columns } = validatedRead(db, sql, bound);
+  if (boundedOnly && !bounded) return undefined;
+  const collector = new RowCollector(limits);
+  if (single) {
+    // A straight-line program with one ResultRow reaches it once at most: one row at most.
+    const row = statement.get(...bound) as unknown[] | undefined;
+    if (row) collector.add(row);
+  } else {
+    for (const row of statement.iterate(...bound) as IterableIterator<unknown[]>)
+      if (!collector.add(row)) break; // leaving the loop finalizes the iterator: nothing more is read
+  }
+  const reason = collector.truncationReason;
+  const result = {
+    columns: columns.map((column) => ({ ...column })),
+    rows: collector.rows,
+    row_count: collector.rows.length,
+    truncated: reason !== null,
+    truncation_reason: reason,
+    elapsed_ms: Math.round((performance.now() - started) * 100) / 100,
+  };
+  return { result, valueBytes: collector.valueBytes };
+}
+
+export interface PlanStep {
+  id: number;
+  parent: number;
+  detail: string;
+}
+
+/** SQLite's query plan for one read-only statement, under the same rules as runQuery. */
+export function explainQuery(
+  db: Database.Database,
+  sql: string,
+  params: SqlParams | undefined,
+): { plan: PlanStep[] } {
+  const bound = bindable(params);
+  prepareRead(db, sql, bound);
+  const plan = db
+    .prepare<unknown[], { id: number; parent: number; detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+    .all(...bound)
+    .map(({ id, parent, detail }) => ({ id, parent, detail }));
+  return { plan };
+}

@@ -1,0 +1,223 @@
+import type Database from 'better-sqlite3';
+import { INTERNAL_TABLES } from '../internal-tables.js';
+import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
+import { bindable, type Row, type SqlParams, SqlError, type SqlValue } from './errors.js';
+import { programOf } from './program.js';
+import {
+  compiledKeyword,
+  prepareOne,
+  refuseInternalAccess,
+  WRITE_KEYWORDS,
+} from './statement-guard.js';
+
+// Writes: rows changed in one transaction each, never the schema.
+
+export type FilterOp = '=' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'like' | 'is_null';
+export interface Filter {
+  column: string;
+  op: FilterOp;
+  value?: SqlValue | SqlValue[];
+}
+
+/** A WHERE clause from filters: columns checked against the catalog, values always bound. */
+function whereClause(
+  table: { name: string; columns: Set<string> },
+  filters: Filter[],
+): { sql: string; params: unknown[] } {
+  if (filters.length === 0)
+    throw new SqlError('At least one filter is required.', 'FILTER_REQUIRED');
+  const params: unknown[] = [];
+  const bind = (value: SqlValue) => params.push(typeof value === 'boolean' ? Number(value) : value);
+  const parts = filters.map((filter) => {
+    const column = checkColumn(table, filter.column);
+    const { value } = filter;
+    if (filter.op === 'is_null') {
+      if (value !== undefined && typeof value !== 'boolean')
+        throw new SqlError('is_null takes no value, or true/false.', 'INVALID_FILTER');
+      return `${column} IS ${value === false ? 'NOT ' : ''}NULL`;
+    }
+    if (filter.op === 'in') {
+      if (!Array.isArray(value) || value.length === 0)
+        throw new SqlError(`"in" on ${filter.column} needs a non-empty array.`, 'INVALID_FILTER');
+      value.forEach(bind);
+      return `${column} IN (${value.map(() => '?').join(', ')})`;
+    }
+    if (value === undefined || value === null || Array.isArray(value))
+      throw new SqlError(
+        `"${filter.op}" on ${filter.column} needs one non-null value (use is_null for NULL).`,
+        'INVALID_FILTER',
+      );
+    if (filter.op === 'like' && typeof value !== 'string')
+      throw new SqlError(`"like" on ${filter.column} needs a string pattern.`, 'INVALID_FILTER');
+    bind(value);
+    return `${column} ${filter.op === 'like' ? 'LIKE' : filter.op} ?`;
+  });
+  return { sql: parts.join(' AND '), params };
+}
+
+export interface WriteResult {
+  affected_rows: number;
+  dry_run: boolean;
+  /** Rows returned by RETURNING (execute, insert_rows) or, on a dry run, the rows affected. */
+  rows?: Row[];
+  last_insert_rowid?: number | null;
+}
+
+const PREVIEW_ROWS = 20;
+
+/**
+ * Runs a change in a transaction: rolled back when it changes more rows than expected (saying
+ * how many it would have), when it is a dry run, or when it touched the schema.
+ */
+function change(
+  db: Database.Database,
+  statement: Database.Statement<unknown[]>,
+  params: unknown[],
+  options: { expectedMaxRows?: number; dryRun: boolean; keepRows: number; showRows: boolean },
+): WriteResult {
+  const rollback = new Error('rollback');
+  let result: WriteResult | undefined;
+  const schemaVersion = () => db.pragma('schema_version', { simple: true }) as number;
+  const lastRowid = () =>
+    db.prepare<[], { id: number }>('SELECT last_insert_rowid() AS id').get()!.id;
+  try {
+    db.transaction(() => {
+      const before = schemaVersion();
+      const rowidBefore = lastRowid();
+      const rows: Row[] = [];
+      let affected: number;
+      if (statement.reader) {
+        for (const row of statement.iterate(...params) as IterableIterator<Row>)
+          if (rows.length < options.keepRows) rows.push(row);
+        affected = db.prepare<[], { n: number }>('SELECT changes() AS n').get()!.n;
+      } else {
+        affected = statement.run(...params).changes;
+      }
+      if (schemaVersion() !== before)
+        throw new SqlError(
+          'The statement changed the schema; use apply_migration (db:admin).',
+          'SCHEMA_CHANGE',
+        );
+      if (options.expectedMaxRows !== undefined && affected > options.expectedMaxRows)
+        throw new SqlError(
+          `The change would affect ${affected} rows, more than expected_max_rows=${options.expectedMaxRows}; nothing was changed.`,
+          'TOO_MANY_ROWS',
+        );
+      const rowidAfter = lastRowid();
+      result = {
+        affected_rows: affected,
+        dry_run: options.dryRun,
+        ...(statement.reader && options.showRows && { rows }),
+        // Only a statement that inserted moves last_insert_rowid (UPDATE and DELETE leave it).
+        last_insert_rowid: rowidAfter !== rowidBefore ? rowidAfter : null,
+      };
+      if (options.dryRun) throw rollback;
+    })();
+  } catch (error) {
+    if (error !== rollback) throw error;
+  }
+  return result!;
+}
+
+/** One INSERT, UPDATE, DELETE or REPLACE (optionally RETURNING); never a schema change. */
+export function execute(
+  db: Database.Database,
+  sql: string,
+  params: SqlParams | undefined,
+  options: { expectedMaxRows?: number; dryRun: boolean },
+): WriteResult {
+  const bound = bindable(params);
+  const statement = prepareOne(db, sql);
+  if (statement.readonly || !WRITE_KEYWORDS.has(compiledKeyword(sql)))
+    throw new SqlError(
+      'execute runs exactly one INSERT, UPDATE, DELETE or REPLACE statement. Use query to read; schema changes go through apply_migration (db:admin).',
+      'NOT_A_WRITE',
+    );
+  refuseInternalAccess(db, programOf(db, sql, bound), INTERNAL_TABLES, 'write');
+  return change(db, statement, bound, { ...options, keepRows: 500, showRows: true });
+}
+
+function checkValue(column: string, value: unknown): unknown {
+  if (value === null || ['string', 'number'].includes(typeof value)) return value;
+  if (typeof value === 'boolean') return Number(value);
+  throw new SqlError(
+    `The value of ${column} must be a string, number, boolean or null.`,
+    'INVALID_VALUE',
+  );
+}
+
+/** Rows into one table, in one transaction; columns checked against the catalog. */
+export function insertRows(
+  db: Database.Database,
+  tableName: string,
+  rows: Row[],
+  returning: boolean,
+): WriteResult {
+  const table = tableOf(db, tableName, 'table');
+  const returned: Row[] = [];
+  let inserted = 0;
+  db.transaction(() => {
+    const statements = new Map<string, Database.Statement<unknown[]>>();
+    for (const row of rows) {
+      const names = Object.keys(row);
+      const key = JSON.stringify(names);
+      let statement = statements.get(key);
+      if (!statement) {
+        const columns = names.map((name) => checkColumn(table, name));
+        const target = quoteIdentifier(table.name);
+        statement = db.prepare(
+          names.length === 0
+            ? `INSERT INTO ${target} DEFAULT VALUES${returning ? ' RETURNING *' : ''}`
+            : `INSERT INTO ${target} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})${returning ? ' RETURNING *' : ''}`,
+        );
+        statements.set(key, statement);
+      }
+      const values = names.map((name) => checkValue(name, row[name]));
+      if (returning) returned.push(...(statement.all(...values) as Row[]));
+      else statement.run(...values);
+      inserted++;
+    }
+  })();
+  return { affected_rows: inserted, dry_run: false, ...(returning && { rows: returned }) };
+}
+
+export function updateRows(
+  db: Database.Database,
+  tableName: string,
+  set: Row,
+  where: Filter[],
+  options: { expectedMaxRows: number; dryRun: boolean },
+): WriteResult {
+  const table = tableOf(db, tableName, 'table');
+  const names = Object.keys(set);
+  if (names.length === 0) throw new SqlError('set needs at least one column.', 'INVALID_VALUE');
+  const assignments = names.map((name) => `${checkColumn(table, name)} = ?`);
+  const values = names.map((name) => checkValue(name, set[name]));
+  const filter = whereClause(table, where);
+  const statement = db.prepare(
+    `UPDATE ${quoteIdentifier(table.name)} SET ${assignments.join(', ')} WHERE ${filter.sql} RETURNING *`,
+  );
+  return change(db, statement, [...values, ...filter.params], {
+    ...options,
+    keepRows: PREVIEW_ROWS,
+    showRows: options.dryRun,
+  });
+}
+
+export function deleteRows(
+  db: Database.Database,
+  tableName: string,
+  where: Filter[],
+  options: { expectedMaxRows: number; dryRun: boolean },
+): WriteResult {
+  const table = tableOf(db, tableName, 'table');
+  const filter = whereClause(table, where);
+  const statement = db.prepare(
+    `DELETE FROM ${quoteIdentifier(table.name)} WHERE ${filter.sql} RETURNING *`,
+  );
+  return change(db, statement, filter.params, {
+    ...options,
+    keepRows: PREVIEW_ROWS,
+    showRows: options.dryRun,
+  });
+}
