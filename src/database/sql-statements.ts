@@ -104,6 +104,25 @@ export function leadingKeyword(sql: string): string {
   return /^[A-Za-z]+/.exec(stripLeadingComments(sql))?.[0].toUpperCase() ?? '';
 }
 
+/** An identifier token without its quotes ("", ``, '' with doubled quotes; []). */
+function unquoteIdentifier(name: string): string {
+  if (/^["`']/.test(name)) return name.slice(1, -1).replaceAll(name[0] + name[0], name[0]);
+  return name.startsWith('[') ? name.slice(1, -1) : name;
+}
+
+/**
+ * The module of a CREATE VIRTUAL TABLE statement (the name after its first top-level USING
+ * word; quoted names are single tokens, so a name cannot fake it), else undefined.
+ */
+export function virtualTableModule(sql: string): string | undefined {
+  const tokens = [...tokensOf(sql)];
+  const words = tokens.slice(0, 3).map((token) => token.text.toUpperCase());
+  if (words.join(' ') !== 'CREATE VIRTUAL TABLE') return undefined;
+  const using = tokens.findIndex((token) => token.kind === 'word' && /^using$/i.test(token.text));
+  const module = using >= 0 ? tokens[using + 1] : undefined;
+  return module && module.kind !== 'punctuation' ? unquoteIdentifier(module.text) : '';
+}
+
 export interface CheckConstraint {
   name: string | null;
   expression: string;
@@ -124,12 +143,6 @@ export function checkConstraints(createTable: string): CheckConstraint[] {
   }
   const n = createTable.length;
 
-  const unquote = (name: string) =>
-    /^["`']/.test(name)
-      ? name.slice(1, -1).replaceAll(name[0] + name[0], name[0])
-      : name.startsWith('[')
-        ? name.slice(1, -1)
-        : name;
   const checks: CheckConstraint[] = [];
   tokens.forEach((token, k) => {
     const open = tokens[k + 1];
@@ -137,7 +150,7 @@ export function checkConstraints(createTable: string): CheckConstraint[] {
     const close = tokens.slice(k + 2).find((t) => t.text === ')' && t.depth === 1);
     const named = tokens[k - 2]?.depth === 1 && tokens[k - 2].text.toUpperCase() === 'CONSTRAINT';
     checks.push({
-      name: named ? unquote(tokens[k - 1].text) : null,
+      name: named ? unquoteIdentifier(tokens[k - 1].text) : null,
       expression: createTable.slice(open.end, close?.start ?? n).trim(),
     });
   });

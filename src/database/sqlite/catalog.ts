@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { INTERNAL_TABLES } from '../internal-tables.js';
+import { SCOPEDB_TABLE_NAMES } from './statement-guard.js';
 import { SqlError } from './errors.js';
 
 // The catalog: which tables and views a caller may name, and their columns.
@@ -21,7 +21,7 @@ export function catalog(db: Database.Database): CatalogEntry[] {
       "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )
     .all()
-    .filter((entry) => !(INTERNAL_TABLES as readonly string[]).includes(entry.name));
+    .filter((entry) => !(SCOPEDB_TABLE_NAMES as readonly string[]).includes(entry.name));
 }
 
 /** SQL LIKE semantics (case-insensitive, % and _) for filtering names without SQL. */

@@ -311,10 +311,12 @@ describe('sqlite-engine', () => {
         expect(error.code).toBe('INTERNAL_TABLE');
       });
 
-      it('allows reading the migrations ledger', () => {
-        expect(
-          sut(reader, 'SELECT count(*) FROM scopedb_migrations', undefined, LIMITS).rows,
-        ).toEqual([[0]]);
+      it('refuses a table named like the migrations ledger (second layer)', () => {
+        const error = refusal(() =>
+          sut(reader, 'SELECT count(*) FROM scopedb_migrations', undefined, LIMITS),
+        );
+
+        expect(error.code).toBe('INTERNAL_TABLE');
       });
     });
   });

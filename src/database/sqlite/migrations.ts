@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { INTERNAL_TABLES, LEDGER_TABLE } from '../internal-tables.js';
-import { leadingKeyword, splitStatements } from '../sql-statements.js';
+import { splitStatements } from '../sql-statements.js';
 import { quoteIdentifier } from './catalog.js';
 import { SqlError } from './errors.js';
-import { DDL_KEYWORDS, prepareOne } from './statement-guard.js';
+import { guardDdl, guardSchemaAfterDdl } from './statement-guard.js';
 
 // Migrations: DDL applied atomically and recorded in the ledger.
 
@@ -71,14 +71,9 @@ export function migrate(
       }
       const internalBefore = internalSchema(db);
       statements.forEach((text, index) => {
-        const statement = prepareOne(db, text);
-        if (statement.readonly || !DDL_KEYWORDS.has(leadingKeyword(text)))
-          throw new SqlError(
-            `Statement ${index + 1} is not DDL: apply_migration runs CREATE, ALTER and DROP statements only.`,
-            'NOT_DDL',
-          );
-        statement.run();
+        guardDdl(db, text, index).run();
       });
+      guardSchemaAfterDdl(db);
       if (internalSchema(db) !== internalBefore)
         throw new SqlError(
           `A migration cannot change ScopeDB's own tables (${INTERNAL_TABLES.join(', ')}) or define objects that refer to them.`,

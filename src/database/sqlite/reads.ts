@@ -1,14 +1,7 @@
 import type Database from 'better-sqlite3';
-import { PRIVATE_TABLES } from '../internal-tables.js';
-import { bindable, type SqlParams, SqlError } from './errors.js';
-import { isBoundedProgram, programOf } from './program.js';
-import {
-  compiledKeyword,
-  leadsWithExplain,
-  prepareOne,
-  READ_KEYWORDS,
-  refuseInternalAccess,
-} from './statement-guard.js';
+import { bindable, type SqlParams } from './errors.js';
+import { isBoundedProgram } from './program.js';
+import { guardRead } from './statement-guard.js';
 
 // Reads: one read-only statement, its rows within limits.
 
@@ -133,26 +126,9 @@ export function validatedRead(
   return validated;
 }
 
-/**
- * Requires a reader that the database itself judges read-only, and refuses the audit log. An
- * EXPLAIN is refused too: the audit-log check explains the statement, and plans come from
- * explain_query.
- */
+/** A read that passed the statement guard, with what the inline reader needs to know of it. */
 function prepareRead(db: Database.Database, sql: string, params: unknown[]): ValidatedRead {
-  if (leadsWithExplain(sql))
-    throw new SqlError(
-      'Give the statement itself, without EXPLAIN; explain_query shows its plan.',
-      'NOT_READ_ONLY',
-    );
-  const statement = prepareOne(db, sql);
-  const keyword = compiledKeyword(sql);
-  if (!statement.reader || !statement.readonly || !READ_KEYWORDS.has(keyword))
-    throw new SqlError(
-      'Only one read-only statement that returns rows is allowed here (SELECT, WITH ... SELECT, VALUES); writes go through execute.',
-      'NOT_READ_ONLY',
-    );
-  const program = programOf(db, sql, params);
-  refuseInternalAccess(db, program, PRIVATE_TABLES, 'read');
+  const { statement, program } = guardRead(db, sql, params);
   const bounded = isBoundedProgram(program);
   statement.raw(true);
   return {

@@ -1,14 +1,7 @@
 import type Database from 'better-sqlite3';
-import { INTERNAL_TABLES } from '../internal-tables.js';
 import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
 import { bindable, type Row, type SqlParams, SqlError, type SqlValue } from './errors.js';
-import { programOf } from './program.js';
-import {
-  compiledKeyword,
-  prepareOne,
-  refuseInternalAccess,
-  WRITE_KEYWORDS,
-} from './statement-guard.js';
+import { guardBuiltWrite, guardWrite } from './statement-guard.js';
 
 // Writes: rows changed in one transaction each, never the schema.
 
@@ -127,13 +120,7 @@ export function execute(
   options: { expectedMaxRows?: number; dryRun: boolean },
 ): WriteResult {
   const bound = bindable(params);
-  const statement = prepareOne(db, sql);
-  if (statement.readonly || !WRITE_KEYWORDS.has(compiledKeyword(sql)))
-    throw new SqlError(
-      'execute runs exactly one INSERT, UPDATE, DELETE or REPLACE statement. Use query to read; schema changes go through apply_migration (db:admin).',
-      'NOT_A_WRITE',
-    );
-  refuseInternalAccess(db, programOf(db, sql, bound), INTERNAL_TABLES, 'write');
+  const statement = guardWrite(db, sql, bound);
   return change(db, statement, bound, { ...options, keepRows: 500, showRows: true });
 }
 
@@ -160,19 +147,21 @@ export function insertRows(
     const statements = new Map<string, Database.Statement<unknown[]>>();
     for (const row of rows) {
       const names = Object.keys(row);
+      const values = names.map((name) => checkValue(name, row[name]));
       const key = JSON.stringify(names);
       let statement = statements.get(key);
       if (!statement) {
         const columns = names.map((name) => checkColumn(table, name));
         const target = quoteIdentifier(table.name);
-        statement = db.prepare(
+        statement = guardBuiltWrite(
+          db,
           names.length === 0
             ? `INSERT INTO ${target} DEFAULT VALUES${returning ? ' RETURNING *' : ''}`
             : `INSERT INTO ${target} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})${returning ? ' RETURNING *' : ''}`,
+          values,
         );
         statements.set(key, statement);
       }
-      const values = names.map((name) => checkValue(name, row[name]));
       if (returning) returned.push(...(statement.all(...values) as Row[]));
       else statement.run(...values);
       inserted++;
@@ -194,10 +183,13 @@ export function updateRows(
   const assignments = names.map((name) => `${checkColumn(table, name)} = ?`);
   const values = names.map((name) => checkValue(name, set[name]));
   const filter = whereClause(table, where);
-  const statement = db.prepare(
+  const params = [...values, ...filter.params];
+  const statement = guardBuiltWrite(
+    db,
     `UPDATE ${quoteIdentifier(table.name)} SET ${assignments.join(', ')} WHERE ${filter.sql} RETURNING *`,
+    params,
   );
-  return change(db, statement, [...values, ...filter.params], {
+  return change(db, statement, params, {
     ...options,
     keepRows: PREVIEW_ROWS,
     showRows: options.dryRun,
@@ -212,8 +204,10 @@ export function deleteRows(
 ): WriteResult {
   const table = tableOf(db, tableName, 'table');
   const filter = whereClause(table, where);
-  const statement = db.prepare(
+  const statement = guardBuiltWrite(
+    db,
     `DELETE FROM ${quoteIdentifier(table.name)} WHERE ${filter.sql} RETURNING *`,
+    filter.params,
   );
   return change(db, statement, filter.params, {
     ...options,
