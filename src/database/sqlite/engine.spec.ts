@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { match } from '../../../test/support/matchers.js';
+import { refusal } from '../../../test/support/sql-errors.js';
 import { listTables } from './catalog.js';
-import { SqlError } from './errors.js';
 import { listMigrations, migrate } from './migrations.js';
 import { explainQuery, type ResultLimits, runQuery } from './reads.js';
 import { compiledKeyword } from './statement-guard.js';
@@ -42,17 +42,6 @@ const ITEMS = [
 ];
 
 const LIMITS: ResultLimits = { maxRows: 100, maxBytes: 10_000, maxCellChars: 100 };
-
-/** The SqlError a call throws (fails when it throws something else or nothing). */
-function refusal(run: () => unknown): SqlError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof SqlError) return error;
-    throw error;
-  }
-  throw new Error('expected a SqlError, but the call succeeded');
-}
 
 /** The SQLite error code a call throws. */
 function sqliteCode(run: () => unknown): string | undefined {

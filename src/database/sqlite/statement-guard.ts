@@ -74,8 +74,11 @@ export function leadsWithExplain(sql: string): boolean {
   return /^EXPLAIN\b/i.test(rest);
 }
 
-/** What a statement may do: read rows, or change rows of the application's tables. */
-export type Access = 'read' | 'write';
+/**
+ * What a statement may do: read rows, change rows of the application's tables, or change the
+ * schema (whose upkeep of sqlite_sequence and sqlite_stat1 is SQLite's own, e.g. on DROP TABLE).
+ */
+export type Access = 'read' | 'write' | 'schema';
 
 /**
  * Eponymous virtual tables that expose the file's storage, the connection's statements or its
@@ -144,7 +147,7 @@ function scopedbPages(db: Database.Database): Set<number> {
  * lists them after the statement's own):
  * - no storage-exposing virtual table (dbstat, ...), directly or through a view;
  * - only the main database: nothing temporary or attached is opened;
- * - writes change no `sqlite_*` table (sqlite_sequence, sqlite_stat1, ...): SQLite's own upkeep
+ * - row writes change no `sqlite_*` table (sqlite_sequence, sqlite_stat1, ...): SQLite's own upkeep
  *   of AUTOINCREMENT writes sqlite_sequence too, but never as a change of the statement's own
  *   (its Insert names no table);
  * - nothing opens a table of ScopeDB's names.
@@ -267,7 +270,7 @@ export function guardDdl(
       `Statement ${index + 1} creates a virtual table with module "${module}"; allowed: ${[...VIRTUAL_TABLE_MODULES].join(', ')}.`,
       'VIRTUAL_TABLE_MODULE',
     );
-  checkProgram(db, programOf(db, text, []), 'write');
+  checkProgram(db, programOf(db, text, []), 'schema');
   return statement;
 }
 

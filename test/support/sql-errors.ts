@@ -1,0 +1,12 @@
+import { SqlError } from '../../src/database/sqlite/errors.js';
+
+/** The SqlError a call throws (fails when it throws something else or nothing). */
+export function refusal(run: () => unknown): SqlError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof SqlError) return error;
+    throw error;
+  }
+  throw new Error('expected a SqlError, but the call succeeded');
+}
