@@ -260,6 +260,7 @@ describe('statement guard', () => {
       ['a read', 'SELECT 1', 'NOT_DDL'],
       ['an ATTACH', "ATTACH 'x.sqlite' AS x", 'ATTACH_NOT_ALLOWED'],
       ['a PRAGMA', 'PRAGMA writable_schema = 1', 'PRAGMA_NOT_ALLOWED'],
+      ['dropping SQLite’s statistics', 'DROP TABLE sqlite_stat1', 'SYSTEM_TABLE'],
     ])('refuses %s', (_case, sql, code) => {
       expect(refusal(() => migrate(sql)).code).toBe(code);
     });

@@ -149,7 +149,7 @@ function scopedbPages(db: Database.Database): Set<number> {
  * - only the main database: nothing temporary or attached is opened;
  * - row writes change no `sqlite_*` table (sqlite_sequence, sqlite_stat1, ...): SQLite's own upkeep
  *   of AUTOINCREMENT writes sqlite_sequence too, but never as a change of the statement's own
- *   (its Insert names no table);
+ *   (its Insert names no table); no statement drops one (SQLite lets DROP TABLE sqlite_stat1 by);
  * - nothing opens a table of ScopeDB's names.
  */
 export function checkProgram(
@@ -179,7 +179,11 @@ export function checkProgram(
         `Tables named like ScopeDB's own (${SCOPEDB_TABLE_NAMES.join(', ')}) cannot be used through the database tools.`,
         'INTERNAL_TABLE',
       );
-    if (access === 'write' && CHANGE_OPCODES.has(opcode) && p4 && /^sqlite_/i.test(p4))
+    if (
+      ((access === 'write' && CHANGE_OPCODES.has(opcode)) || opcode === 'DropTable') &&
+      p4 &&
+      /^sqlite_/i.test(p4)
+    )
       refuse(
         `${p4} belongs to SQLite; the write tools change the application's tables only.`,
         'SYSTEM_TABLE',
