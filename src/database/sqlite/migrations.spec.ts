@@ -94,6 +94,7 @@ describe('migrations (worker side)', () => {
       ['ATTACH', "CREATE TABLE w (x); ATTACH ':memory:' AS x", 'ATTACH_NOT_ALLOWED'],
       ['PRAGMA', 'CREATE TABLE w (x); PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
       ['a table with a reserved name', 'CREATE TABLE audit_log (x)', 'RESERVED_NAME'],
+      ['a reserved name in capitals', 'CREATE TABLE "AUDIT_LOG" (x)', 'RESERVED_NAME'],
       [
         'an index on a reserved name',
         'CREATE TABLE scopedb_migrations (x); CREATE INDEX i ON scopedb_migrations (x)',

@@ -49,7 +49,7 @@ function runStatements(db: Database.Database, statements: string[]): void {
     );
   const reserved = db
     .prepare<string[], string>(
-      `SELECT name FROM sqlite_schema WHERE name IN (${INTERNAL_TABLES.map(() => '?').join(', ')}) OR tbl_name IN (${INTERNAL_TABLES.map(() => '?').join(', ')}) LIMIT 1`,
+      `SELECT name FROM sqlite_schema WHERE lower(name) IN (${INTERNAL_TABLES.map(() => '?').join(', ')}) OR lower(tbl_name) IN (${INTERNAL_TABLES.map(() => '?').join(', ')}) LIMIT 1`,
     )
     .pluck()
     .get(...INTERNAL_TABLES, ...INTERNAL_TABLES);
