@@ -15,9 +15,9 @@ import { readSqlite, tableNames } from './support/sqlite-files.js';
 type Row = Record<string, unknown>;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
-/** About two seconds of work for SQLite, whatever the data: a migration slow enough to kill. */
+/** About a second of work for SQLite, whatever the data: a migration slow enough to kill. */
 const SLOW_MIGRATION =
-  'CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) AS n FROM c';
+  'CREATE TABLE slow AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000) SELECT count(*) AS n FROM c';
 
 describe('the migrations ledger across the two files', () => {
   let issuer: TestIssuer;
