@@ -6,7 +6,7 @@
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
+import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { readSqlite, tableNames } from './support/sqlite-files.js';
