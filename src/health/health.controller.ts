@@ -37,9 +37,9 @@ export class HealthController {
   }
 
   /**
-   * Readiness: the database and the audit database answer and tokens
-   * can be verified; else 503 naming the failed check. The checks share the JWKS timeout, so the
-   * probe answers within AUTH_JWKS_TIMEOUT_MS.
+   * Readiness: the database and the audit database answer and tokens can be verified; else 503
+   * naming the failed check. The checks share the JWKS timeout, so the probe answers within
+   * AUTH_JWKS_TIMEOUT_MS.
    */
   @Get('readyz')
   @HealthCheck()
