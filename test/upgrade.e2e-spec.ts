@@ -233,7 +233,11 @@ describe('upgrade from release 0.1.0', () => {
 
     /** Puts the files back as a crash at that point would have left them. */
     function crashedAt(state: { step: string; marker?: string } | undefined, tablesBack: boolean) {
-      if (tablesBack) copyFileSync(join(FIXTURE, 'scopedb.sqlite'), appPath());
+      if (tablesBack) {
+        // The file as it was: without the write-ahead log of the run that dropped the tables.
+        for (const suffix of ['-wal', '-shm']) rmSync(`${appPath()}${suffix}`, { force: true });
+        copyFileSync(join(FIXTURE, 'scopedb.sqlite'), appPath());
+      }
       const db = new Database(internalPath());
       try {
         if (state === undefined) db.prepare('DELETE FROM scopedb_state').run();
