@@ -23,12 +23,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.js', 'bench/**/*.mjs'],
+    files: ['**/*.js', 'bench/**/*.mjs', 'test/fixtures/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    // The benchmark is plain ESM JavaScript run by Node (no TypeScript), so Node's globals.
-    files: ['bench/**/*.mjs'],
+    // The benchmark and fixture scripts are plain ESM JavaScript run by Node, so Node's globals.
+    files: ['bench/**/*.mjs', 'test/fixtures/**/*.mjs'],
     languageOptions: {
       globals: Object.fromEntries(
         [

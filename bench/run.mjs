@@ -33,7 +33,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
@@ -634,7 +634,10 @@ async function main() {
   // The full stack was exercised: every answered call of ScopeDB's is in its audit log (a call
   // that autocannon cut off at the end of a run may be there too, unanswered).
   await sleep(500);
-  const auditDb = new Database(dbs.ours, { readonly: true, fileMustExist: true });
+  const auditDb = new Database(join(dirname(dbs.ours), 'scopedb-internal.sqlite'), {
+    readonly: true,
+    fileMustExist: true,
+  });
   const audited = auditDb
     .prepare("SELECT count(*) AS n FROM audit_log WHERE tool = 'query' AND outcome = 'success'")
     .get().n;

@@ -17,6 +17,7 @@ import { CONFIG_NAMESPACES } from './config/configuration.js';
 import { type LogLevelName, readSettings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
+import { InternalModule } from './internal/internal.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { McpModule } from './mcp/mcp.module.js';
 import { RateLimitFilter } from './rate-limit/rate-limit.filter.js';
@@ -55,6 +56,7 @@ export class AppModule implements NestModule {
         AuthModule,
         AuditModule,
         DatabaseModule,
+        InternalModule,
         LoggingModule.forRoot(options.logLevel),
         HealthModule,
         McpModule,

@@ -57,7 +57,7 @@ const withOffset = (iso: string) =>
 describe('audit trail (e2e)', () => {
   let issuer: TestIssuer;
   let sut: TestApp;
-  /** An independent read-only view of the app's SQLite file. */
+  /** An independent read-only view of the audit database (the internal database's file). */
   let db: Database.Database;
   let adminToken: string;
   let bobToken: string;
@@ -110,7 +110,7 @@ describe('audit trail (e2e)', () => {
     bobToken = issuer.token({ audience: sut.mcpUrl, scope: 'db:query', claims: BOB });
     pagerToken = issuer.token({ audience: sut.mcpUrl, scope: 'db:query', claims: PAGER });
     tokens.push(adminToken, bobToken, pagerToken);
-    db = new Database(sut.databasePath, { readonly: true, fileMustExist: true });
+    db = new Database(sut.auditDatabasePath, { readonly: true, fileMustExist: true });
     const { result } = await call('apply_migration', {
       name: 'audit_e2e_schema',
       sql: 'CREATE TABLE ae_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)',
@@ -561,11 +561,11 @@ describe('audit trail (e2e)', () => {
       expect(textOf(result)).toMatch(/input validation/i);
     });
 
-    it('leaves the audit log closed to the SQL tools', async () => {
+    it('is not in the database the SQL tools open', async () => {
       const { result } = await call('query', { sql: 'SELECT count(*) FROM audit_log' });
 
       expect(result.isError).toBe(true);
-      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]/);
+      expect(textOf(result)).toMatch(/^Error \[SQLITE_ERROR\]: no such table: audit_log/);
     });
   });
 
@@ -640,11 +640,14 @@ describe('audit trail (e2e)', () => {
       const missing = join(dirname(sut.databasePath), 'missing.sqlite');
 
       const { code, stdout, stderr } = await runExport(['--since', '2026-01-01T00:00:00Z'], {
-        DATABASE_URL: `sqlite:${missing}`,
+        DATABASE_URL: databaseUrl(),
+        INTERNAL_DATABASE_URL: `sqlite:${missing}`,
       });
 
       expect({ code, stdout }).toEqual({ code: 1, stdout: '' });
-      expect(stderr).toBe(`audit:export: no database file at ${missing} (from DATABASE_URL)\n`);
+      expect(stderr).toBe(
+        `audit:export: no database file at ${missing} (from INTERNAL_DATABASE_URL)\n`,
+      );
     });
   });
 });

@@ -54,7 +54,7 @@ interface AuditRow {
   grantedScopes: string | null;
 }
 
-/** The app's audit_log, read through a separate read-only connection to its SQLite file. */
+/** The app's audit_log, read through a separate read-only connection to the audit database. */
 class AuditTrail {
   private readonly db: Database.Database;
 
@@ -119,7 +119,7 @@ async function start(
   const resourcePath = new URL(resourceUrl).pathname.replace(/^\/$/, '');
   return {
     sut,
-    audit: new AuditTrail(sut.databasePath),
+    audit: new AuditTrail(sut.auditDatabasePath),
     mcpUrl: `${origin}/mcp`,
     resourceUrl,
     metadataUrl: `${origin}${WELL_KNOWN}${resourcePath}`,

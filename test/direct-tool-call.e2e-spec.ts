@@ -128,7 +128,7 @@ describe('direct tools/call (2025-era) answers as the SDK does', () => {
             }),
           );
         answers.set(mode, responses);
-        const audit = new Database(app.databasePath, { readonly: true });
+        const audit = new Database(app.auditDatabasePath, { readonly: true });
         const audited = audit
           .prepare<[number], Record<string, unknown>>(
             "SELECT * FROM audit_log WHERE requestId LIKE 'direct-case-%' AND CAST(substr(requestId, 13) AS INTEGER) < ? ORDER BY id",

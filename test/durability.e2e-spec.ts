@@ -1,17 +1,14 @@
 // What a crash costs the audit trail: `node dist/main.js` is SIGKILLed in the middle of a burst of
 // tool calls; every call that had been answered must have its record, wherever the log lives.
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { freePort } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp } from './support/mcp-http.js';
-import { startNode, untilHealthy } from './support/node-process.js';
+import { type MainServer, startMain } from './support/node-process.js';
 import { createTestDatabase, type TestPostgresDatabase } from './support/postgres.js';
 
-const MAIN = resolve('dist/main.js');
 const CLIENTS = 8;
 /** Answered calls before the kill. */
 const ANSWERED_BEFORE_KILL = 100;
@@ -31,39 +28,8 @@ interface Call {
   failure?: string;
 }
 
-interface Server {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<NodeJS.Signals | null>;
-}
-
-/** Starts the production entrypoint in `dir` and waits until it serves. */
-async function startMain(
-  dir: string,
-  issuer: TestIssuer,
-  env: Record<string, string>,
-): Promise<Server> {
-  const port = await freePort();
-  const url = `http://localhost:${port}`;
-  const main = startNode(
-    MAIN,
-    {
-      AUTH_ISSUER: issuer.url,
-      PORT: String(port),
-      PUBLIC_URL: url,
-      LOG_LEVEL: 'silent',
-      RATE_LIMIT_PER_MINUTE: '1000000',
-      QUERY_WORKERS: '2',
-      ...env,
-    },
-    dir,
-  );
-  await untilHealthy(main, url);
-  return { child: main.child, url, exited: main.exited.then(({ signal }) => signal) };
-}
-
 /** Keeps CLIENTS calls in flight, SIGKILLs the server after ANSWERED_BEFORE_KILL answers. */
-async function burstAndKill(server: Server, token: string, prefix: string): Promise<Call[]> {
+async function burstAndKill(server: MainServer, token: string, prefix: string): Promise<Call[]> {
   const calls: Call[] = [];
   let answered = 0;
   let killed = false;
@@ -176,10 +142,10 @@ describe('SIGKILL during a burst of tool calls', () => {
     return calls;
   }
 
-  it('keeps the record of every answered call, audit log in the application database', async () => {
+  it('keeps the record of every answered call, audit log in the internal database', async () => {
     const calls = await crashAndRestart({}, 'crash-app');
 
-    const recorded = sqliteRequestIds(join(dir, 'data', 'scopedb.sqlite'), 'crash-app');
+    const recorded = sqliteRequestIds(join(dir, 'data', 'scopedb-internal.sqlite'), 'crash-app');
     expect(recorded).toContain('crash-app-restarted');
     expectEveryAnsweredCallAudited(
       calls,

@@ -97,7 +97,7 @@ describe('health probes', () => {
         body: { status: 'ok', info: {}, error: {}, details: {} },
         cacheControl: match.stringContaining('no-store'),
       });
-      expect(auditRows(app.databasePath)).toBe(0);
+      expect(auditRows(app.auditDatabasePath)).toBe(0);
     });
 
     it('needs no Origin check: a foreign browser Origin is answered too', async () => {
@@ -106,7 +106,7 @@ describe('health probes', () => {
       const response = await probe(`${app.baseUrl}/healthz`, { Origin: 'https://evil.example' });
 
       expect(response.status).toBe(200);
-      expect(auditRows(app.databasePath)).toBe(0);
+      expect(auditRows(app.auditDatabasePath)).toBe(0);
     });
   });
 
@@ -128,7 +128,7 @@ describe('health probes', () => {
         },
         cacheControl: match.stringContaining('no-store'),
       });
-      expect(auditRows(app.databasePath)).toBe(0);
+      expect(auditRows(app.auditDatabasePath)).toBe(0);
     });
 
     it('answers 503 naming jwks when the JWKS is down and no key was ever fetched', async () => {
@@ -149,7 +149,7 @@ describe('health probes', () => {
       expect(Object.keys(response.body.error as object)).toEqual(['jwks']);
       expect(issuer.jwksRequests).toBeGreaterThan(jwksRequests);
       expect(response.elapsedMs).toBeLessThan(JWKS_TIMEOUT_MS + SLACK_MS);
-      expect(auditRows(app.databasePath)).toBe(0);
+      expect(auditRows(app.auditDatabasePath)).toBe(0);
     });
 
     it('answers 503 within AUTH_JWKS_TIMEOUT_MS when the JWKS never answers', async () => {

@@ -135,7 +135,7 @@ describe('MCP endpoint', () => {
           });
           // The audit record names the protocol the call was made with.
           expect(
-            auditRows(sut.databasePath, requestId).map(({ tool, protocolVersion }) => ({
+            auditRows(sut.auditDatabasePath, requestId).map(({ tool, protocolVersion }) => ({
               tool,
               protocolVersion,
             })),
@@ -197,7 +197,7 @@ describe('MCP endpoint', () => {
 
         expect(response.status).toBe(403);
         expect(response.headers.get('access-control-allow-origin')).toBeNull();
-        expect(auditRows(sut.databasePath, requestId)).toEqual([
+        expect(auditRows(sut.auditDatabasePath, requestId)).toEqual([
           match.objectContaining({
             outcome: 'refused_origin',
             reason: match.stringContaining(FOREIGN_ORIGIN),

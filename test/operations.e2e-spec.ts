@@ -79,7 +79,7 @@ describe('rate limits', () => {
     });
     expect(bob.status).toBe(200);
 
-    const db = new Database(sut.databasePath, { readonly: true });
+    const db = new Database(sut.auditDatabasePath, { readonly: true });
     try {
       const row = db
         .prepare('SELECT subject, outcome FROM audit_log WHERE requestId = ?')

@@ -197,7 +197,7 @@ describe('node dist/main.js', () => {
       // Every client stopped on a refused or closed connection, not on the bound.
       expect(outcomes.length).toBeLessThan(CLIENTS * MAX_CALLS_PER_CLIENT);
 
-      const db = new Database(join(dir, 'data', 'scopedb.sqlite'), { readonly: true });
+      const db = new Database(join(dir, 'data', 'scopedb-internal.sqlite'), { readonly: true });
       try {
         const rowsOf = db.prepare<[string], { n: number }>(
           'SELECT count(*) AS n FROM audit_log WHERE requestId = ?',

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
+import { readSqlite } from './support/sqlite-files.js';
 
 type Row = Record<string, unknown>;
 
@@ -21,19 +22,46 @@ describe('statement guard, end to end', () => {
   let token: string;
   let db: Database.Database;
 
+  let requests = 0;
+  /** The request id of the last call, for finding its audit record. */
+  let lastRequestId = '';
+
   async function call(name: string, args: Record<string, unknown>): Promise<ToolResult> {
-    const response = await postMcp(sut.mcpUrl, callTool(name, args), { token });
+    lastRequestId = `guard-e2e-${process.pid}-${++requests}`;
+    const response = await postMcp(sut.mcpUrl, callTool(name, args), {
+      token,
+      headers: { 'X-Request-Id': lastRequestId },
+    });
     expect(response.status).toBe(200);
     const result = response.message?.result as ToolResult | undefined;
     if (!result) throw new Error(`no tools/call result: ${response.body}`);
     return result;
   }
   const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
-  /** The error code a refused call names (`Error [CODE]: ...`), or the success text. */
+  /** The audit records of the last call, read from the audit store itself. */
+  const lastAudit = () =>
+    readSqlite(sut.auditDatabasePath, (audit) =>
+      audit
+        .prepare('SELECT outcome, tool, sqlText, reason FROM audit_log WHERE requestId = ?')
+        .all(lastRequestId),
+    );
+  /**
+   * The error code a refused call names (`Error [CODE]: ...`), or the success text; a refusal
+   * must have left exactly one record saying so, with the SQL that was refused.
+   */
   async function refusedWith(name: string, args: Record<string, unknown>): Promise<string> {
     const result = await call(name, args);
     const text = textOf(result);
-    return result.isError ? (/^Error \[(\w+)\]/.exec(text)?.[1] ?? text) : `succeeded: ${text}`;
+    if (!result.isError) return `succeeded: ${text}`;
+    expect(lastAudit()).toEqual([
+      {
+        outcome: 'tool_error',
+        tool: name,
+        sqlText: typeof args.sql === 'string' ? args.sql : null,
+        reason: text.replace(/^Error \[\w+\]: /, ''),
+      },
+    ]);
+    return /^Error \[(\w+)\]/.exec(text)?.[1] ?? text;
   }
   const rows = (sql: string) => db.prepare(sql).all() as Row[];
   /** What an attack could change in the application database: schema, rows, SQLite's tables. */
@@ -85,15 +113,24 @@ describe('statement guard, end to end', () => {
           table: 'sqlite_stat1',
           set: { stat: '1' },
           where: [{ column: 'tbl', op: '=', value: 'sg_items' }],
+          expected_max_rows: 10,
         },
       ],
       [
         'delete_rows',
-        { table: 'sqlite_sequence', where: [{ column: 'name', op: 'like', value: '%' }] },
+        {
+          table: 'sqlite_sequence',
+          where: [{ column: 'name', op: 'like', value: '%' }],
+          expected_max_rows: 10,
+        },
       ],
       [
         'delete_rows',
-        { table: 'sqlite_schema', where: [{ column: 'name', op: 'like', value: '%' }] },
+        {
+          table: 'sqlite_schema',
+          where: [{ column: 'name', op: 'like', value: '%' }],
+          expected_max_rows: 10,
+        },
       ],
     ])('%s cannot name them', async (tool, args) => {
       const before = state();

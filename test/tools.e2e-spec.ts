@@ -20,6 +20,8 @@ describe('database tools', () => {
   let token: string;
   /** An independent read-only view of the app's SQLite file, to check what the tools did. */
   let db: Database.Database;
+  /** The same of the internal database (the ledger and the audit log). */
+  let internal: Database.Database;
   let requests = 0;
 
   async function call(
@@ -54,24 +56,21 @@ describe('database tools', () => {
       "SELECT 1 FROM sqlite_schema WHERE name = ? AND type IN ('table', 'view', 'index', 'trigger')",
       name,
     ).length === 1;
-  const ledger = (name: string) => rows('SELECT * FROM scopedb_migrations WHERE name = ?', name);
+  const internalRows = (sql: string, ...params: unknown[]) =>
+    internal.prepare(sql).all(...params) as Row[];
+  const ledger = (name: string) =>
+    internalRows('SELECT * FROM scopedb_migrations WHERE name = ? ORDER BY id', name);
   const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
   /** A path beside the database file (where ATTACH or VACUUM INTO would put one). */
   const besideDatabase = (name: string) => join(dirname(sut.databasePath), name);
 
   /**
    * Everything a write could change: the schema, a hash of each table's rows and the files beside
-   * the database. Of the audit log only the rows that exist now count (every call appends one, and
-   * moves its AUTOINCREMENT counter).
+   * the database.
    */
   function databaseState() {
-    const auditUpTo = rows('SELECT coalesce(max(id), 0) AS id FROM audit_log')[0].id;
     const rowsOf = (table: string) =>
-      table === 'audit_log'
-        ? rows('SELECT * FROM audit_log WHERE id <= ? ORDER BY id', auditUpTo)
-        : table === 'sqlite_sequence'
-          ? rows("SELECT * FROM sqlite_sequence WHERE name <> 'audit_log' ORDER BY name")
-          : rows(`SELECT * FROM "${table.replace(/"/g, '""')}" ORDER BY rowid`);
+      rows(`SELECT * FROM "${table.replace(/"/g, '""')}" ORDER BY rowid`);
     const snapshot = () => {
       const schema = rows(
         'SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name',
@@ -93,7 +92,7 @@ describe('database tools', () => {
   async function auditRowsOf(requestId: string): Promise<Row[]> {
     const deadline = Date.now() + 2000;
     for (;;) {
-      const found = rows('SELECT * FROM audit_log WHERE requestId = ?', requestId);
+      const found = internalRows('SELECT * FROM audit_log WHERE requestId = ?', requestId);
       if (found.length > 0 || Date.now() > deadline) return found;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -105,9 +104,11 @@ describe('database tools', () => {
     token = issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES });
     // The app created and migrated the file at start-up.
     db = new Database(sut.databasePath, { readonly: true, fileMustExist: true });
+    internal = new Database(sut.internalDatabasePath, { readonly: true, fileMustExist: true });
   });
   afterAll(async () => {
     db.close();
+    internal.close();
     await sut.close();
     await issuer.close();
   });
@@ -531,7 +532,7 @@ describe('database tools', () => {
       ['stacked statements', 'SELECT 1; DROP TABLE xp_orders', 'MULTIPLE_STATEMENTS'],
       ['a PRAGMA', 'PRAGMA query_only = 0', 'PRAGMA_NOT_ALLOWED'],
       ['ATTACH', "ATTACH DATABASE ':memory:' AS x", 'ATTACH_NOT_ALLOWED'],
-      ['a read of the audit log', 'SELECT * FROM audit_log', 'INTERNAL_TABLE'],
+      ['a read of the audit log, in another file', 'SELECT * FROM audit_log', 'SQLITE_ERROR'],
       ['a statement that is already EXPLAIN', 'EXPLAIN QUERY PLAN SELECT 1', 'NOT_READ_ONLY'],
     ])('refuses %s like query does, changing nothing', async (_case, sql, code) => {
       const state = databaseState();
@@ -573,6 +574,7 @@ describe('database tools', () => {
           applied_by: SUBJECT,
           client_id: CLIENT_ID,
           sql: first,
+          status: 'applied',
         },
         {
           name: 'lm_second',
@@ -581,12 +583,15 @@ describe('database tools', () => {
           applied_by: SUBJECT,
           client_id: CLIENT_ID,
           sql: second,
+          status: 'applied',
         },
       ]);
       const times = migrations.map((migration) => migration.applied_at);
       expect(times).toEqual([...times].sort());
       expect(migrations.map((migration) => migration.name)).toEqual(
-        rows('SELECT name FROM scopedb_migrations ORDER BY appliedAt, name').map((row) => row.name),
+        internalRows('SELECT name FROM scopedb_migrations ORDER BY appliedAt, id').map(
+          (row) => row.name,
+        ),
       );
     });
   });
@@ -1181,12 +1186,18 @@ describe('database tools', () => {
         expect({ name, exists: objectExists(name) }).toEqual({ name, exists: true });
       expect(ledger('am_orders')).toEqual([
         {
+          id: match.any(Number),
           name: 'am_orders',
           checksum,
           sql,
           appliedAt: match.stringMatching(/^\d{4}-\d\d-\d\dT/),
           appliedBy: SUBJECT,
           clientId: CLIENT_ID,
+          status: 'applied',
+          schemaBefore: match.stringMatching(/^[0-9a-f]{64}$/),
+          schemaAfter: match.stringMatching(/^[0-9a-f]{64}$/),
+          error: null,
+          settledAt: match.stringMatching(/^\d{4}-\d\d-\d\dT/),
         },
       ]);
 
@@ -1242,11 +1253,7 @@ describe('database tools', () => {
     });
 
     it.each([
-      [
-        'INSERT',
-        "INSERT INTO scopedb_migrations (name, checksum, sql, appliedAt, appliedBy) VALUES ('x', 'x', 'x', 'x', 'x')",
-        'NOT_DDL',
-      ],
+      ['INSERT', "INSERT INTO lt_items (label) VALUES ('x')", 'NOT_DDL'],
       ['SELECT', 'SELECT 1', 'NOT_DDL'],
       ['PRAGMA', 'PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
       ['BEGIN', 'BEGIN', 'BEGIN_NOT_ALLOWED'],
@@ -1255,7 +1262,7 @@ describe('database tools', () => {
       'refuses a non-DDL statement (%s) and rolls back the DDL before it',
       async (keyword, statement, code) => {
         const name = `am_not_ddl_${keyword.toLowerCase()}`;
-        const migrations = rows('SELECT name FROM scopedb_migrations ORDER BY name');
+        const migrations = internalRows('SELECT * FROM scopedb_migrations ORDER BY id');
 
         const result = await call('apply_migration', {
           name,
@@ -1265,7 +1272,7 @@ describe('database tools', () => {
         expect(result.isError).toBe(true);
         expect(textOf(result)).toContain(`[${code}]`);
         expect(objectExists(name)).toBe(false);
-        expect(rows('SELECT name FROM scopedb_migrations ORDER BY name')).toEqual(migrations);
+        expect(internalRows('SELECT * FROM scopedb_migrations ORDER BY id')).toEqual(migrations);
       },
     );
 
@@ -1322,150 +1329,77 @@ describe('database tools', () => {
   });
 
   describe("ScopeDB's own tables", () => {
-    const schemaOf = (table: string) =>
-      rows('SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ? ORDER BY name', table);
-    let auditSchema: Row[];
-    let ledgerSchema: Row[];
     beforeAll(async () => {
       await ok('apply_migration', {
         name: 'internal_tables_schema',
         sql: 'CREATE TABLE it_users (id INTEGER PRIMARY KEY, name TEXT)',
       });
-      await ok('query', { sql: 'SELECT 1' }); // leaves at least one audit row
-      auditSchema = schemaOf('audit_log');
-      ledgerSchema = schemaOf('scopedb_migrations');
     });
 
-    const auditCount = () => rows('SELECT count(*) AS n FROM audit_log')[0].n as number;
-    const ledgerCount = () => rows('SELECT count(*) AS n FROM scopedb_migrations')[0].n as number;
+    it('are in the internal database, none in the application database', () => {
+      const tables = (connection: Database.Database) =>
+        connection
+          .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+          .pluck()
+          .all() as string[];
 
-    it.each([
-      ['a plain read', 'SELECT * FROM audit_log'],
-      ['a read through a CTE', 'WITH a AS (SELECT subject FROM audit_log) SELECT count(*) FROM a'],
-      ['a read in a subquery', 'SELECT (SELECT max(id) FROM audit_log) AS newest'],
-      ['a join', 'SELECT u.name FROM it_users u JOIN audit_log a ON a.subject = u.name'],
-    ])('query refuses %s of the audit log', async (_case, sql) => {
-      const result = await call('query', { sql });
-
-      expect(result.isError).toBe(true);
-      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]: /);
-    });
-
-    it.each([
-      ['DELETE FROM audit_log'],
-      ['DELETE FROM audit_log WHERE id > 0'],
-      ["UPDATE audit_log SET outcome = 'success'"],
-      ["INSERT INTO audit_log (time, outcome) VALUES ('2026-01-01T00:00:00Z', 'success')"],
-      ['DELETE FROM scopedb_migrations'],
-      ["UPDATE scopedb_migrations SET checksum = 'x'"],
-      ['DELETE FROM scopedb_internal_migrations'],
-      ['WITH doomed AS (SELECT id FROM audit_log) DELETE FROM audit_log WHERE id IN doomed'],
-    ])('execute refuses %s and changes nothing', async (sql) => {
-      const [audit, ledger] = [auditCount(), ledgerCount()];
-
-      const result = await call('execute', { sql });
-
-      expect(result.isError).toBe(true);
-      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]: /);
-      expect(ledgerCount()).toBe(ledger);
-      expect(auditCount()).toBeGreaterThanOrEqual(audit); // the refused call is itself audited
+      expect(tables(internal)).toEqual(
+        expect.arrayContaining(['audit_log', 'scopedb_migrations', 'scopedb_state']),
+      );
+      expect(tables(db).filter((name) => INTERNAL.includes(name))).toEqual([]);
       expect(
-        rows("SELECT count(*) AS n FROM audit_log WHERE time = '2026-01-01T00:00:00Z'")[0].n,
-      ).toBe(0);
+        rows("SELECT name FROM sqlite_schema WHERE name LIKE '%scopedb%' OR name LIKE '%audit%'"),
+      ).toEqual([]);
     });
 
     it.each([
-      ['drop_audit', 'DROP TABLE audit_log'],
-      ['alter_audit', 'ALTER TABLE audit_log ADD COLUMN extra TEXT'],
-      ['drop_guard', 'DROP TRIGGER audit_log_no_delete'],
-      ['index_audit', 'CREATE INDEX audit_extra ON audit_log (reason)'],
-      ['drop_ledger', 'DROP TABLE scopedb_migrations'],
-      [
-        'trigger_into_audit',
-        "CREATE TRIGGER it_forge AFTER INSERT ON it_users BEGIN INSERT INTO audit_log (time, outcome) VALUES ('x', 'success'); END",
-      ],
-      ['view_on_audit', 'CREATE VIEW it_audit AS SELECT * FROM "audit_log"'],
-    ])('apply_migration refuses %s and rolls back', async (name, sql) => {
+      ['a table named audit_log', 'CREATE TABLE audit_log (x)'],
+      ['a view named scopedb_migrations', 'CREATE VIEW scopedb_migrations AS SELECT 1 AS x'],
+      ['a reserved name in capitals', 'CREATE TABLE "SCOPEDB_INTERNAL_MIGRATIONS" (x)'],
+    ])('apply_migration refuses %s: the names stay reserved', async (_case, sql) => {
+      const name = `it_reserved_${++requests}`;
+      const state = databaseState();
+
       const result = await call('apply_migration', {
         name,
-        sql: `CREATE TABLE ${name}_first (a INTEGER); ${sql}`,
+        sql: `CREATE TABLE ${name} (a); ${sql}`,
       });
 
       expect(result.isError).toBe(true);
-      expect(textOf(result)).toMatch(/^Error \[INTERNAL_TABLE\]: /);
-      expect(schemaOf('audit_log')).toEqual(auditSchema);
-      expect(schemaOf('scopedb_migrations')).toEqual(ledgerSchema);
-      expect(objectExists(`${name}_first`)).toBe(false);
+      expect(textOf(result)).toMatch(/^Error \[RESERVED_NAME\]: /);
+      expect(state.now()).toEqual(state.before);
       expect(ledger(name)).toEqual([]);
     });
 
-    it.each([
-      [
-        'insert_rows into the audit log',
-        'insert_rows',
-        { table: 'audit_log', rows: [{ time: '2026-01-01T00:00:00Z', outcome: 'success' }] },
-      ],
-      [
-        'insert_rows into the ledger',
-        'insert_rows',
-        {
-          table: 'scopedb_migrations',
-          rows: [{ name: 'forged', checksum: 'x', sql: 'x', appliedAt: 'x', appliedBy: 'x' }],
-        },
-      ],
-      [
-        'update_rows of the audit log',
-        'update_rows',
-        {
-          table: 'audit_log',
-          set: { outcome: 'success' },
-          where: [{ column: 'id', op: '>', value: 0 }],
-          expected_max_rows: 1_000_000,
-        },
-      ],
-      [
-        'delete_rows of the ledger',
-        'delete_rows',
-        {
-          table: 'scopedb_migrations',
-          where: [{ column: 'name', op: 'like', value: '%' }],
-          expected_max_rows: 1_000_000,
-        },
-      ],
-      [
-        "delete_rows of TypeORM's migrations",
-        'delete_rows',
-        {
-          table: 'scopedb_internal_migrations',
-          where: [{ column: 'id', op: '>', value: 0 }],
-          expected_max_rows: 1_000_000,
-        },
-      ],
-    ])('%s is refused as an unknown table and changes nothing', async (_case, tool, args) => {
-      const state = databaseState();
-
-      const result = await call(tool, args);
-
-      expect(result.isError).toBe(true);
-      expect(textOf(result)).toMatch(/^Error \[UNKNOWN_TABLE\]: /);
-      expect(state.now()).toEqual(state.before);
-      expect(
-        rows("SELECT count(*) AS n FROM audit_log WHERE time = '2026-01-01T00:00:00Z'"),
-      ).toEqual([{ n: 0 }]);
-      expect(ledger('forged')).toEqual([]);
-    });
-
-    it('is append-only in the database itself, whatever connection tries', () => {
-      const writer = new Database(sut.databasePath);
+    it('keeps the ledger append-only in the internal database, but for settling a pending row once', () => {
+      const writer = new Database(sut.internalDatabasePath);
       try {
+        expect(() => writer.prepare('DELETE FROM scopedb_migrations').run()).toThrow(
+          /scopedb_migrations keeps every row/,
+        );
+        expect(() =>
+          writer.prepare("UPDATE scopedb_migrations SET status = 'failed'").run(),
+        ).toThrow(/changes once, from pending/);
+        writer
+          .prepare(
+            "INSERT INTO scopedb_migrations (name, checksum, sql, appliedAt, appliedBy, status) VALUES ('it_probe', 'x', 'x', 'x', 'x', 'pending')",
+          )
+          .run();
+        const probe = (sql: string) => () => writer.prepare(sql).run();
+        expect(probe("UPDATE scopedb_migrations SET sql = 'y' WHERE name = 'it_probe'")).toThrow(
+          /changes once, from pending/,
+        );
+        expect(
+          probe("UPDATE scopedb_migrations SET status = 'failed' WHERE name = 'it_probe'")(),
+        ).toMatchObject({ changes: 1 });
+        expect(
+          probe("UPDATE scopedb_migrations SET status = 'applied' WHERE name = 'it_probe'"),
+        ).toThrow(/changes once, from pending/);
         expect(() => writer.prepare('DELETE FROM audit_log').run()).toThrow(
           /audit_log is append-only/,
         );
         expect(() => writer.prepare("UPDATE audit_log SET outcome = 'x'").run()).toThrow(
           /audit_log is append-only/,
-        );
-        expect(() => writer.prepare('DELETE FROM scopedb_migrations').run()).toThrow(
-          /scopedb_migrations is append-only/,
         );
       } finally {
         writer.close();

@@ -2,11 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FactoryProvider } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
-import { getDataSourceToken } from '@nestjs/typeorm';
 import type Database from 'better-sqlite3';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { auditConfig } from '../config/configuration.js';
-import type { AuditDatabaseLocation } from '../config/settings.js';
+import type { AuditDatabaseLocation, AuditSettings } from '../config/settings.js';
 import { AUDIT_MIGRATIONS_TABLE } from '../database/internal-tables.js';
 import { messageOf } from '../mcp/tool-context.js';
 import { AuditRecord } from './audit-record.entity.js';
@@ -17,13 +16,12 @@ const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
 /** pg_advisory_lock key: replicas starting together migrate the audit database one at a time. */
 const MIGRATION_LOCK_KEY = 7_265_044_001;
 
-/** The database the audit log lives in: the application's, or one of its own. */
+/**
+ * The database the audit log lives in: the internal database (INTERNAL_DATABASE_URL) unless
+ * AUDIT_DATABASE_URL names another; never the application database. Closed by AuditService.
+ */
 export class AuditDatabase {
-  constructor(
-    readonly dataSource: DataSource,
-    /** Opened for the audit log alone (AUDIT_DATABASE_URL); closed by its owner on shutdown. */
-    readonly separate: boolean,
-  ) {}
+  constructor(readonly dataSource: DataSource) {}
 
   /** The SQLite connection, for the synchronous group commit; undefined for PostgreSQL. */
   get sqliteConnection(): Database.Database | undefined {
@@ -38,7 +36,7 @@ export function describeAuditDatabase(location: AuditDatabaseLocation): string {
   return location.type === 'sqlite' ? `sqlite:${location.path}` : location.redactedUrl;
 }
 
-/** TypeORM options of an audit database of its own: the audit entity and its own migrations. */
+/** TypeORM options of the audit database: the audit entity and its own migrations. */
 export function auditDataSourceOptions(location: AuditDatabaseLocation): DataSourceOptions {
   const common = {
     entities: [AuditRecord],
@@ -81,9 +79,10 @@ function withoutPassword(message: string, location: AuditDatabaseLocation): stri
  * attached as `cause`, since Nest logs causes in full and a driver's error may carry connection
  * details.
  */
-export function openFailure(location: AuditDatabaseLocation, error: unknown): Error {
+export function openFailure(settings: AuditSettings, error: unknown): Error {
+  const location = settings.database;
   return new Error(
-    `the audit database (AUDIT_DATABASE_URL=${describeAuditDatabase(location)}) could not be opened: ${withoutPassword(messageOf(error), location)}`,
+    `the audit database (${settings.setting}=${describeAuditDatabase(location)}) could not be opened: ${withoutPassword(messageOf(error), location)}`,
   );
 }
 
@@ -91,7 +90,8 @@ export function openFailure(location: AuditDatabaseLocation, error: unknown): Er
  * Opens the audit database and brings its schema up to date. Fails start-up, with the place named
  * (never a password), when the database cannot be reached or migrated.
  */
-export async function openAuditDataSource(location: AuditDatabaseLocation): Promise<DataSource> {
+export async function openAuditDataSource(settings: AuditSettings): Promise<DataSource> {
+  const location = settings.database;
   if (location.type === 'sqlite') mkdirSync(dirname(location.path), { recursive: true });
   const source = new DataSource(auditDataSourceOptions(location));
   try {
@@ -112,16 +112,14 @@ export async function openAuditDataSource(location: AuditDatabaseLocation): Prom
     return source;
   } catch (error) {
     if (source.isInitialized) await source.destroy();
-    throw openFailure(location, error);
+    throw openFailure(settings, error);
   }
 }
 
-/** The audit database: opened here when AUDIT_DATABASE_URL names one, else the application's. */
+/** The audit database, opened and migrated at start-up. */
 export const auditDatabaseProvider: FactoryProvider<AuditDatabase> = {
   provide: AuditDatabase,
-  inject: [auditConfig.KEY, getDataSourceToken()],
-  useFactory: async (cfg: ConfigType<typeof auditConfig>, application: DataSource) =>
-    cfg.database === null
-      ? new AuditDatabase(application, false)
-      : new AuditDatabase(await openAuditDataSource(cfg.database), true),
+  inject: [auditConfig.KEY],
+  useFactory: async (cfg: ConfigType<typeof auditConfig>) =>
+    new AuditDatabase(await openAuditDataSource(cfg)),
 };

@@ -9,12 +9,13 @@ export const AUDIT_OUTCOMES = [
   'refused_scope',
   'refused_origin',
   'refused_rate_limit',
+  /** ScopeDB's own change to the log: records moved in by the upgrade from release 0.1.0. */
+  'upgrade',
 ] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
-/** One decision about a request to the MCP endpoint. Written by AuditService only; the table and
- * its indexes are created by the InternalTables migration, the later columns by AuditDetails (in
- * an audit database of its own, all of it by AuditLog). */
+/** One decision about a request to the MCP endpoint. Written by AuditService (and once by
+ * LegacyUpgrade); the table is created by the AuditLog migration in the audit database. */
 @Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()

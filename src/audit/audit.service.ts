@@ -84,7 +84,7 @@ const COLUMNS: (keyof AuditRow)[] = [
  * The one writer of the audit trail, shared by the tool interceptor and the challenge filter.
  * Records made in the same turn of the event loop are committed together (group commit); each
  * caller's promise resolves once its record is committed, so nothing is answered unaudited.
- * The trail is in the application database or in one of its own (AUDIT_DATABASE_URL).
+ * The trail is in the internal database, or where AUDIT_DATABASE_URL puts it.
  */
 @Injectable()
 export class AuditService implements BeforeApplicationShutdown, OnApplicationShutdown {
@@ -159,10 +159,9 @@ export class AuditService implements BeforeApplicationShutdown, OnApplicationShu
     await Promise.all(this.writing);
   }
 
-  /** After the flush: an audit database of its own is closed here, the application's by TypeORM. */
+  /** After the flush: the audit database is closed here. */
   async onApplicationShutdown(): Promise<void> {
-    if (this.database.separate && this.database.dataSource.isInitialized)
-      await this.database.dataSource.destroy();
+    if (this.database.dataSource.isInitialized) await this.database.dataSource.destroy();
   }
 
   private flush(): void {

@@ -1,17 +1,12 @@
 // `npm run audit:export -- --since <ISO 8601> [--until <ISO 8601>]`: the audit trail as JSON Lines
-// on stdout, oldest first. Reads the audit database (AUDIT_DATABASE_URL, else DATABASE_URL)
-// read-only; the server may be running.
+// on stdout, oldest first. Reads the audit database (AUDIT_DATABASE_URL, else the internal
+// database) read-only; the server may be running.
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
-import {
-  type AuditDatabaseLocation,
-  ConfigurationError,
-  readAuditSettings,
-  readDatabaseSettings,
-} from '../config/settings.js';
+import { type AuditSettings, ConfigurationError, readAuditSettings } from '../config/settings.js';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
 import { messageOf } from '../mcp/tool-context.js';
 import { auditDataSourceOptions, openFailure } from './audit-database.js';
@@ -89,12 +84,12 @@ async function exportFromSqlite(path: string, variable: string, range: TimeRange
 }
 
 /** One read-only snapshot, read in pages after the last (time, id) seen: bounded memory. */
-async function exportFromPostgres(location: AuditDatabaseLocation, range: TimeRange) {
-  const source = new DataSource(auditDataSourceOptions(location));
+async function exportFromPostgres(settings: AuditSettings, range: TimeRange) {
+  const source = new DataSource(auditDataSourceOptions(settings.database));
   try {
     await source.initialize();
   } catch (error) {
-    throw new ExportError(openFailure(location, error).message, 1);
+    throw new ExportError(openFailure(settings, error).message, 1);
   }
   const runner = source.createQueryRunner();
   try {
@@ -132,20 +127,17 @@ async function exportFromPostgres(location: AuditDatabaseLocation, range: TimeRa
 async function exportAuditLog(argv: string[]): Promise<void> {
   const range = timeRange(argv);
   if (existsSync('.env')) process.loadEnvFile('.env');
-  let location: AuditDatabaseLocation | null;
-  let applicationPath: string;
+  let settings: AuditSettings;
   try {
-    applicationPath = readDatabaseSettings(process.env).path;
-    location = readAuditSettings(process.env).database;
+    settings = readAuditSettings(process.env);
   } catch (error) {
     if (error instanceof ConfigurationError)
       throw new ExportError(`Configuration error: ${error.message}`, 1);
     throw error;
   }
-  if (location === null) await exportFromSqlite(applicationPath, 'DATABASE_URL', range);
-  else if (location.type === 'sqlite')
-    await exportFromSqlite(location.path, 'AUDIT_DATABASE_URL', range);
-  else await exportFromPostgres(location, range);
+  if (settings.database.type === 'sqlite')
+    await exportFromSqlite(settings.database.path, settings.setting, range);
+  else await exportFromPostgres(settings, range);
 }
 
 // A reader that stops early (`| head`) is not an error.

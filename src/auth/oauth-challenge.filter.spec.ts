@@ -1,15 +1,13 @@
 import { Controller, Get, Module, Req } from '@nestjs/common';
 import { APP_FILTER, NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { AuditDatabase } from '../audit/audit-database.js';
 import { AuditRecord } from '../audit/audit-record.entity.js';
 import { AuditService } from '../audit/audit.service.js';
+import { AuditLog1765000000000 } from '../audit/migrations/1765000000000-audit-log.js';
 import { authConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
-import { InternalTables1764000000000 } from '../database/migrations/1764000000000-internal-tables.js';
-import { AuditDetails1764100000000 } from '../database/migrations/1764100000000-audit-details.js';
 import { OAuthChallengeFilter, quoted } from './oauth-challenge.filter.js';
 import {
   AuthenticationRequiredException,
@@ -79,21 +77,20 @@ class RefusingController {
 }
 
 @Module({
-  imports: [
-    TypeOrmModule.forRoot({
-      type: 'better-sqlite3',
-      database: ':memory:',
-      entities: [AuditRecord],
-      migrations: [InternalTables1764000000000, AuditDetails1764100000000],
-      migrationsRun: true,
-    }),
-  ],
   controllers: [RefusingController],
   providers: [
     {
       provide: AuditDatabase,
-      inject: [getDataSourceToken()],
-      useFactory: (dataSource: DataSource) => new AuditDatabase(dataSource, false),
+      useFactory: async () => {
+        const dataSource = new DataSource({
+          type: 'better-sqlite3',
+          database: ':memory:',
+          entities: [AuditRecord],
+          migrations: [AuditLog1765000000000],
+          migrationsRun: true,
+        });
+        return new AuditDatabase(await dataSource.initialize());
+      },
     },
     AuditService,
     {

@@ -6,6 +6,7 @@ export const serverConfig = registerAs('server', () => readSettings(process.env)
 export const authConfig = registerAs('auth', () => readSettings(process.env).auth);
 export const mcpConfig = registerAs('mcp', () => readSettings(process.env).mcp);
 export const databaseConfig = registerAs('database', () => readSettings(process.env).database);
+export const internalConfig = registerAs('internal', () => readSettings(process.env).internal);
 export const auditConfig = registerAs('audit', () => readSettings(process.env).audit);
 
 export const logConfig = registerAs('log', () => readSettings(process.env).log);
@@ -16,6 +17,7 @@ export const CONFIG_NAMESPACES = [
   authConfig,
   mcpConfig,
   databaseConfig,
+  internalConfig,
   auditConfig,
   logConfig,
   rateLimitConfig,

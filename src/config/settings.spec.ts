@@ -1,6 +1,7 @@
 import {
   ConfigurationError,
   readAuditSettings,
+  readInternalSettings,
   readDatabaseSettings,
   readSettings,
   redactUrl,
@@ -320,10 +321,18 @@ describe(readAuditSettings.name, () => {
     throw new Error(`AUDIT_DATABASE_URL=${url} was accepted`);
   }
 
-  it('keeps the audit log in the application database when unset or blank', () => {
-    expect(sut({})).toEqual({ database: null });
-    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toEqual({ database: null });
-    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toEqual({ database: null });
+  it('keeps the audit log in the internal database when unset or blank', () => {
+    const internal = {
+      database: { type: 'sqlite', path: 'data/scopedb-internal.sqlite', busyTimeoutMs: 5000 },
+      setting: 'INTERNAL_DATABASE_URL',
+    };
+
+    expect(sut({})).toEqual(internal);
+    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toEqual(internal);
+    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toEqual(internal);
+    expect(sut({ INTERNAL_DATABASE_URL: 'sqlite:///srv/own.sqlite' }).database).toMatchObject({
+      path: '/srv/own.sqlite',
+    });
   });
 
   it.each([
@@ -334,6 +343,7 @@ describe(readAuditSettings.name, () => {
     (url, path) => {
       expect(sut({ AUDIT_DATABASE_URL: url, DATABASE_BUSY_TIMEOUT_MS: '750' })).toEqual({
         database: { type: 'sqlite', path, busyTimeoutMs: 750 },
+        setting: 'AUDIT_DATABASE_URL',
       });
     },
   );
@@ -350,6 +360,7 @@ describe(readAuditSettings.name, () => {
   ])('reads %s as PostgreSQL, keeping a redacted form for messages', (url, redactedUrl) => {
     expect(sut({ AUDIT_DATABASE_URL: url })).toEqual({
       database: { type: 'postgres', url, redactedUrl },
+      setting: 'AUDIT_DATABASE_URL',
     });
   });
 
@@ -357,7 +368,13 @@ describe(readAuditSettings.name, () => {
     const error = refusal('sqlite:./data/../data/scopedb.sqlite');
 
     expect(error.message).toBe(
-      'AUDIT_DATABASE_URL: names the application database; leave it unset to keep the audit log there',
+      'AUDIT_DATABASE_URL: names the application database, which holds only your data; leave it unset to keep the audit log in the internal database',
+    );
+  });
+
+  it('refuses the internal database by its default path: leave it unset for that', () => {
+    expect(refusal('sqlite:data/./scopedb-internal.sqlite').message).toBe(
+      'AUDIT_DATABASE_URL: names the internal database; leave it unset to keep the audit log there',
     );
   });
 
@@ -392,6 +409,66 @@ describe(readAuditSettings.name, () => {
 
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(error).toMatchObject({ variable: 'AUDIT_DATABASE_URL' });
+  });
+});
+
+describe(readInternalSettings.name, () => {
+  const sut = readInternalSettings;
+  /** The ConfigurationError for this environment (fails the test if none is thrown). */
+  function refusal(env: Environment): ConfigurationError {
+    try {
+      sut(env);
+    } catch (error) {
+      if (error instanceof ConfigurationError) return error;
+      throw error;
+    }
+    throw new Error(`${JSON.stringify(env)} was accepted`);
+  }
+
+  it('puts the internal database beside the application database by default', () => {
+    expect(sut({})).toEqual({ path: 'data/scopedb-internal.sqlite', busyTimeoutMs: 5000 });
+    expect(
+      sut({ DATABASE_URL: 'sqlite:///var/lib/scopedb/app.sqlite', DATABASE_BUSY_TIMEOUT_MS: '80' }),
+    ).toEqual({ path: '/var/lib/scopedb/scopedb-internal.sqlite', busyTimeoutMs: 80 });
+    expect(readSettings({ AUTH_ISSUER: ISSUER }).internal).toEqual(sut({}));
+  });
+
+  it.each([
+    ['sqlite:state/own.sqlite', 'state/own.sqlite'],
+    ['sqlite:///srv/scopedb/own.sqlite', '/srv/scopedb/own.sqlite'],
+  ])('reads INTERNAL_DATABASE_URL=%s as %s', (url, path) => {
+    expect(sut({ INTERNAL_DATABASE_URL: url })).toMatchObject({ path });
+  });
+
+  it.each([
+    [
+      'the application database',
+      { INTERNAL_DATABASE_URL: 'sqlite:./data/scopedb.sqlite' },
+      'INTERNAL_DATABASE_URL: names the application database; ScopeDB keeps its own records in a file the tools never open',
+    ],
+    [
+      'the application database, set elsewhere',
+      { DATABASE_URL: 'sqlite:x/app.sqlite', INTERNAL_DATABASE_URL: 'sqlite:x/../x/app.sqlite' },
+      'INTERNAL_DATABASE_URL: names the application database; ScopeDB keeps its own records in a file the tools never open',
+    ],
+    [
+      'the AUDIT_DATABASE_URL file',
+      { INTERNAL_DATABASE_URL: 'sqlite:audit.sqlite', AUDIT_DATABASE_URL: 'sqlite:./audit.sqlite' },
+      'INTERNAL_DATABASE_URL: names the AUDIT_DATABASE_URL file; leave AUDIT_DATABASE_URL unset to keep the audit log in the internal database',
+    ],
+    [
+      'PostgreSQL',
+      { INTERNAL_DATABASE_URL: 'postgres://u:hunter2@db/internal' },
+      'INTERNAL_DATABASE_URL: must be sqlite:<path>, got "postgres://u:***@db/internal"',
+    ],
+  ])('refuses %s in one line naming the variable', (_case, env, message) => {
+    expect(refusal(env).message).toBe(message);
+  });
+
+  it('is read with every other setting, so the server refuses a bad value at start-up', () => {
+    expect(() => readSettings({ AUTH_ISSUER: ISSUER, INTERNAL_DATABASE_URL: 'sqlite:' })).toThrow(
+      'INTERNAL_DATABASE_URL: needs a file path',
+    );
   });
 });
 

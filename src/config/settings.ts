@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 /** Thrown for a missing or malformed setting; the message is one line naming the variable. */
@@ -77,7 +77,13 @@ export interface DatabaseSettings {
   writeTimeoutMs: number;
 }
 
-/** Where the audit log lives when it is not in the application database (AUDIT_DATABASE_URL). */
+/** ScopeDB's own database (INTERNAL_DATABASE_URL): a SQLite file that no tool connection opens. */
+export interface InternalSettings {
+  path: string;
+  busyTimeoutMs: number;
+}
+
+/** Where the audit log lives: a SQLite file (the internal database by default) or PostgreSQL. */
 export type AuditDatabaseLocation =
   | { type: 'sqlite'; path: string; busyTimeoutMs: number }
   | {
@@ -88,8 +94,9 @@ export type AuditDatabaseLocation =
     };
 
 export interface AuditSettings {
-  /** `null`: the audit log is in the application database. */
-  database: AuditDatabaseLocation | null;
+  database: AuditDatabaseLocation;
+  /** The setting that put it there (AUDIT_DATABASE_URL, else the internal database's), for messages. */
+  setting: 'AUDIT_DATABASE_URL' | 'INTERNAL_DATABASE_URL';
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -111,6 +118,7 @@ export interface Settings {
   auth: AuthSettings;
   mcp: McpSettings;
   database: DatabaseSettings;
+  internal: InternalSettings;
   audit: AuditSettings;
   log: LogSettings;
   rateLimit: RateLimitSettings;
@@ -226,20 +234,71 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
   );
 }
 
-/** AUDIT_DATABASE_URL: unset, or a SQLite file or PostgreSQL database of the audit log's own. */
+const INTERNAL_DATABASE_FILE = 'scopedb-internal.sqlite';
+
+/**
+ * INTERNAL_DATABASE_URL: ScopeDB's own SQLite file (migrations ledger, bookkeeping, and the audit
+ * log unless AUDIT_DATABASE_URL puts it elsewhere); by default beside the application database.
+ */
+export function readInternalSettings(env: Environment): InternalSettings {
+  const name = 'INTERNAL_DATABASE_URL';
+  const application = readDatabaseSettings(env);
+  const raw = value(env, name);
+  if (raw !== undefined && !raw.startsWith('sqlite:'))
+    throw new ConfigurationError(name, `must be sqlite:<path>, got "${redactUrl(raw)}"`);
+  const path =
+    raw === undefined
+      ? join(dirname(application.path), INTERNAL_DATABASE_FILE)
+      : sqlitePath(name, raw);
+  if (resolve(path) === resolve(application.path))
+    throw new ConfigurationError(
+      name,
+      'names the application database; ScopeDB keeps its own records in a file the tools never open',
+    );
+  const audit = value(env, 'AUDIT_DATABASE_URL');
+  if (
+    raw !== undefined &&
+    audit?.startsWith('sqlite:') &&
+    resolve(path) === resolve(sqlitePath('AUDIT_DATABASE_URL', audit))
+  )
+    throw new ConfigurationError(
+      name,
+      'names the AUDIT_DATABASE_URL file; leave AUDIT_DATABASE_URL unset to keep the audit log in the internal database',
+    );
+  return { path, busyTimeoutMs: application.busyTimeoutMs };
+}
+
+/** AUDIT_DATABASE_URL: unset (the internal database), or a SQLite file or PostgreSQL database. */
 export function readAuditSettings(env: Environment): AuditSettings {
   const name = 'AUDIT_DATABASE_URL';
   const raw = value(env, name);
-  if (raw === undefined) return { database: null };
+  if (raw === undefined) {
+    const internal = readInternalSettings(env);
+    return {
+      database: { type: 'sqlite', path: internal.path, busyTimeoutMs: internal.busyTimeoutMs },
+      setting: 'INTERNAL_DATABASE_URL',
+    };
+  }
   if (raw.startsWith('sqlite:')) {
     const path = sqlitePath(name, raw);
     const application = readDatabaseSettings(env);
     if (resolve(path) === resolve(application.path))
       throw new ConfigurationError(
         name,
-        'names the application database; leave it unset to keep the audit log there',
+        'names the application database, which holds only your data; leave it unset to keep the audit log in the internal database',
       );
-    return { database: { type: 'sqlite', path, busyTimeoutMs: application.busyTimeoutMs } };
+    if (
+      value(env, 'INTERNAL_DATABASE_URL') === undefined &&
+      resolve(path) === resolve(readInternalSettings(env).path)
+    )
+      throw new ConfigurationError(
+        name,
+        'names the internal database; leave it unset to keep the audit log there',
+      );
+    return {
+      database: { type: 'sqlite', path, busyTimeoutMs: application.busyTimeoutMs },
+      setting: name,
+    };
   }
   const redactedUrl = redactUrl(raw);
   if (/^postgres(ql)?:\/\//.test(raw)) {
@@ -257,7 +316,7 @@ export function readAuditSettings(env: Environment): AuditSettings {
         name,
         `must name a host and a database, as in postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
       );
-    return { database: { type: 'postgres', url: raw, redactedUrl } };
+    return { database: { type: 'postgres', url: raw, redactedUrl }, setting: name };
   }
   throw new ConfigurationError(
     name,
@@ -345,6 +404,7 @@ export function readSettings(env: Environment): Settings {
       directToolCalls: boolean(env, 'MCP_DIRECT_TOOL_CALLS', true),
     },
     database: readDatabaseSettings(env),
+    internal: readInternalSettings(env),
     audit: readAuditSettings(env),
     log: readLogSettings(env),
     rateLimit: {

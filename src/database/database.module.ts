@@ -4,14 +4,15 @@ import { Module } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type Database from 'better-sqlite3';
-import { AuditRecord } from '../audit/audit-record.entity.js';
 import { databaseConfig } from '../config/configuration.js';
-import { TYPEORM_MIGRATIONS_TABLE } from './internal-tables.js';
-import { InternalTables1764000000000 } from './migrations/1764000000000-internal-tables.js';
-import { AuditDetails1764100000000 } from './migrations/1764100000000-audit-details.js';
 import { SqlExecutor } from './sql-executor.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
+/**
+ * The application database: the user's data only. Its TypeORM data source has no entity and no
+ * migration of ScopeDB's (those live in the internal database, src/internal/); it serves schema
+ * introspection and the readiness probe.
+ */
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -28,10 +29,6 @@ import { SqliteDatabase } from './sqlite-database.js';
             // In WAL mode NORMAL survives a process crash; only power loss may drop recent commits.
             db.pragma('synchronous = NORMAL');
           },
-          entities: [AuditRecord],
-          migrations: [InternalTables1764000000000, AuditDetails1764100000000],
-          migrationsTableName: TYPEORM_MIGRATIONS_TABLE,
-          migrationsRun: true,
           synchronize: false,
           logging: false,
         };

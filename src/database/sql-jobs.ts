@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import { listTables } from './sqlite/catalog.js';
 import type { Row, SqlParams } from './sqlite/errors.js';
-import { listMigrations, migrate } from './sqlite/migrations.js';
+import { applyMigration, planMigration } from './sqlite/migrations.js';
 import { explainQuery, type ResultLimits, runQuery } from './sqlite/reads.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './sqlite/writes.js';
 
@@ -10,7 +10,6 @@ export type SqlJob =
   | { kind: 'query'; sql: string; params?: SqlParams; limits: ResultLimits }
   | { kind: 'explain'; sql: string; params?: SqlParams }
   | { kind: 'listTables'; pattern?: string; includeViews: boolean }
-  | { kind: 'listMigrations' }
   | { kind: 'execute'; sql: string; params?: SqlParams; expectedMaxRows?: number; dryRun: boolean }
   | { kind: 'insertRows'; table: string; rows: Row[]; returning: boolean }
   | {
@@ -22,22 +21,13 @@ export type SqlJob =
       dryRun: boolean;
     }
   | { kind: 'deleteRows'; table: string; where: Filter[]; expectedMaxRows: number; dryRun: boolean }
-  | {
-      kind: 'migrate';
-      name: string;
-      sql: string;
-      dryRun: boolean;
-      appliedBy: string;
-      clientId: string | null;
-    };
+  /** Runs a migration and rolls it back: its statement count and the schema before and after. */
+  | { kind: 'planMigration'; sql: string }
+  /** Applies a planned migration if the schema is still `before` and it leaves `after`. */
+  | { kind: 'applyMigration'; sql: string; before: string; after: string };
 
 export type SqlJobKind = SqlJob['kind'];
-export const READ_JOBS: ReadonlySet<SqlJobKind> = new Set([
-  'query',
-  'explain',
-  'listTables',
-  'listMigrations',
-]);
+export const READ_JOBS: ReadonlySet<SqlJobKind> = new Set(['query', 'explain', 'listTables']);
 
 export function runJob(db: Database.Database, job: SqlJob): unknown {
   switch (job.kind) {
@@ -47,8 +37,6 @@ export function runJob(db: Database.Database, job: SqlJob): unknown {
       return explainQuery(db, job.sql, job.params);
     case 'listTables':
       return listTables(db, job.pattern, job.includeViews);
-    case 'listMigrations':
-      return listMigrations(db);
     case 'execute':
       return execute(db, job.sql, job.params, job);
     case 'insertRows':
@@ -57,7 +45,9 @@ export function runJob(db: Database.Database, job: SqlJob): unknown {
       return updateRows(db, job.table, job.set, job.where, job);
     case 'deleteRows':
       return deleteRows(db, job.table, job.where, job);
-    case 'migrate':
-      return migrate(db, job);
+    case 'planMigration':
+      return planMigration(db, job.sql);
+    case 'applyMigration':
+      return applyMigration(db, job);
   }
 }

@@ -8,8 +8,9 @@ import { type CheckConstraint, checkConstraints } from './sql-statements.js';
 import { catalog, type CatalogEntry } from './sqlite/catalog.js';
 
 /**
- * The SQLite database as the main thread sees it: catalog look-ups and TypeORM's introspection
- * (short, bounded work) on a read-only connection. Caller SQL runs in SqlExecutor's workers.
+ * The application database (the user's data only) as the main thread sees it: catalog look-ups,
+ * schema fingerprints and TypeORM's introspection (short, bounded work) on a read-only
+ * connection. Caller SQL runs in SqlExecutor's workers, which open this file and no other.
  */
 @Injectable()
 export class SqliteDatabase implements OnApplicationShutdown {

@@ -37,9 +37,9 @@ export class HealthController {
   }
 
   /**
-   * Readiness: the database (and the audit database, when it is one of its own) answers and tokens
-   * can be verified; else 503 naming the failed check. The checks share the JWKS timeout, so the
-   * probe answers within AUTH_JWKS_TIMEOUT_MS.
+   * Readiness: the database and the audit database answer and tokens can be verified; else 503
+   * naming the failed check. The checks share the JWKS timeout, so the probe answers within
+   * AUTH_JWKS_TIMEOUT_MS.
    */
   @Get('readyz')
   @HealthCheck()
@@ -48,7 +48,7 @@ export class HealthController {
       this.database.pingCheck(key, { connection, timeout: this.auth.jwksTimeoutMs });
     return this.health.check([
       ping('database', this.dataSource),
-      ...(this.audit.separate ? [ping('audit_database', this.audit.dataSource)] : []),
+      ping('audit_database', this.audit.dataSource),
       () => this.jwks.isHealthy('jwks'),
     ]);
   }

@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { SqlExecutor } from '../database/sql-executor.js';
-import type { MigrationResult } from '../database/sqlite/migrations.js';
+import { type MigrationResult, SchemaMigrations } from '../internal/schema-migrations.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import { count, dryRun, sqlText } from './tool-schemas.js';
@@ -22,11 +21,11 @@ const applyMigrationOutput = z.object({
   checksum: z.string(),
 });
 
-/** Changing the schema, recorded in a ledger by name. */
+/** Changing the schema, recorded in a ledger by name (in the internal database). */
 @Injectable()
 @RequireScopes('db:admin')
 export class AdminTools {
-  constructor(private readonly sql: SqlExecutor) {}
+  constructor(private readonly migrations: SchemaMigrations) {}
 
   @McpTool({
     name: 'apply_migration',
@@ -46,8 +45,7 @@ export class AdminTools {
     input: z.infer<typeof applyMigrationInput>,
     context: ToolContext,
   ): Promise<ToolOutput<MigrationResult>> {
-    const result = await this.sql.run<MigrationResult>({
-      kind: 'migrate',
+    const result = await this.migrations.apply({
       name: input.name,
       sql: input.sql,
       dryRun: input.dry_run,

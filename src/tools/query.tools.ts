@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
 import { SqliteDatabase } from '../database/sqlite-database.js';
+import { LEDGER_STATUSES, MigrationLedger } from '../internal/migration-ledger.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import type { ReadResult, TruncationReason } from '../database/sqlite/reads.js';
@@ -100,6 +101,7 @@ const listMigrationsOutput = z.object({
       applied_by: z.string(),
       client_id: z.string().nullable(),
       sql: z.string(),
+      status: z.enum(LEDGER_STATUSES),
     }),
   ),
 });
@@ -111,6 +113,7 @@ export class QueryTools {
   constructor(
     private readonly database: SqliteDatabase,
     private readonly sql: SqlExecutor,
+    private readonly ledger: MigrationLedger,
   ) {}
 
   @McpTool({
@@ -282,21 +285,21 @@ export class QueryTools {
     name: 'list_migrations',
     title: 'List applied migrations',
     description:
-      'The migrations ledger: every migration applied with apply_migration, oldest first, with its checksum, who applied it and when.',
+      'The migrations ledger: every migration apply_migration recorded, oldest first, with its checksum, who applied it and when, and its status: applied; failed (not applied: its error stopped it, or the server stopped first); pending (being applied now); diverged (interrupted, and the schema then matched neither its state before nor after).',
     input: listMigrationsInput,
     output: listMigrationsOutput,
     annotations: readOnly,
   })
-  async listMigrations(): Promise<ToolOutput<z.infer<typeof listMigrationsOutput>>> {
-    const data = await this.sql.run<z.infer<typeof listMigrationsOutput>>(
-      { kind: 'listMigrations' },
-      TIMEOUT_DEFAULT_MS,
-    );
+  listMigrations(): ToolOutput<z.infer<typeof listMigrationsOutput>> {
+    const data = { migrations: this.ledger.list() };
     return {
       data,
       text:
         data.migrations
-          .map((m) => `${m.name} applied ${m.applied_at} by ${m.applied_by} (sha256 ${m.checksum})`)
+          .map(
+            (m) =>
+              `${m.name} ${m.status === 'applied' ? 'applied' : `${m.status}, attempted`} ${m.applied_at} by ${m.applied_by} (sha256 ${m.checksum})`,
+          )
           .join('\n') || 'No migration has been applied.',
     };
   }

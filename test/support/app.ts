@@ -10,7 +10,12 @@ export interface TestApp {
   /** http://localhost:<port> */
   baseUrl: string;
   mcpUrl: string;
+  /** The application database: the user's data only. */
   databasePath: string;
+  /** ScopeDB's own SQLite file: the migrations ledger and bookkeeping (and the audit log by default). */
+  internalDatabasePath: string;
+  /** The SQLite file the audit log is in (throws when it is in PostgreSQL). */
+  auditDatabasePath: string;
   close(): Promise<void>;
 }
 
@@ -25,6 +30,11 @@ export async function freePort(): Promise<number> {
 export interface TestAppOptions {
   /** Runs on the fresh database file before the app opens it (e.g. to seed it). */
   prepareDatabase?: (path: string) => void;
+}
+
+/** The path of a sqlite:<path> or sqlite:///<absolute path> setting. */
+export function sqliteUrlPath(url: string): string {
+  return url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
 }
 
 /**
@@ -43,6 +53,7 @@ export async function startTestApp(
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: `sqlite:${databasePath}`,
+    INTERNAL_DATABASE_URL: undefined,
     AUDIT_DATABASE_URL: undefined,
     PUBLIC_URL: undefined,
     MCP_PATH: undefined,
@@ -68,11 +79,21 @@ export async function startTestApp(
   }
   const app = await startApp({ logger: process.env.TEST_LOGS ? undefined : false });
   const baseUrl = `http://localhost:${port}`;
+  const internalDatabasePath = settings.INTERNAL_DATABASE_URL
+    ? sqliteUrlPath(settings.INTERNAL_DATABASE_URL)
+    : join(dir, 'scopedb-internal.sqlite');
+  const audit = settings.AUDIT_DATABASE_URL;
   return {
     app,
     baseUrl,
     mcpUrl: `${baseUrl}${settings.MCP_PATH ?? '/mcp'}`,
     databasePath,
+    internalDatabasePath,
+    get auditDatabasePath() {
+      if (audit === undefined) return internalDatabasePath;
+      if (!audit.startsWith('sqlite:')) throw new Error('the audit log is not in a SQLite file');
+      return sqliteUrlPath(audit);
+    },
     close: async () => {
       await app.close();
       rmSync(dir, { recursive: true, force: true });

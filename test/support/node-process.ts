@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { freePort } from './app.js';
 
 /** A `node` child process whose output is kept. */
 export interface NodeProcess {
@@ -40,4 +42,54 @@ export async function untilHealthy(node: NodeProcess, url: string): Promise<void
     }
     await new Promise((wait) => setTimeout(wait, 50));
   }
+}
+
+/** `node dist/main.js` serving on a free port. */
+export interface MainServer {
+  child: ChildProcess;
+  url: string;
+  /** The signal that ended it, if one did. */
+  exited: Promise<NodeJS.Signals | null>;
+  output(): { stdout: string; stderr: string };
+}
+
+/**
+ * Starts the production entrypoint in `dir` (DATABASE_URL defaults to data/scopedb.sqlite there)
+ * and waits until it serves; `env` adds to or overrides the settings.
+ */
+export async function startMain(
+  dir: string,
+  issuer: { url: string },
+  env: Record<string, string> = {},
+): Promise<MainServer> {
+  const port = await freePort();
+  const url = `http://localhost:${port}`;
+  const main = startNode(
+    resolve('dist/main.js'),
+    {
+      AUTH_ISSUER: issuer.url,
+      PORT: String(port),
+      PUBLIC_URL: url,
+      LOG_LEVEL: 'silent',
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      QUERY_WORKERS: '2',
+      ...env,
+    },
+    dir,
+  );
+  await untilHealthy(main, url);
+  return {
+    child: main.child,
+    url,
+    exited: main.exited.then(({ signal }) => signal),
+    output: () => main.output(),
+  };
+}
+
+/** SIGTERM, then the exit; fails unless it exits 0. */
+export async function stopMain(server: MainServer): Promise<void> {
+  server.child.kill('SIGTERM');
+  await server.exited;
+  if (server.child.exitCode !== 0)
+    throw new Error(`the server exited with ${server.child.exitCode}: ${server.output().stderr}`);
 }

@@ -21,7 +21,7 @@ export function catalog(db: Database.Database): CatalogEntry[] {
       "SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )
     .all()
-    .filter((entry) => !(SCOPEDB_TABLE_NAMES as readonly string[]).includes(entry.name));
+    .filter((entry) => !SCOPEDB_TABLE_NAMES.includes(entry.name.toLowerCase()));
 }
 
 /** SQL LIKE semantics (case-insensitive, % and _) for filtering names without SQL. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,6 @@ import Database from 'better-sqlite3';
 import { match } from '../../../test/support/matchers.js';
 import { refusal } from '../../../test/support/sql-errors.js';
 import { listTables } from './catalog.js';
-import { listMigrations, migrate } from './migrations.js';
 import { explainQuery, type ResultLimits, runQuery } from './reads.js';
 import { compiledKeyword } from './statement-guard.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './writes.js';
@@ -649,76 +647,6 @@ describe('sqlite-engine', () => {
           }),
         ).code,
       ).toBe(code);
-      expect(items()).toEqual(ITEMS);
-    });
-  });
-
-  describe(migrate.name, () => {
-    const sut = migrate;
-    const by = { appliedBy: 'user-1', clientId: 'client-1' };
-    const ledger = () => db.prepare('SELECT * FROM scopedb_migrations ORDER BY name').all();
-
-    it('applies DDL atomically and records it; the same again is a no-op', () => {
-      const sql = 'CREATE TABLE a (x INTEGER); CREATE INDEX a_x ON a (x)';
-      const checksum = createHash('sha256').update(sql).digest('hex');
-
-      const first = sut(db, { name: 'm1', sql, dryRun: false, ...by });
-      const again = sut(db, { name: 'm1', sql, dryRun: false, ...by });
-
-      expect(first).toEqual({ name: 'm1', applied: true, dry_run: false, statements: 2, checksum });
-      expect(again).toEqual({ ...first, applied: false });
-      expect(ledger()).toEqual([
-        {
-          name: 'm1',
-          checksum,
-          sql,
-          appliedAt: match.stringMatching(/^\d{4}-\d\d-\d\dT/),
-          appliedBy: 'user-1',
-          clientId: 'client-1',
-        },
-      ]);
-      expect(listMigrations(db).migrations.map((m) => m.name)).toEqual(['m1']);
-    });
-
-    it('checks a dry run and rolls it back: nothing created, nothing recorded', () => {
-      const result = sut(db, { name: 'dry', sql: 'CREATE TABLE dry (x)', dryRun: true, ...by });
-
-      expect(result).toMatchObject({ applied: false, dry_run: true, statements: 1 });
-      expect(db.prepare("SELECT name FROM sqlite_schema WHERE name = 'dry'").all()).toEqual([]);
-      expect(ledger()).toEqual([]);
-    });
-
-    it.each([
-      ['the same name with other SQL', 'CREATE TABLE other (x)', 'MIGRATION_CONFLICT'],
-      ['no statement', '-- nothing;', 'EMPTY_MIGRATION'],
-      ['a write', "CREATE TABLE w (x); INSERT INTO items (name) VALUES ('fig')", 'NOT_DDL'],
-      [
-        'a view on the audit log',
-        'CREATE TABLE w (x); CREATE VIEW peek AS SELECT * FROM audit_log',
-        'INTERNAL_TABLE',
-      ],
-      [
-        'dropping a guard',
-        'CREATE TABLE w (x); DROP TRIGGER audit_log_no_delete',
-        'INTERNAL_TABLE',
-      ],
-      ['ATTACH', "CREATE TABLE w (x); ATTACH ':memory:' AS x", 'ATTACH_NOT_ALLOWED'],
-    ])('refuses %s and rolls back', (_case, sql, code) => {
-      sut(db, { name: 'taken', sql: 'CREATE TABLE taken (x)', dryRun: false, ...by });
-      const schema = db.prepare('SELECT * FROM sqlite_schema ORDER BY name').all();
-
-      const error = refusal(() =>
-        sut(db, {
-          name: code === 'MIGRATION_CONFLICT' ? 'taken' : 'm2',
-          sql,
-          dryRun: false,
-          ...by,
-        }),
-      );
-
-      expect(error.code).toBe(code);
-      expect(db.prepare('SELECT * FROM sqlite_schema ORDER BY name').all()).toEqual(schema);
-      expect(ledger()).toHaveLength(1);
       expect(items()).toEqual(ITEMS);
     });
   });

@@ -1,110 +1,114 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { INTERNAL_TABLES, LEDGER_TABLE } from '../internal-tables.js';
 import { splitStatements } from '../sql-statements.js';
-import { quoteIdentifier } from './catalog.js';
 import { SqlError } from './errors.js';
-import { guardDdl, guardSchemaAfterDdl } from './statement-guard.js';
+import { guardDdl, guardSchemaAfterDdl, SCOPEDB_TABLE_NAMES } from './statement-guard.js';
 
-// Migrations: DDL applied atomically and recorded in the ledger.
+// Migrations, the worker's half: DDL checked (plan) and applied (apply) against a fingerprint of
+// the schema. The ledger is in the internal database; SchemaMigrations (src/internal/) keeps the
+// two consistent.
 
-/** The catalog entries of ScopeDB's tables and of anything defined on or referring to them. */
-function internalSchema(db: Database.Database): string {
-  const names = INTERNAL_TABLES.join('|');
-  const mentions = new RegExp(`(^|[^\\w$])["\`\\[]?(${names})["\`\\]]?($|[^\\w$])`, 'i');
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** sha256 of the schema: every catalog entry's type, name, table and SQL (not its root page). */
+export function schemaFingerprint(db: Database.Database): string {
   const rows = db
-    .prepare<[], { type: string; name: string; tbl_name: string; sql: string | null }>(
-      'SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name',
-    )
-    .all()
-    .filter(
-      (row) =>
-        (INTERNAL_TABLES as readonly string[]).includes(row.tbl_name) ||
-        (row.sql !== null && mentions.test(row.sql)),
-    );
-  return JSON.stringify(rows);
+    .prepare('SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name')
+    .raw()
+    .all();
+  return sha256(JSON.stringify(rows));
 }
 
-export interface MigrationResult {
-  name: string;
-  applied: boolean;
-  dry_run: boolean;
-  statements: number;
-  checksum: string;
-}
+export const migrationChecksum = sha256;
 
-/**
- * DDL statements applied atomically and recorded by name, checksum, who and when. The same name
- * with the same SQL is a no-op; with different SQL it is an error.
- */
-export function migrate(
-  db: Database.Database,
-  migration: {
-    name: string;
-    sql: string;
-    dryRun: boolean;
-    appliedBy: string;
-    clientId: string | null;
-  },
-): MigrationResult {
-  const { name, sql, dryRun } = migration;
-  const checksum = createHash('sha256').update(sql).digest('hex');
+/** The statements of a migration; refuses an empty one. */
+export function migrationStatements(sql: string): string[] {
   const statements = splitStatements(sql);
   if (statements.length === 0)
     throw new SqlError('The migration has no SQL statement.', 'EMPTY_MIGRATION');
-  const ledger = quoteIdentifier(LEDGER_TABLE);
+  return statements;
+}
+
+/**
+ * Runs the statements in the open transaction, each under the statement guard (DDL only, nothing
+ * temporary, allowed virtual-table modules), then checks what they left.
+ */
+function runStatements(db: Database.Database, statements: string[]): void {
+  statements.forEach((text, index) => guardDdl(db, text, index).run());
+  guardSchemaAfterDdl(db);
+  const names = SCOPEDB_TABLE_NAMES;
+  const reserved = db
+    .prepare<string[], string>(
+      `SELECT name FROM sqlite_schema WHERE lower(name) IN (${names.map(() => '?').join(', ')}) OR lower(tbl_name) IN (${names.map(() => '?').join(', ')}) LIMIT 1`,
+    )
+    .pluck()
+    .get(...names, ...names);
+  if (reserved !== undefined)
+    throw new SqlError(
+      `The names ${names.join(', ')} are reserved (ScopeDB's tables had them in the application database up to release 0.1.0); choose another.`,
+      'RESERVED_NAME',
+    );
+}
+
+export interface MigrationPlan {
+  statements: number;
+  /** The schema's fingerprint before and after the migration. */
+  before: string;
+  after: string;
+}
+
+/** Runs the migration in a transaction and rolls it back: what it would do, or its error. */
+export function planMigration(db: Database.Database, sql: string): MigrationPlan {
+  const statements = migrationStatements(sql);
   const rollback = new Error('rollback');
-  let result: MigrationResult | undefined;
+  let plan: MigrationPlan | undefined;
   try {
     db.transaction(() => {
-      const existing = db
-        .prepare<[string], { checksum: string }>(`SELECT checksum FROM ${ledger} WHERE name = ?`)
-        .get(name);
-      if (existing) {
-        if (existing.checksum !== checksum)
-          throw new SqlError(
-            `A migration named ${name} was already applied with different SQL; choose a new name.`,
-            'MIGRATION_CONFLICT',
-          );
-        result = { name, applied: false, dry_run: dryRun, statements: statements.length, checksum };
-        return;
-      }
-      const internalBefore = internalSchema(db);
-      statements.forEach((text, index) => {
-        guardDdl(db, text, index).run();
-      });
-      guardSchemaAfterDdl(db);
-      if (internalSchema(db) !== internalBefore)
-        throw new SqlError(
-          `A migration cannot change ScopeDB's own tables (${INTERNAL_TABLES.join(', ')}) or define objects that refer to them.`,
-          'INTERNAL_TABLE',
-        );
-      db.prepare(
-        `INSERT INTO ${ledger} (name, checksum, sql, appliedAt, appliedBy, clientId) VALUES (?, ?, ?, ?, ?, ?)`,
-      ).run(name, checksum, sql, new Date().toISOString(), migration.appliedBy, migration.clientId);
-      result = { name, applied: !dryRun, dry_run: dryRun, statements: statements.length, checksum };
-      if (dryRun) throw rollback;
+      const before = schemaFingerprint(db);
+      runStatements(db, statements);
+      plan = { statements: statements.length, before, after: schemaFingerprint(db) };
+      throw rollback;
     })();
   } catch (error) {
     if (error !== rollback) throw error;
   }
-  return result!;
+  return plan!;
 }
 
-export interface LedgerEntry {
-  name: string;
-  checksum: string;
-  applied_at: string;
-  applied_by: string;
-  client_id: string | null;
-  sql: string;
-}
+/** A definite answer: committed, or rolled back with the reason. */
+export type MigrationOutcome =
+  { applied: true } | { applied: false; message: string; code: string };
 
-export function listMigrations(db: Database.Database): { migrations: LedgerEntry[] } {
-  const migrations = db
-    .prepare<[], LedgerEntry>(
-      `SELECT name, checksum, appliedAt AS applied_at, appliedBy AS applied_by, clientId AS client_id, sql FROM ${quoteIdentifier(LEDGER_TABLE)} ORDER BY appliedAt, name`,
-    )
-    .all();
-  return { migrations };
+/**
+ * Applies a planned migration under the write lock (BEGIN IMMEDIATE), only from the schema it was
+ * planned on and only if it leaves the schema the plan did; else nothing is changed.
+ */
+export function applyMigration(
+  db: Database.Database,
+  migration: { sql: string; before: string; after: string },
+): MigrationOutcome {
+  try {
+    db.transaction(() => {
+      if (schemaFingerprint(db) !== migration.before)
+        throw new SqlError(
+          'The schema changed after the migration was checked; nothing was applied. Apply it again.',
+          'SCHEMA_CHANGED',
+        );
+      runStatements(db, migrationStatements(migration.sql));
+      if (schemaFingerprint(db) !== migration.after)
+        throw new SqlError(
+          'The migration left another schema than when it was checked; nothing was applied.',
+          'SCHEMA_CHANGED',
+        );
+    }).immediate();
+    return { applied: true };
+  } catch (error) {
+    // better-sqlite3 rolls the transaction back before it rethrows: nothing was committed.
+    const { message, code } = error as { message?: unknown; code?: unknown };
+    return {
+      applied: false,
+      message: typeof message === 'string' ? message : String(error),
+      code: typeof code === 'string' ? code : 'SQL_ERROR',
+    };
+  }
 }

@@ -1,6 +1,7 @@
 import { types } from 'node:util';
 import type Database from 'better-sqlite3';
 import { leadingKeyword, stripLeadingComments, virtualTableModule } from '../sql-statements.js';
+import { AUDIT_MIGRATIONS_TABLE, INTERNAL_TABLES } from '../internal-tables.js';
 import { SqlError } from './errors.js';
 import { type Instruction, programOf } from './program.js';
 
@@ -100,12 +101,7 @@ export const VIRTUAL_TABLE_MODULES: ReadonlySet<string> = new Set([
  * ScopeDB's table names. Its tables live in the internal store; a table of one of these names in
  * the application database (a release before the internal store, or a copy) is refused all the same.
  */
-export const SCOPEDB_TABLE_NAMES = [
-  'audit_log',
-  'scopedb_migrations',
-  'scopedb_internal_migrations',
-  'scopedb_audit_migrations',
-] as const;
+export const SCOPEDB_TABLE_NAMES: readonly string[] = [...INTERNAL_TABLES, AUDIT_MIGRATIONS_TABLE];
 
 /** Opcodes that open a b-tree; their P3 is the database (0 main, 1 temp, 2+ attached). */
 const OPEN_OPCODES = new Set(['OpenRead', 'OpenWrite', 'ReopenIdx']);
@@ -135,7 +131,7 @@ function scopedbPages(db: Database.Database): Set<number> {
   return new Set(
     db
       .prepare<string[], number>(
-        `SELECT rootpage FROM sqlite_schema WHERE rootpage > 0 AND tbl_name IN (${SCOPEDB_TABLE_NAMES.map(() => '?').join(', ')})`,
+        `SELECT rootpage FROM sqlite_schema WHERE rootpage > 0 AND lower(tbl_name) IN (${SCOPEDB_TABLE_NAMES.map(() => '?').join(', ')})`,
       )
       .pluck()
       .all(...SCOPEDB_TABLE_NAMES),
