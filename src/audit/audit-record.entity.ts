@@ -4,17 +4,32 @@ import { AUDIT_TABLE } from '../database/internal-tables.js';
 export const AUDIT_OUTCOMES = [
   'success',
   'tool_error',
+  'pending',
+  'interrupted',
   'refused_no_token',
   'refused_invalid_token',
   'refused_scope',
   'refused_origin',
   'refused_rate_limit',
+  'refused_invalid_request',
 ] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
+/** A write's intent, committed before the write runs; completed once with one of these. */
+export const PENDING_OUTCOME = 'pending' satisfies AuditOutcome;
+export const COMPLETED_OUTCOMES = [
+  'success',
+  'tool_error',
+  'interrupted',
+] as const satisfies readonly AuditOutcome[];
+export type CompletedOutcome = (typeof COMPLETED_OUTCOMES)[number];
+
+/** What completing a pending record may set; every other column is fixed once inserted. */
+export const COMPLETION_COLUMNS = ['outcome', 'reason', 'rowCount', 'durationMs'] as const;
+
 /** One decision about a request to the MCP endpoint. Written by AuditService only; the table and
- * its indexes are created by the InternalTables migration, the later columns by AuditDetails (in
- * an audit database of its own, all of it by AuditLog). */
+ * its indexes are created by the InternalTables migration, the later columns by AuditDetails and
+ * AuditIntents (in an audit database of its own, by AuditLog and AuditIntents). */
 @Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()
@@ -84,4 +99,8 @@ export class AuditRecord {
 
   @Column({ type: 'varchar', length: 256, nullable: true })
   userAgent!: string | null;
+
+  /** The `table` argument of the tools that take one (insert_rows, describe_table, ...). */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  tableName!: string | null;
 }

@@ -6,7 +6,8 @@ import type { DataSource } from 'typeorm';
 import { AuditDatabase } from '../audit/audit-database.js';
 import { AuditRecord } from '../audit/audit-record.entity.js';
 import { AuditService } from '../audit/audit.service.js';
-import { authConfig } from '../config/configuration.js';
+import { AuditIntents1765100000000 } from '../audit/migrations/1765100000000-audit-intents.js';
+import { auditConfig, authConfig, databaseConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
 import { InternalTables1764000000000 } from '../database/migrations/1764000000000-internal-tables.js';
 import { AuditDetails1764100000000 } from '../database/migrations/1764100000000-audit-details.js';
@@ -84,7 +85,11 @@ class RefusingController {
       type: 'better-sqlite3',
       database: ':memory:',
       entities: [AuditRecord],
-      migrations: [InternalTables1764000000000, AuditDetails1764100000000],
+      migrations: [
+        InternalTables1764000000000,
+        AuditDetails1764100000000,
+        AuditIntents1765100000000,
+      ],
       migrationsRun: true,
     }),
   ],
@@ -100,6 +105,8 @@ class RefusingController {
       provide: authConfig.KEY,
       useValue: readSettings({ AUTH_ISSUER: ISSUER, RESOURCE_URL: RESOURCE }).auth,
     },
+    { provide: auditConfig.KEY, useValue: readSettings({ AUTH_ISSUER: ISSUER }).audit },
+    { provide: databaseConfig.KEY, useValue: readSettings({ AUTH_ISSUER: ISSUER }).database },
     { provide: APP_FILTER, useClass: OAuthChallengeFilter },
   ],
 })

@@ -321,9 +321,9 @@ describe(readAuditSettings.name, () => {
   }
 
   it('keeps the audit log in the application database when unset or blank', () => {
-    expect(sut({})).toEqual({ database: null });
-    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toEqual({ database: null });
-    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toEqual({ database: null });
+    expect(sut({})).toMatchObject({ database: null });
+    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toMatchObject({ database: null });
+    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toMatchObject({ database: null });
   });
 
   it.each([
@@ -332,7 +332,7 @@ describe(readAuditSettings.name, () => {
   ])(
     'reads %s as a SQLite file (%s), with the busy timeout of DATABASE_BUSY_TIMEOUT_MS',
     (url, path) => {
-      expect(sut({ AUDIT_DATABASE_URL: url, DATABASE_BUSY_TIMEOUT_MS: '750' })).toEqual({
+      expect(sut({ AUDIT_DATABASE_URL: url, DATABASE_BUSY_TIMEOUT_MS: '750' })).toMatchObject({
         database: { type: 'sqlite', path, busyTimeoutMs: 750 },
       });
     },
@@ -348,7 +348,7 @@ describe(readAuditSettings.name, () => {
       'postgresql://audit@10.0.0.5/audit?sslmode=require',
     ],
   ])('reads %s as PostgreSQL, keeping a redacted form for messages', (url, redactedUrl) => {
-    expect(sut({ AUDIT_DATABASE_URL: url })).toEqual({
+    expect(sut({ AUDIT_DATABASE_URL: url })).toMatchObject({
       database: { type: 'postgres', url, redactedUrl },
     });
   });
@@ -380,6 +380,22 @@ describe(readAuditSettings.name, () => {
     expect(error.message).toMatch(/^AUDIT_DATABASE_URL: /);
     expect(error.message).not.toContain('\n');
     expect(error.message).not.toMatch(/hunter|ter@2/);
+  });
+
+  it('fails closed unless AUDIT_FAIL_OPEN says otherwise, with a minute of grace for intents', () => {
+    expect(sut({})).toEqual({ database: null, failOpen: false, intentGraceMs: 60_000 });
+    expect(sut({ AUDIT_FAIL_OPEN: 'true', AUDIT_INTENT_GRACE_MS: '500' })).toMatchObject({
+      failOpen: true,
+      intentGraceMs: 500,
+    });
+  });
+
+  it.each([
+    ['AUDIT_FAIL_OPEN', 'sometimes'],
+    ['AUDIT_INTENT_GRACE_MS', '10'],
+    ['AUDIT_INTENT_GRACE_MS', 'soon'],
+  ])('refuses %s=%s in one line naming it', (variable, raw) => {
+    expect(() => sut({ [variable]: raw })).toThrow(new RegExp(`^${variable}: `));
   });
 
   it('is read with every other setting, so the server refuses a bad value at start-up', () => {

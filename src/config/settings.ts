@@ -90,6 +90,10 @@ export type AuditDatabaseLocation =
 export interface AuditSettings {
   /** `null`: the audit log is in the application database. */
   database: AuditDatabaseLocation | null;
+  /** Answer calls even when their records cannot be written (AUDIT_FAIL_OPEN; weaker). */
+  failOpen: boolean;
+  /** How long past WRITE_TIMEOUT_MS a write's pending record waits before it is marked interrupted. */
+  intentGraceMs: number;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -228,9 +232,17 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
 
 /** AUDIT_DATABASE_URL: unset, or a SQLite file or PostgreSQL database of the audit log's own. */
 export function readAuditSettings(env: Environment): AuditSettings {
+  return {
+    database: readAuditLocation(env),
+    failOpen: boolean(env, 'AUDIT_FAIL_OPEN', false),
+    intentGraceMs: integer(env, 'AUDIT_INTENT_GRACE_MS', 60_000, 100, 3_600_000),
+  };
+}
+
+function readAuditLocation(env: Environment): AuditDatabaseLocation | null {
   const name = 'AUDIT_DATABASE_URL';
   const raw = value(env, name);
-  if (raw === undefined) return { database: null };
+  if (raw === undefined) return null;
   if (raw.startsWith('sqlite:')) {
     const path = sqlitePath(name, raw);
     const application = readDatabaseSettings(env);
@@ -239,7 +251,7 @@ export function readAuditSettings(env: Environment): AuditSettings {
         name,
         'names the application database; leave it unset to keep the audit log there',
       );
-    return { database: { type: 'sqlite', path, busyTimeoutMs: application.busyTimeoutMs } };
+    return { type: 'sqlite', path, busyTimeoutMs: application.busyTimeoutMs };
   }
   const redactedUrl = redactUrl(raw);
   if (/^postgres(ql)?:\/\//.test(raw)) {
@@ -257,7 +269,7 @@ export function readAuditSettings(env: Environment): AuditSettings {
         name,
         `must name a host and a database, as in postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
       );
-    return { database: { type: 'postgres', url: raw, redactedUrl } };
+    return { type: 'postgres', url: raw, redactedUrl };
   }
   throw new ConfigurationError(
     name,

@@ -5,6 +5,7 @@ import type { ConfigType } from '@nestjs/config';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type Database from 'better-sqlite3';
 import { AuditRecord } from '../audit/audit-record.entity.js';
+import { AuditIntents1765100000000 } from '../audit/migrations/1765100000000-audit-intents.js';
 import { databaseConfig } from '../config/configuration.js';
 import { TYPEORM_MIGRATIONS_TABLE } from './internal-tables.js';
 import { InternalTables1764000000000 } from './migrations/1764000000000-internal-tables.js';
@@ -29,7 +30,11 @@ import { SqliteDatabase } from './sqlite-database.js';
             db.pragma('synchronous = NORMAL');
           },
           entities: [AuditRecord],
-          migrations: [InternalTables1764000000000, AuditDetails1764100000000],
+          migrations: [
+            InternalTables1764000000000,
+            AuditDetails1764100000000,
+            AuditIntents1765100000000,
+          ],
           migrationsTableName: TYPEORM_MIGRATIONS_TABLE,
           migrationsRun: true,
           synchronize: false,

@@ -12,6 +12,7 @@ import { AuditDatabase } from '../audit/audit-database.js';
 import { Public } from '../auth/public.decorator.js';
 import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig } from '../config/configuration.js';
+import { AuditHealthIndicator } from './audit.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 /** Probes for orchestrators and load balancers: no token, no Origin check, no audit record. */
@@ -24,6 +25,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
     private readonly jwks: JwksHealthIndicator,
+    private readonly auditLog: AuditHealthIndicator,
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditDatabase,
     @Inject(authConfig.KEY) private readonly auth: ConfigType<typeof authConfig>,
@@ -37,7 +39,8 @@ export class HealthController {
   }
 
   /**
-   * Readiness: the database (and the audit database, when it is one of its own) answers and tokens
+   * Readiness: the database (and the audit database, when it is one of its own) answers, the audit
+   * log can be written (`audit`: after a failed record, until a probe write succeeds) and tokens
    * can be verified; else 503 naming the failed check. The checks share the JWKS timeout, so the
    * probe answers within AUTH_JWKS_TIMEOUT_MS.
    */
@@ -49,6 +52,7 @@ export class HealthController {
     return this.health.check([
       ping('database', this.dataSource),
       ...(this.audit.separate ? [ping('audit_database', this.audit.dataSource)] : []),
+      () => this.auditLog.isHealthy('audit'),
       () => this.jwks.isHealthy('jwks'),
     ]);
   }

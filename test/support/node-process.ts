@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { freePort } from './app.js';
 
 /** A `node` child process whose output is kept. */
 export interface NodeProcess {
@@ -40,4 +42,39 @@ export async function untilHealthy(node: NodeProcess, url: string): Promise<void
     }
     await new Promise((wait) => setTimeout(wait, 50));
   }
+}
+
+/** `node dist/main.js`, serving. */
+export interface ServerProcess extends NodeProcess {
+  /** http://localhost:<port> */
+  url: string;
+  mcpUrl: string;
+}
+
+/**
+ * Starts the production entrypoint in `cwd` on a free port, issuer `issuerUrl`, with `env` over
+ * quiet defaults (no logs, rate limits out of the way), and waits until it serves.
+ */
+export async function startServer(
+  cwd: string,
+  issuerUrl: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const port = await freePort();
+  const url = `http://localhost:${port}`;
+  const node = startNode(
+    resolve('dist/main.js'),
+    {
+      AUTH_ISSUER: issuerUrl,
+      PORT: String(port),
+      PUBLIC_URL: url,
+      LOG_LEVEL: 'silent',
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000000',
+      ...env,
+    },
+    cwd,
+  );
+  await untilHealthy(node, url);
+  return { ...node, url, mcpUrl: `${url}/mcp` };
 }
