@@ -320,8 +320,9 @@ describe('audit log in PostgreSQL (AUDIT_DATABASE_URL=postgres://...)', () => {
     const { requestId } = await call('list_tables');
 
     expect(await total()).toBe(before + 1);
-    expect(await rows('SELECT name FROM scopedb_audit_migrations')).toEqual([
+    expect(await rows('SELECT name FROM scopedb_audit_migrations ORDER BY id')).toEqual([
       { name: 'AuditLog1765000000000' },
+      { name: 'AuditIntents1765100000000' },
     ]);
     expect(await rows('SELECT outcome FROM audit_log WHERE "requestId" = $1', [requestId])).toEqual(
       [{ outcome: 'success' }],

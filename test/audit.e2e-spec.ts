@@ -144,6 +144,7 @@ describe('audit trail (e2e)', () => {
       rowCount: null,
       sqlText: null,
       paramsHash: null,
+      tableName: null,
       ...fields,
     });
     /** What a refusal before any token was verified carries. */
@@ -167,6 +168,7 @@ describe('audit trail (e2e)', () => {
       rowCount: null,
       sqlText: null,
       paramsHash: null,
+      tableName: null,
       ...fields,
     });
 
@@ -207,7 +209,7 @@ describe('audit trail (e2e)', () => {
       ]);
     });
 
-    it('records a row tool without SQL: no sqlText, no paramsHash, the affected rows', async () => {
+    it('records a row tool without SQL: its table, no sqlText, no paramsHash, the affected rows', async () => {
       const { rows: written } = await call('insert_rows', {
         table: 'ae_notes',
         rows: [{ body: SECRET }, { body: SECRET }, { body: SECRET }],
@@ -219,6 +221,7 @@ describe('audit trail (e2e)', () => {
           tool: 'insert_rows',
           requiredScopes: 'db:modify',
           rowCount: 3,
+          tableName: 'ae_notes',
         }),
       ]);
     });
@@ -255,9 +258,10 @@ describe('audit trail (e2e)', () => {
       ]);
     });
 
-    it('records a refused scope with the caller, both scope lists and the client software, not the SQL', async () => {
+    it('records a refused scope with the caller, both scope lists, the client software and what it would have run', async () => {
+      const sql = 'DELETE FROM ae_notes WHERE body = ?';
       const { response, rows: written } = await send(
-        callTool('execute', { sql: 'DELETE FROM ae_notes WHERE body = ?', params: [SECRET] }),
+        callTool('execute', { sql, params: [SECRET] }),
         { token: bobToken },
       );
 
@@ -274,6 +278,29 @@ describe('audit trail (e2e)', () => {
           requiredScopes: 'db:modify',
           grantedScopes: 'db:query',
           reason: 'The tool execute requires the scope db:modify',
+          // As a success would record it: the SQL, the params only hashed.
+          sqlText: sql,
+          paramsHash: sha256(JSON.stringify([SECRET])),
+        }),
+      ]);
+      expect(JSON.stringify(written)).not.toContain(SECRET);
+    });
+
+    it('records a refused row tool with the table it named', async () => {
+      const { response, rows: written } = await send(
+        callTool('delete_rows', {
+          table: 'ae_notes',
+          where: [{ column: 'body', op: '=', value: SECRET }],
+        }),
+        { token: bobToken },
+      );
+
+      expect(response.status).toBe(403);
+      expect(written).toEqual([
+        match.objectContaining({
+          outcome: 'refused_scope',
+          tool: 'delete_rows',
+          tableName: 'ae_notes',
         }),
       ]);
     });
@@ -435,6 +462,7 @@ describe('audit trail (e2e)', () => {
         required_scopes: scopeList(row.requiredScopes),
         granted_scopes: scopeList(row.grantedScopes),
         reason: row.reason,
+        table_name: row.tableName,
         sql_text: row.sqlText,
         params_hash: row.paramsHash,
         row_count: row.rowCount,

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
@@ -328,9 +331,14 @@ describe('query limits', () => {
       }
     };
 
+    // The audit log in a file of its own: locking the application database then locks out the
+    // write alone (with the log in the locked file, calls get 503: audit-fail-closed.e2e-spec.ts).
+    const auditDir = mkdtempSync(join(tmpdir(), 'scopedb-ql-audit-'));
+
     beforeAll(async () => {
       sut = await startTestApp({
         AUTH_ISSUER: issuer.url,
+        AUDIT_DATABASE_URL: `sqlite:${join(auditDir, 'audit.sqlite')}`,
         QUERY_WORKERS: '1',
         WRITE_TIMEOUT_MS: '1000',
         DATABASE_BUSY_TIMEOUT_MS: '200',
@@ -346,6 +354,7 @@ describe('query limits', () => {
     });
     afterAll(async () => {
       await sut.close();
+      rmSync(auditDir, { recursive: true, force: true });
     });
 
     it('queues calls behind the busy worker, the queueing counting towards each deadline', async () => {

@@ -10,9 +10,15 @@ import { AUDIT_MIGRATIONS_TABLE } from '../database/internal-tables.js';
 import { messageOf } from '../mcp/tool-context.js';
 import { AuditRecord } from './audit-record.entity.js';
 import { AuditLog1765000000000 } from './migrations/1765000000000-audit-log.js';
+import { AuditIntents1765100000000 } from './migrations/1765100000000-audit-intents.js';
 
 /** How long opening a PostgreSQL audit database may take before start-up fails, ms. */
 const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Longest a PostgreSQL statement on the audit database may run, ms: a locked table or a stalled
+ * server fails the write (and the call, fail closed) instead of holding every caller.
+ */
+const POSTGRES_STATEMENT_TIMEOUT_MS = 10_000;
 /** pg_advisory_lock key: replicas starting together migrate the audit database one at a time. */
 const MIGRATION_LOCK_KEY = 7_265_044_001;
 
@@ -40,7 +46,7 @@ export function describeAuditDatabase(location: AuditDatabaseLocation): string {
 export function auditDataSourceOptions(location: AuditDatabaseLocation): DataSourceOptions {
   const common = {
     entities: [AuditRecord],
-    migrations: [AuditLog1765000000000],
+    migrations: [AuditLog1765000000000, AuditIntents1765100000000],
     migrationsTableName: AUDIT_MIGRATIONS_TABLE,
     synchronize: false,
     logging: false,
@@ -61,6 +67,7 @@ export function auditDataSourceOptions(location: AuditDatabaseLocation): DataSou
     type: 'postgres',
     url: location.url,
     connectTimeoutMS: POSTGRES_CONNECT_TIMEOUT_MS,
+    extra: { statement_timeout: POSTGRES_STATEMENT_TIMEOUT_MS },
     ...common,
   };
 }

@@ -4,18 +4,34 @@ import { AUDIT_TABLE } from '../database/internal-tables.js';
 export const AUDIT_OUTCOMES = [
   'success',
   'tool_error',
+  'pending',
+  'interrupted',
   'refused_no_token',
   'refused_invalid_token',
   'refused_scope',
   'refused_origin',
   'refused_rate_limit',
+  'refused_invalid_request',
   /** ScopeDB's own change to the log: records moved in by the upgrade from release 0.1.0. */
   'upgrade',
 ] as const;
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number];
 
+/** A write's intent, committed before the write runs; completed once with one of these. */
+export const PENDING_OUTCOME = 'pending' satisfies AuditOutcome;
+export const COMPLETED_OUTCOMES = [
+  'success',
+  'tool_error',
+  'interrupted',
+] as const satisfies readonly AuditOutcome[];
+export type CompletedOutcome = (typeof COMPLETED_OUTCOMES)[number];
+
+/** What completing a pending record may set; every other column is fixed once inserted. */
+export const COMPLETION_COLUMNS = ['outcome', 'reason', 'rowCount', 'durationMs'] as const;
+
 /** One decision about a request to the MCP endpoint. Written by AuditService (and once by
- * LegacyUpgrade); the table is created by the AuditLog migration in the audit database. */
+ * LegacyUpgrade); the table is created by the AuditLog migration in the audit database, the
+ * later columns and the completion trigger by AuditIntents. */
 @Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()
@@ -85,4 +101,8 @@ export class AuditRecord {
 
   @Column({ type: 'varchar', length: 256, nullable: true })
   userAgent!: string | null;
+
+  /** The `table` argument of the tools that take one (insert_rows, describe_table, ...). */
+  @Column({ type: 'varchar', length: 255, nullable: true })
+  tableName!: string | null;
 }

@@ -16,6 +16,7 @@ export interface AuditRecordJson {
   required_scopes: string[] | null;
   granted_scopes: string[] | null;
   reason: string | null;
+  table_name: string | null;
   sql_text: string | null;
   params_hash: string | null;
   row_count: number | null;
@@ -48,6 +49,7 @@ export function toAuditJson(record: StoredAuditRecord): AuditRecordJson {
     required_scopes: scopes(record.requiredScopes),
     granted_scopes: scopes(record.grantedScopes),
     reason: record.reason,
+    table_name: record.tableName,
     sql_text: record.sqlText,
     params_hash: record.paramsHash,
     row_count: record.rowCount,

@@ -44,6 +44,7 @@ const getAuditLogOutput = z.object({
       required_scopes: z.array(z.string()).nullable(),
       granted_scopes: z.array(z.string()).nullable(),
       reason: nullable,
+      table_name: nullable,
       sql_text: nullable,
       params_hash: nullable,
       row_count: z.number().int().nullable(),
@@ -92,7 +93,7 @@ export class AuditTools {
     name: 'get_audit_log',
     title: 'Read the audit log',
     description:
-      'Audit records, newest first: who (sub, name, client), which tool and SQL (parameters only as a sha256), outcome, rows, duration, request id, address, user agent. Filters are combined with AND; since is inclusive, until exclusive. At most limit records (default 50, at most 500); pass next_cursor back as cursor for the next page.',
+      'Audit records, newest first: who (sub, name, client), which tool, table and SQL (parameters only as a sha256), outcome, rows, duration, request id, address, user agent. A write is recorded as pending before it runs and completed with its outcome; interrupted means the server stopped before its outcome was recorded. Filters are combined with AND; since is inclusive, until exclusive. At most limit records (default 50, at most 500); pass next_cursor back as cursor for the next page.',
     input: getAuditLogInput,
     output: getAuditLogOutput,
     annotations: {
@@ -122,6 +123,7 @@ export class AuditTools {
       (r) =>
         `#${r.id} ${r.time} ${r.outcome} ${r.tool ?? '-'} sub=${r.subject ?? '-'}` +
         ` client=${r.client_id ?? '-'}` +
+        (r.table_name === null ? '' : ` table=${JSON.stringify(r.table_name)}`) +
         (r.row_count === null ? '' : ` rows=${r.row_count}`) +
         (r.sql_text === null ? '' : ` sql=${JSON.stringify(r.sql_text.slice(0, 200))}`) +
         (r.reason === null ? '' : ` reason=${JSON.stringify(r.reason)}`),

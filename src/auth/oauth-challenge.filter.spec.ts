@@ -6,7 +6,8 @@ import { AuditDatabase } from '../audit/audit-database.js';
 import { AuditRecord } from '../audit/audit-record.entity.js';
 import { AuditService } from '../audit/audit.service.js';
 import { AuditLog1765000000000 } from '../audit/migrations/1765000000000-audit-log.js';
-import { authConfig } from '../config/configuration.js';
+import { AuditIntents1765100000000 } from '../audit/migrations/1765100000000-audit-intents.js';
+import { auditConfig, authConfig, databaseConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
 import { OAuthChallengeFilter, quoted } from './oauth-challenge.filter.js';
 import {
@@ -86,7 +87,7 @@ class RefusingController {
           type: 'better-sqlite3',
           database: ':memory:',
           entities: [AuditRecord],
-          migrations: [AuditLog1765000000000],
+          migrations: [AuditLog1765000000000, AuditIntents1765100000000],
           migrationsRun: true,
         });
         return new AuditDatabase(await dataSource.initialize());
@@ -97,6 +98,8 @@ class RefusingController {
       provide: authConfig.KEY,
       useValue: readSettings({ AUTH_ISSUER: ISSUER, RESOURCE_URL: RESOURCE }).auth,
     },
+    { provide: auditConfig.KEY, useValue: readSettings({ AUTH_ISSUER: ISSUER }).audit },
+    { provide: databaseConfig.KEY, useValue: readSettings({ AUTH_ISSUER: ISSUER }).database },
     { provide: APP_FILTER, useClass: OAuthChallengeFilter },
   ],
 })

@@ -3,6 +3,12 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, Inject, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { Response } from 'express';
+import { attemptOf } from '../audit/audit.interceptor.js';
+import {
+  AuditUnavailableError,
+  jsonRpcIdOf,
+  sendAuditUnavailable,
+} from '../audit/audit-unavailable.js';
 import { AuditService } from '../audit/audit.service.js';
 import { authConfig } from '../config/configuration.js';
 import { SCOPE_TOKEN } from '../config/settings.js';
@@ -24,7 +30,10 @@ export function quoted(value: string): string {
   return `"${printable.replace(/(["\\])/g, '\\$1')}"`;
 }
 
-/** The one place where a refusal becomes a 401/403 with its WWW-Authenticate challenge. */
+/**
+ * The one place where a refusal becomes a 401/403 with its WWW-Authenticate challenge. A refusal
+ * whose record cannot be written is answered 503 instead (fail closed).
+ */
 @Catch(OAuthChallengeException)
 export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeException> {
   private readonly logger = new Logger('Refusal');
@@ -48,6 +57,7 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
     let scopes: readonly string[] = this.cfg.baselineScopes;
     let required: readonly string[] | undefined;
     let tool: string | undefined;
+    let attempt: ReturnType<typeof attemptOf> | undefined;
     if (exception instanceof InsufficientScopeException) {
       // The union, so that clients which replace rather than add scopes keep what they had.
       // Granted scopes come from the token: only well-formed scope tokens go back into a header.
@@ -59,6 +69,8 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
       ];
       required = exception.required;
       tool = exception.tool;
+      // What the refused call would have run, recorded as a success would record it.
+      if (exception.args !== undefined) attempt = attemptOf(exception.args);
     }
     if (exception.oauthError) {
       params.push(['error', exception.oauthError], ['error_description', description]);
@@ -77,20 +89,26 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
           : '') +
         ` reason="${description}"`,
     );
-    await this.audit.record({
-      outcome:
-        exception.reason === 'no_token'
-          ? 'refused_no_token'
-          : exception.reason === 'invalid_token'
-            ? 'refused_invalid_token'
-            : 'refused_scope',
-      principal,
-      claimed,
-      tool,
-      reason: description,
-      requiredScopes: required,
-      ...requestInfoOf(request),
-    });
+    try {
+      await this.audit.record({
+        outcome:
+          exception.reason === 'no_token'
+            ? 'refused_no_token'
+            : exception.reason === 'invalid_token'
+              ? 'refused_invalid_token'
+              : 'refused_scope',
+        principal,
+        claimed,
+        tool,
+        ...attempt,
+        reason: description,
+        requiredScopes: required,
+        ...requestInfoOf(request),
+      });
+    } catch (error) {
+      if (!(error instanceof AuditUnavailableError)) throw error;
+      return sendAuditUnavailable(response, jsonRpcIdOf(request.body));
+    }
 
     response
       .status(exception.getStatus())

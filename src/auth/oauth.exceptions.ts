@@ -37,6 +37,8 @@ export class InsufficientScopeException extends OAuthChallengeException {
     readonly granted: readonly string[],
     /** The tool refused, when the operation is a tool call. */
     readonly tool?: string,
+    /** The refused call's arguments, so that its record says what it would have run. */
+    readonly args?: unknown,
   ) {
     const missing = required.filter((scope) => !granted.includes(scope));
     super(

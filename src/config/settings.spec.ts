@@ -327,9 +327,9 @@ describe(readAuditSettings.name, () => {
       setting: 'INTERNAL_DATABASE_URL',
     };
 
-    expect(sut({})).toEqual(internal);
-    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toEqual(internal);
-    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toEqual(internal);
+    expect(sut({})).toMatchObject(internal);
+    expect(sut({ AUDIT_DATABASE_URL: '  ' })).toMatchObject(internal);
+    expect(readSettings({ AUTH_ISSUER: ISSUER }).audit).toMatchObject(internal);
     expect(sut({ INTERNAL_DATABASE_URL: 'sqlite:///srv/own.sqlite' }).database).toMatchObject({
       path: '/srv/own.sqlite',
     });
@@ -341,7 +341,7 @@ describe(readAuditSettings.name, () => {
   ])(
     'reads %s as a SQLite file (%s), with the busy timeout of DATABASE_BUSY_TIMEOUT_MS',
     (url, path) => {
-      expect(sut({ AUDIT_DATABASE_URL: url, DATABASE_BUSY_TIMEOUT_MS: '750' })).toEqual({
+      expect(sut({ AUDIT_DATABASE_URL: url, DATABASE_BUSY_TIMEOUT_MS: '750' })).toMatchObject({
         database: { type: 'sqlite', path, busyTimeoutMs: 750 },
         setting: 'AUDIT_DATABASE_URL',
       });
@@ -358,7 +358,7 @@ describe(readAuditSettings.name, () => {
       'postgresql://audit@10.0.0.5/audit?sslmode=require',
     ],
   ])('reads %s as PostgreSQL, keeping a redacted form for messages', (url, redactedUrl) => {
-    expect(sut({ AUDIT_DATABASE_URL: url })).toEqual({
+    expect(sut({ AUDIT_DATABASE_URL: url })).toMatchObject({
       database: { type: 'postgres', url, redactedUrl },
       setting: 'AUDIT_DATABASE_URL',
     });
@@ -397,6 +397,22 @@ describe(readAuditSettings.name, () => {
     expect(error.message).toMatch(/^AUDIT_DATABASE_URL: /);
     expect(error.message).not.toContain('\n');
     expect(error.message).not.toMatch(/hunter|ter@2/);
+  });
+
+  it('fails closed unless AUDIT_FAIL_OPEN says otherwise, with a minute of grace for intents', () => {
+    expect(sut({})).toMatchObject({ failOpen: false, intentGraceMs: 60_000 });
+    expect(sut({ AUDIT_FAIL_OPEN: 'true', AUDIT_INTENT_GRACE_MS: '500' })).toMatchObject({
+      failOpen: true,
+      intentGraceMs: 500,
+    });
+  });
+
+  it.each([
+    ['AUDIT_FAIL_OPEN', 'sometimes'],
+    ['AUDIT_INTENT_GRACE_MS', '10'],
+    ['AUDIT_INTENT_GRACE_MS', 'soon'],
+  ])('refuses %s=%s in one line naming it', (variable, raw) => {
+    expect(() => sut({ [variable]: raw })).toThrow(new RegExp(`^${variable}: `));
   });
 
   it('is read with every other setting, so the server refuses a bad value at start-up', () => {

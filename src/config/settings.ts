@@ -97,6 +97,10 @@ export interface AuditSettings {
   database: AuditDatabaseLocation;
   /** The setting that put it there (AUDIT_DATABASE_URL, else the internal database's), for messages. */
   setting: 'AUDIT_DATABASE_URL' | 'INTERNAL_DATABASE_URL';
+  /** Answer calls even when their records cannot be written (AUDIT_FAIL_OPEN; weaker). */
+  failOpen: boolean;
+  /** How long past WRITE_TIMEOUT_MS a write's pending record waits before it is marked interrupted. */
+  intentGraceMs: number;
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -270,6 +274,14 @@ export function readInternalSettings(env: Environment): InternalSettings {
 
 /** AUDIT_DATABASE_URL: unset (the internal database), or a SQLite file or PostgreSQL database. */
 export function readAuditSettings(env: Environment): AuditSettings {
+  return {
+    ...readAuditLocation(env),
+    failOpen: boolean(env, 'AUDIT_FAIL_OPEN', false),
+    intentGraceMs: integer(env, 'AUDIT_INTENT_GRACE_MS', 60_000, 100, 3_600_000),
+  };
+}
+
+function readAuditLocation(env: Environment): Pick<AuditSettings, 'database' | 'setting'> {
   const name = 'AUDIT_DATABASE_URL';
   const raw = value(env, name);
   if (raw === undefined) {

@@ -12,6 +12,7 @@ import { AuditDatabase } from '../audit/audit-database.js';
 import { Public } from '../auth/public.decorator.js';
 import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig } from '../config/configuration.js';
+import { AuditHealthIndicator } from './audit.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 /** Probes for orchestrators and load balancers: no token, no Origin check, no audit record. */
@@ -24,6 +25,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
     private readonly jwks: JwksHealthIndicator,
+    private readonly auditLog: AuditHealthIndicator,
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly audit: AuditDatabase,
     @Inject(authConfig.KEY) private readonly auth: ConfigType<typeof authConfig>,
@@ -37,9 +39,10 @@ export class HealthController {
   }
 
   /**
-   * Readiness: the database and the audit database answer and tokens can be verified; else 503
-   * naming the failed check. The checks share the JWKS timeout, so the probe answers within
-   * AUTH_JWKS_TIMEOUT_MS.
+   * Readiness: the database and the audit database answer, the audit log can be written
+   * (`audit`: after a failed record, until a probe write succeeds) and tokens can be verified;
+   * else 503 naming the failed check. The checks share the JWKS timeout, so the probe answers
+   * within AUTH_JWKS_TIMEOUT_MS.
    */
   @Get('readyz')
   @HealthCheck()
@@ -49,6 +52,7 @@ export class HealthController {
     return this.health.check([
       ping('database', this.dataSource),
       ping('audit_database', this.audit.dataSource),
+      () => this.auditLog.isHealthy('audit'),
       () => this.jwks.isHealthy('jwks'),
     ]);
   }

@@ -3,11 +3,12 @@ import { TerminusModule } from '@nestjs/terminus';
 import { AuditModule } from '../audit/audit.module.js';
 import { AuthModule } from '../auth/auth.module.js';
 import { HealthController } from './health.controller.js';
+import { AuditHealthIndicator } from './audit.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 @Module({
   imports: [TerminusModule.forRoot(), AuditModule, AuthModule],
   controllers: [HealthController],
-  providers: [JwksHealthIndicator],
+  providers: [JwksHealthIndicator, AuditHealthIndicator],
 })
 export class HealthModule {}

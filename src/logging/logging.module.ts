@@ -61,8 +61,10 @@ export class LoggingModule {
                   withPrincipal(request, line),
                 customErrorObject: (request, _response, _error, line: object) =>
                   withPrincipal(request, line),
+                // 503: refused while the audit log cannot be written, an outage logged once
+                // (with its cause) by AuditService, not once per refused call.
                 customLogLevel: (_request, response, error) =>
-                  error || response.statusCode >= 500
+                  error || (response.statusCode >= 500 && response.statusCode !== 503)
                     ? 'error'
                     : response.statusCode >= 400
                       ? 'warn'

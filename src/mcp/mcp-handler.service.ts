@@ -4,11 +4,18 @@ import {
   type AuthInfo,
   type CallToolResult,
   createMcpHandler,
+  type McpHandlerRequestOptions,
   type McpHttpHandler,
   McpServer,
 } from '@modelcontextprotocol/server';
 import { type NodeMcpRequestHandler, toNodeHandler } from '@modelcontextprotocol/node';
 import type { Request, Response } from 'express';
+import {
+  auditUnavailableResponse,
+  AuditUnavailableError,
+  jsonRpcIdOf,
+  sendAuditUnavailable,
+} from '../audit/audit-unavailable.js';
 import type { Principal } from '../auth/principal.js';
 import { hasAllScopes } from '../auth/principal.js';
 import type { RequestInfo } from '../common/request-info.js';
@@ -22,11 +29,20 @@ import { type RegisteredMcpTool, ToolRegistry } from './tool-registry.js';
 export const REQUIRED_SCOPES_META = 'scopedb.dev/required_scopes';
 export const SERVER_INFO = { name: 'scopedb-mcp', version: '0.1.0' };
 
+/** Each tools/call's arguments as sent, by JSON-RPC id. */
+export type CallArguments = Map<string | number, unknown>;
+
 /** What the per-request server is built for: who calls, from where, and which tools. */
 export interface CallScope extends RequestInfo {
   principal: Principal;
   /** The only tools this request calls, or undefined when it may need all (tools/list, ...). */
   tools: string[] | undefined;
+  /** Whether the request calls any tool: then its answer waits for their records. */
+  callsTools: boolean;
+  /** The arguments the tools are given: as sent, not as the SDK's request schema left them. */
+  arguments: CallArguments;
+  /** Set when a record this request needs could not be written: it is answered 503 instead. */
+  auditFailure: AuditUnavailableError | undefined;
 }
 
 /** What a tool sees of the call it serves. */
@@ -71,10 +87,13 @@ export class McpHandlerService implements OnModuleDestroy {
       maxRequestBodySize: server.maxBodyBytes,
       onerror: (error) => this.logger.warn(`MCP: ${error.message}`),
     });
-    this.nodeHandler = toNodeHandler(this.handler, {
-      maxRequestBodySize: server.maxBodyBytes,
-      onerror: (error) => this.logger.error(`MCP handler failed: ${error.message}`, error.stack),
-    });
+    this.nodeHandler = toNodeHandler(
+      { fetch: (web, options) => this.fetch(web, options) },
+      {
+        maxRequestBodySize: server.maxBodyBytes,
+        onerror: (error) => this.logger.error(`MCP handler failed: ${error.message}`, error.stack),
+      },
+    );
   }
 
   async handle(request: Request, response: Response, call: CallScope): Promise<void> {
@@ -90,6 +109,32 @@ export class McpHandlerService implements OnModuleDestroy {
     };
     Object.assign(request, { auth: authInfo });
     await this.nodeHandler(request, response, request.body);
+  }
+
+  /**
+   * The SDK's answer, held back while it carries tool results: a tool whose record cannot be
+   * written throws AuditUnavailableError, which the SDK's McpServer would turn into an `isError`
+   * result, sent with status 200 (and, over SSE, after the headers). So the answer of a request
+   * that calls tools is read to its end first (it is one message per call: nothing streams), and
+   * replaced by the 503 if any of its records failed.
+   */
+  private async fetch(web: globalThis.Request, options?: McpHandlerRequestOptions) {
+    const response = await this.handler.fetch(web, options);
+    const call = options?.authInfo?.extra?.call as CallScope | undefined;
+    if (!call?.callsTools || response.body === null) return response;
+    let body: ArrayBuffer;
+    try {
+      body = await response.arrayBuffer();
+    } catch (error) {
+      if (web.signal.aborted) return new globalThis.Response(null, { status: 499 });
+      throw error;
+    }
+    if (call.auditFailure) return auditUnavailableResponse(jsonRpcIdOf(options?.parsedBody));
+    return new globalThis.Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
   }
 
   /** Answers a plain 2025-era `tools/call` as the SDK's McpServer would; false if not one. */
@@ -108,6 +153,10 @@ export class McpHandlerService implements OnModuleDestroy {
     try {
       result = await tool.invoke(rpc.arguments ?? {}, toolContextOf(tool, call));
     } catch (error) {
+      if (error instanceof AuditUnavailableError) {
+        sendAuditUnavailable(response, rpc.id);
+        return true;
+      }
       result = toolError(messageOf(error)); // as McpServer answers a handler that throws
     }
     if (!result.isError) {
@@ -159,7 +208,17 @@ export class McpHandlerService implements OnModuleDestroy {
           annotations: options.annotations,
           _meta: { [REQUIRED_SCOPES_META]: requiredScopes },
         },
-        (args: unknown) => tool.invoke(args, toolContextOf(tool, call)),
+        async (args: unknown, context: { mcpReq: { id: string | number } }) => {
+          const sent = call.arguments.has(context.mcpReq.id)
+            ? call.arguments.get(context.mcpReq.id)
+            : args;
+          try {
+            return await tool.invoke(sent ?? {}, toolContextOf(tool, call));
+          } catch (error) {
+            if (error instanceof AuditUnavailableError) call.auditFailure = error;
+            throw error;
+          }
+        },
       );
     }
     return server;

@@ -1,24 +1,59 @@
 import { Controller, Delete, Get, HttpCode, Options, Post, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import {
+  AuditUnavailableError,
+  jsonRpcIdOf,
+  sendAuditUnavailable,
+} from '../audit/audit-unavailable.js';
+import { AuditService } from '../audit/audit.service.js';
 import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { hasAllScopes, type Principal } from '../auth/principal.js';
 import { Public } from '../auth/public.decorator.js';
 import { requestInfoOf } from '../common/request-info.js';
-import { McpHandlerService } from './mcp-handler.service.js';
+import { exceedsDepth, MAX_JSON_DEPTH } from './json-limits.js';
+import { type CallArguments, McpHandlerService } from './mcp-handler.service.js';
 import { ToolRegistry } from './tool-registry.js';
+
+interface ToolCall {
+  name: string;
+  id: unknown;
+  arguments: unknown;
+}
 
 /**
  * The tools called by a JSON-RPC message or batch, and whether it calls tools only (then the
  * per-request server needs no other tool registered).
  */
-function toolCalls(body: unknown): { names: string[]; only: boolean } {
+function toolCalls(body: unknown): { calls: ToolCall[]; only: boolean } {
   const messages: unknown[] = Array.isArray(body) ? body : [body];
-  const names = messages.flatMap((message) => {
-    const m = message as { method?: unknown; params?: { name?: unknown } } | null;
-    return m?.method === 'tools/call' && typeof m.params?.name === 'string' ? [m.params.name] : [];
+  const calls = messages.flatMap((message) => {
+    const m = message as {
+      method?: unknown;
+      id?: unknown;
+      params?: { name?: unknown; arguments?: unknown };
+    } | null;
+    return m?.method === 'tools/call' && typeof m.params?.name === 'string'
+      ? [{ name: m.params.name, id: m.id, arguments: m.params.arguments }]
+      : [];
   });
-  return { names, only: names.length > 0 && names.length === messages.length };
+  return { calls, only: calls.length > 0 && calls.length === messages.length };
+}
+
+/**
+ * Each call's arguments as sent, by JSON-RPC id (ids sent twice are left out): the SDK's own
+ * request schema drops a top-level `__proto__` key, which the tool registry must see to refuse.
+ */
+function argumentsById(calls: ToolCall[]): CallArguments {
+  const byId: CallArguments = new Map();
+  const repeated = new Set<unknown>();
+  for (const call of calls) {
+    if (typeof call.id !== 'string' && typeof call.id !== 'number') continue;
+    if (byId.has(call.id)) repeated.add(call.id);
+    byId.set(call.id, call.arguments);
+  }
+  for (const id of repeated) byId.delete(id as string | number);
+  return byId;
 }
 
 /** Streamable HTTP, stateless: POST carries every exchange; there are no sessions to GET or DELETE. */
@@ -27,6 +62,7 @@ export class McpController {
   constructor(
     private readonly mcp: McpHandlerService,
     private readonly registry: ToolRegistry,
+    private readonly audit: AuditService,
   ) {}
 
   @Post()
@@ -35,17 +71,62 @@ export class McpController {
     @Res() response: Response,
     @CurrentPrincipal() principal: Principal,
   ): Promise<void> {
+    const body: unknown = request.body;
+    // First, before anything recursive (the SDK's JSON.stringify, schemas, hashing) touches it.
+    if (exceedsDepth(body))
+      return this.refuseInvalid(
+        request,
+        response,
+        principal,
+        `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+      );
+    const { calls, only } = toolCalls(body);
+    // The audit store is known down: no tool may run (fail closed); other requests carry on.
+    if (calls.length > 0 && !this.audit.accepting)
+      return sendAuditUnavailable(response, jsonRpcIdOf(body));
     // Step-up at HTTP level (MCP authorization, scope challenge): refuse before dispatch.
-    const calls = toolCalls(request.body);
-    for (const name of calls.names) {
-      const tool = this.registry.get(name);
+    for (const call of calls) {
+      const tool = this.registry.get(call.name);
       if (tool && !hasAllScopes(principal, tool.requiredScopes))
-        throw new InsufficientScopeException(tool.requiredScopes, [...principal.scopes], name);
+        throw new InsufficientScopeException(
+          tool.requiredScopes,
+          [...principal.scopes],
+          call.name,
+          call.arguments,
+        );
     }
     await this.mcp.handle(request, response, {
       ...requestInfoOf(request),
       principal,
-      tools: calls.only ? calls.names : undefined,
+      tools: only ? calls.map((call) => call.name) : undefined,
+      callsTools: calls.length > 0,
+      arguments: argumentsById(calls),
+      auditFailure: undefined,
+    });
+  }
+
+  /** A body whose shape is refused: 400 with a JSON-RPC error, audited (503 if it cannot be). */
+  private async refuseInvalid(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    reason: string,
+  ): Promise<void> {
+    try {
+      await this.audit.record({
+        outcome: 'refused_invalid_request',
+        principal,
+        reason: `Invalid Request: ${reason}`,
+        ...requestInfoOf(request),
+      });
+    } catch (error) {
+      if (!(error instanceof AuditUnavailableError)) throw error;
+      return sendAuditUnavailable(response, jsonRpcIdOf(request.body));
+    }
+    response.status(400).json({
+      jsonrpc: '2.0',
+      id: jsonRpcIdOf(request.body),
+      error: { code: -32600, message: `Invalid Request: ${reason}` },
     });
   }
 

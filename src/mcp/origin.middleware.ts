@@ -1,6 +1,7 @@
 import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { NextFunction, Request, Response } from 'express';
+import { AuditUnavailableError, sendAuditUnavailable } from '../audit/audit-unavailable.js';
 import { AuditService } from '../audit/audit.service.js';
 import { requestInfoOf } from '../common/request-info.js';
 import { mcpConfig } from '../config/configuration.js';
@@ -25,11 +26,16 @@ export class OriginMiddleware implements NestMiddleware {
     const origin = request.headers.origin;
     if (origin === undefined) return next();
     if (!this.allowed.has(origin)) {
-      await this.audit.record({
-        outcome: 'refused_origin',
-        reason: `Origin ${origin.slice(0, 200)} is not allowed`,
-        ...requestInfoOf(request),
-      });
+      try {
+        await this.audit.record({
+          outcome: 'refused_origin',
+          reason: `Origin ${origin.slice(0, 200)} is not allowed`,
+          ...requestInfoOf(request),
+        });
+      } catch (error) {
+        if (!(error instanceof AuditUnavailableError)) throw error;
+        return sendAuditUnavailable(response, null);
+      }
       response.status(403).json({
         jsonrpc: '2.0',
         error: {

@@ -4,9 +4,11 @@ import type { CallToolResult, StandardSchemaWithJSON } from '@modelcontextprotoc
 import { AuditService } from '../audit/audit.service.js';
 import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
-import { statementOf } from '../audit/audit.interceptor.js';
+import { attemptOf } from '../audit/audit.interceptor.js';
+import { AuditUnavailableError } from '../audit/audit-unavailable.js';
 import { withCachedJsonSchema } from './cached-schema.js';
 import { validateWith } from './direct-tool-call.js';
+import { exceedsDepth, refusedArguments } from './json-limits.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
 import {
   messageOf,
@@ -24,7 +26,11 @@ export interface RegisteredMcpTool {
   /** The input and output schemas, JSON Schema rendering cached; the input one is list-only. */
   inputSchema: StandardSchemaWithJSON;
   outputSchema: StandardSchemaWithJSON;
-  /** Checks the arguments (a refusal is audited), then runs the tool through its pipeline. */
+  /**
+   * Checks the arguments (a refusal is audited), then runs the tool through its pipeline. Rejects
+   * with AuditUnavailableError when a record the call needs cannot be written: nothing may be
+   * answered then, not even an error result.
+   */
   invoke(args: unknown, context: ToolContext): Promise<CallToolResult>;
 }
 
@@ -128,7 +134,12 @@ export class ToolRegistry implements OnModuleInit {
       outputSchema: withCachedJsonSchema(options.output),
       invoke: async (args, context) => {
         const started = performance.now();
-        const input = await validateWith(options.input, args ?? {});
+        // Before any schema sees them: zod drops a __proto__ key silently.
+        const refused = refusedArguments(args);
+        const input =
+          refused === undefined
+            ? await validateWith(options.input, args ?? {})
+            : { ok: false as const, error: refused };
         if (!input.ok)
           return this.refuseInput(
             options.name,
@@ -145,7 +156,8 @@ export class ToolRegistry implements OnModuleInit {
             structuredContent: output.data,
           };
         } catch (error) {
-          return this.failure(options.name, requiredScopes, context, error);
+          if (error instanceof AuditUnavailableError) throw error;
+          return this.failure(options.name, requiredScopes, context, args, error);
         }
       },
     });
@@ -166,7 +178,8 @@ export class ToolRegistry implements OnModuleInit {
       principal: context.principal,
       tool,
       requiredScopes,
-      ...statementOf(args),
+      // What it would have run, unless too deep to hash.
+      ...(exceedsDepth(args) ? {} : attemptOf(args)),
       reason: message,
       durationMs: performance.now() - started,
       requestId: context.requestId,
@@ -181,6 +194,7 @@ export class ToolRegistry implements OnModuleInit {
     tool: string,
     requiredScopes: string[],
     context: ToolContext,
+    args: unknown,
     error: unknown,
   ): Promise<CallToolResult> {
     if (error instanceof InsufficientScopeException) {
@@ -192,6 +206,7 @@ export class ToolRegistry implements OnModuleInit {
         outcome: 'refused_scope',
         principal: context.principal,
         tool,
+        ...attemptOf(args),
         reason: error.message,
         requiredScopes,
         requestId: context.requestId,

@@ -2,13 +2,21 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, Inject, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { Response } from 'express';
+import {
+  AuditUnavailableError,
+  jsonRpcIdOf,
+  sendAuditUnavailable,
+} from '../audit/audit-unavailable.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { AuthenticatedRequest } from '../auth/principal.js';
 import { requestInfoOf } from '../common/request-info.js';
 import { mcpConfig } from '../config/configuration.js';
 import { RateLimitExceededException } from './rate-limit.exception.js';
 
-/** Answers a refusal of RateLimitGuard: JSON body and Retry-After; audited on the MCP endpoint. */
+/**
+ * Answers a refusal of RateLimitGuard: JSON body and Retry-After; audited on the MCP endpoint,
+ * 503 there instead when its record cannot be written (fail closed).
+ */
 @Catch(RateLimitExceededException)
 export class RateLimitFilter implements ExceptionFilter<RateLimitExceededException> {
   private readonly logger = new Logger('RateLimit');
@@ -27,12 +35,17 @@ export class RateLimitFilter implements ExceptionFilter<RateLimitExceededExcepti
 
     this.logger.warn(`429 ${request.method} ${request.path} ${exception.tracker}`);
     if (request.path === this.mcp.path)
-      await this.audit.record({
-        outcome: 'refused_rate_limit',
-        principal: request.user,
-        reason: message,
-        ...requestInfoOf(request),
-      });
+      try {
+        await this.audit.record({
+          outcome: 'refused_rate_limit',
+          principal: request.user,
+          reason: message,
+          ...requestInfoOf(request),
+        });
+      } catch (error) {
+        if (!(error instanceof AuditUnavailableError)) throw error;
+        return sendAuditUnavailable(response, jsonRpcIdOf(request.body));
+      }
 
     response
       .status(429)

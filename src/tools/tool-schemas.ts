@@ -1,10 +1,17 @@
 import { z } from 'zod';
+import { RESERVED_KEYS } from '../mcp/json-limits.js';
+
+/** A key of an object the tools take: never one that reaches a prototype (also refused earlier). */
+const objectKey = <T extends z.ZodString>(key: T) =>
+  key.refine((name) => !RESERVED_KEYS.has(name), {
+    message: `must not be ${[...RESERVED_KEYS].join(', ')}`,
+  });
 
 export const sqlValue = z.union([z.string().max(1_000_000), z.number(), z.boolean(), z.null()]);
 export const sqlParams = z
   .union([
     z.array(sqlValue).max(1000),
-    z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), sqlValue),
+    z.record(objectKey(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/)), sqlValue),
   ])
   .optional()
   .describe(
@@ -41,7 +48,8 @@ export const dryRun = z
   .default(false)
   .describe('Run, report what would change, and roll back');
 
-export const row = z.record(identifier, sqlValue);
+/** Column -> value; a column named like a prototype key is written with `execute` instead. */
+export const row = z.record(objectKey(identifier), sqlValue);
 
 export const readResult = z.object({
   columns: z.array(z.object({ name: z.string(), type: z.string().nullable() })),

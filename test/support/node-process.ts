@@ -44,7 +44,42 @@ export async function untilHealthy(node: NodeProcess, url: string): Promise<void
   }
 }
 
-/** `node dist/main.js` serving on a free port. */
+/** `node dist/main.js`, serving. */
+export interface ServerProcess extends NodeProcess {
+  /** http://localhost:<port> */
+  url: string;
+  mcpUrl: string;
+}
+
+/**
+ * Starts the production entrypoint in `cwd` on a free port, issuer `issuerUrl`, with `env` over
+ * quiet defaults (no logs, rate limits out of the way), and waits until it serves.
+ */
+export async function startServer(
+  cwd: string,
+  issuerUrl: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const port = await freePort();
+  const url = `http://localhost:${port}`;
+  const node = startNode(
+    resolve('dist/main.js'),
+    {
+      AUTH_ISSUER: issuerUrl,
+      PORT: String(port),
+      PUBLIC_URL: url,
+      LOG_LEVEL: 'silent',
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000000',
+      ...env,
+    },
+    cwd,
+  );
+  await untilHealthy(node, url);
+  return { ...node, url, mcpUrl: `${url}/mcp` };
+}
+
+/** `node dist/main.js` serving on a free port, as the specs that stop and restart it see it. */
 export interface MainServer {
   child: ChildProcess;
   url: string;
@@ -62,27 +97,12 @@ export async function startMain(
   issuer: { url: string },
   env: Record<string, string> = {},
 ): Promise<MainServer> {
-  const port = await freePort();
-  const url = `http://localhost:${port}`;
-  const main = startNode(
-    resolve('dist/main.js'),
-    {
-      AUTH_ISSUER: issuer.url,
-      PORT: String(port),
-      PUBLIC_URL: url,
-      LOG_LEVEL: 'silent',
-      RATE_LIMIT_PER_MINUTE: '1000000',
-      QUERY_WORKERS: '2',
-      ...env,
-    },
-    dir,
-  );
-  await untilHealthy(main, url);
+  const server = await startServer(dir, issuer.url, { QUERY_WORKERS: '2', ...env });
   return {
-    child: main.child,
-    url,
-    exited: main.exited.then(({ signal }) => signal),
-    output: () => main.output(),
+    child: server.child,
+    url: server.url,
+    exited: server.exited.then(({ signal }) => signal),
+    output: () => server.output(),
   };
 }
 

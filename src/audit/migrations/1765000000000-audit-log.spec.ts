@@ -52,9 +52,10 @@ describe(AuditLog1765000000000.name, () => {
 
     it('creates the append-only table, and down() removes it with its triggers', async () => {
       const path = join(dir, 'audit.sqlite');
-      const source = new DataSource(
-        auditDataSourceOptions({ type: 'sqlite', path, busyTimeoutMs: 1000 }),
-      );
+      const source = new DataSource({
+        ...auditDataSourceOptions({ type: 'sqlite', path, busyTimeoutMs: 1000 }),
+        migrations: [AuditLog1765000000000],
+      });
       const triggers = () => {
         const db = new Database(path, { readonly: true });
         try {
@@ -86,9 +87,14 @@ describe(AuditLog1765000000000.name, () => {
     afterAll(() => postgres.drop());
 
     it('creates the append-only table, TRUNCATE refused too, and down() removes it with its function', async () => {
-      const source = new DataSource(
-        auditDataSourceOptions({ type: 'postgres', url: postgres.url, redactedUrl: postgres.url }),
-      );
+      const source = new DataSource({
+        ...auditDataSourceOptions({
+          type: 'postgres',
+          url: postgres.url,
+          redactedUrl: postgres.url,
+        }),
+        migrations: [AuditLog1765000000000],
+      });
       const triggers = async () =>
         (
           await postgres.client.query<{ tgname: string }>(
