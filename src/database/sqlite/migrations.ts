@@ -89,7 +89,7 @@ export function migrate(
       ).run(name, checksum, sql, new Date().toISOString(), migration.appliedBy, migration.clientId);
       result = { name, applied: !dryRun, dry_run: dryRun, statements: statements.length, checksum };
       if (dryRun) throw rollback;
-    })();
+    }).immediate();
   } catch (error) {
     if (error !== rollback) throw error;
   }
