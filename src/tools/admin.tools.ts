@@ -46,14 +46,17 @@ export class AdminTools {
     input: z.infer<typeof applyMigrationInput>,
     context: ToolContext,
   ): Promise<ToolOutput<MigrationResult>> {
-    const result = await this.sql.run<MigrationResult>({
-      kind: 'migrate',
-      name: input.name,
-      sql: input.sql,
-      dryRun: input.dry_run,
-      appliedBy: context.principal.subject,
-      clientId: context.principal.clientId ?? null,
-    });
+    const result = await this.sql.run<MigrationResult>(
+      {
+        kind: 'migrate',
+        name: input.name,
+        sql: input.sql,
+        dryRun: input.dry_run,
+        appliedBy: context.principal.subject,
+        clientId: context.principal.clientId ?? null,
+      },
+      context.principal,
+    );
     const statements = count(result.statements, 'statement');
     return {
       data: result,

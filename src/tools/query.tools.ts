@@ -4,7 +4,7 @@ import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
 import { SqliteDatabase } from '../database/sqlite-database.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
-import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
+import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import type { ReadResult, TruncationReason } from '../database/sqlite/reads.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
@@ -123,9 +123,11 @@ export class QueryTools {
   })
   async listTables(
     input: z.infer<typeof listTablesInput>,
+    context: ToolContext,
   ): Promise<ToolOutput<z.infer<typeof listTablesOutput>>> {
     const data = await this.sql.run<z.infer<typeof listTablesOutput>>(
       { kind: 'listTables', pattern: input.pattern, includeViews: input.include_views },
+      context.principal,
       TIMEOUT_CAP_MS,
     );
     return {
@@ -223,7 +225,10 @@ export class QueryTools {
     output: readResult,
     annotations: readOnly,
   })
-  async query(input: z.infer<typeof queryInput>): Promise<ToolOutput<ReadResult>> {
+  async query(
+    input: z.infer<typeof queryInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<ReadResult>> {
     const result = await this.sql.run<ReadResult>(
       {
         kind: 'query',
@@ -231,6 +236,7 @@ export class QueryTools {
         params: input.params,
         limits: { ...this.sql.limits, maxRows: input.max_rows },
       },
+      context.principal,
       input.timeout_ms,
     );
     const advice: Record<TruncationReason, string> = {
@@ -264,9 +270,11 @@ export class QueryTools {
   })
   async explainQuery(
     input: z.infer<typeof explainInput>,
+    context: ToolContext,
   ): Promise<ToolOutput<z.infer<typeof explainOutput>>> {
     const data = await this.sql.run<z.infer<typeof explainOutput>>(
       { kind: 'explain', sql: input.sql, params: input.params },
+      context.principal,
       TIMEOUT_DEFAULT_MS,
     );
     const depth = new Map<number, number>([[0, 0]]);
@@ -287,9 +295,13 @@ export class QueryTools {
     output: listMigrationsOutput,
     annotations: readOnly,
   })
-  async listMigrations(): Promise<ToolOutput<z.infer<typeof listMigrationsOutput>>> {
+  async listMigrations(
+    _input: z.infer<typeof listMigrationsInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<z.infer<typeof listMigrationsOutput>>> {
     const data = await this.sql.run<z.infer<typeof listMigrationsOutput>>(
       { kind: 'listMigrations' },
+      context.principal,
       TIMEOUT_DEFAULT_MS,
     );
     return {
