@@ -6,6 +6,7 @@ import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
+import { textOf, type ToolClient, toolClient } from './support/tool-client.js';
 
 const ALL_SCOPES = 'db:query db:modify db:admin';
 /** Never ends on its own: only the deadline stops it. */
@@ -14,36 +15,7 @@ const RUNAWAY =
 const MAX_RESULT_BYTES = 20_000;
 const MAX_CELL_CHARS = 2000;
 
-const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A client of one app: tool calls over real HTTP, with the order in which they settled. */
-function clientOf(sut: TestApp, token: string) {
-  const settled: string[] = [];
-  async function call(name: string, args: Record<string, unknown>): Promise<ToolResult> {
-    const response = await postMcp(sut.mcpUrl, callTool(name, args), { token });
-    expect(response.status).toBe(200);
-    const result = response.message?.result as ToolResult | undefined;
-    if (!result) throw new Error(`no tools/call result: ${response.body}`);
-    return result;
-  }
-  /** Calls a tool; `label` goes into `settled` when the answer arrives, with the time it took. */
-  async function timed(label: string, name: string, args: Record<string, unknown>) {
-    const started = performance.now();
-    const result = await call(name, args);
-    settled.push(label);
-    return { result, ms: performance.now() - started };
-  }
-  async function ok(name: string, args: Record<string, unknown>) {
-    const result = await call(name, args);
-    expect({ isError: result.isError ?? false, text: textOf(result) }).toEqual({
-      isError: false,
-      text: match.any(String),
-    });
-    return result.structuredContent!;
-  }
-  return { call, timed, ok, settled, token };
-}
 
 /** Whether some connection still holds a read snapshot or the write lock on the WAL. */
 function walCheckpointBlocked(databasePath: string): boolean {
@@ -68,15 +40,23 @@ describe('query limits', () => {
 
   describe('with two query workers', () => {
     let sut: TestApp;
-    let client: ReturnType<typeof clientOf>;
+    let client: ToolClient;
+    /** Another principal: one principal holds one of two workers at most. */
+    let other: ToolClient;
 
     beforeAll(async () => {
       sut = await startTestApp({
         AUTH_ISSUER: issuer.url,
+        QUERY_WORKERS: '2',
         QUERY_MAX_RESULT_BYTES: String(MAX_RESULT_BYTES),
         QUERY_MAX_CELL_CHARS: String(MAX_CELL_CHARS),
       });
-      client = clientOf(sut, issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES }));
+      client = toolClient(sut.mcpUrl, issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES }));
+      other = toolClient(
+        sut.mcpUrl,
+        issuer.token({ audience: sut.mcpUrl, claims: { sub: 'another-user' } }),
+        client.settled,
+      );
       await client.ok('apply_migration', {
         name: 'ql_marks',
         sql: 'CREATE TABLE ql_marks (id INTEGER PRIMARY KEY)',
@@ -92,8 +72,8 @@ describe('query limits', () => {
         const runaway = client.timed('runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
 
         // A function call: served by a worker, not inline (as a key lookup would be).
-        const quick = await client.timed('quick', 'query', { sql: 'SELECT coalesce(1, 0) AS one' });
-        const tables = await client.timed('list_tables', 'list_tables', {});
+        const quick = await other.timed('quick', 'query', { sql: 'SELECT coalesce(1, 0) AS one' });
+        const tables = await other.timed('list_tables', 'list_tables', {});
         const cut = await runaway;
 
         expect(quick.result.structuredContent).toMatchObject({ rows: [[1]] });
@@ -123,7 +103,7 @@ describe('query limits', () => {
           client.settled.length = 0;
           const runaway = client.timed('runaway', 'query', { sql: RUNAWAY, timeout_ms: 800 });
 
-          const quick = await client.timed('quick', 'query', {
+          const quick = await other.timed('quick', 'query', {
             sql: 'SELECT coalesce(?, 0) AS round', // a worker's, not inline
             params: [round],
           });
@@ -142,10 +122,10 @@ describe('query limits', () => {
         const inserted = await client.ok('query', { sql: 'SELECT max(id) AS id FROM ql_marks' });
         const lastId = (inserted.rows as number[][])[0][0];
         client.settled.length = 0;
-        const runaways = [1, 2].map((n) =>
-          client.timed(`runaway ${n}`, 'query', { sql: RUNAWAY, timeout_ms: 1500 }),
+        const runaways = [client, other].map((caller, n) =>
+          caller.timed(`runaway ${n + 1}`, 'query', { sql: RUNAWAY, timeout_ms: 1500 }),
         );
-        await sleep(200); // both workers have their runaway
+        await sleep(200); // both workers have a runaway, one principal's each
 
         const lookup = await client.timed('lookup', 'query', {
           sql: 'SELECT id FROM ql_marks WHERE id = ?',
@@ -319,9 +299,9 @@ describe('query limits', () => {
     });
   });
 
-  describe('with one query worker, WRITE_TIMEOUT_MS=1000 and DATABASE_BUSY_TIMEOUT_MS=200', () => {
+  describe('with one query worker, WRITE_TIMEOUT_MS=1000, DATABASE_BUSY_TIMEOUT_MS=200 and SQL_QUEUE_TIMEOUT_MS=1500', () => {
     let sut: TestApp;
-    let client: ReturnType<typeof clientOf>;
+    let client: ToolClient;
     const counters = () => {
       const db = new Database(sut.databasePath, { readonly: true, fileMustExist: true });
       try {
@@ -342,8 +322,9 @@ describe('query limits', () => {
         QUERY_WORKERS: '1',
         WRITE_TIMEOUT_MS: '1000',
         DATABASE_BUSY_TIMEOUT_MS: '200',
+        SQL_QUEUE_TIMEOUT_MS: '1500',
       });
-      client = clientOf(sut, issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES }));
+      client = toolClient(sut.mcpUrl, issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES }));
       await client.ok('apply_migration', {
         name: 'ql_counters',
         sql: 'CREATE TABLE ql_counters (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)',
@@ -357,31 +338,40 @@ describe('query limits', () => {
       rmSync(auditDir, { recursive: true, force: true });
     });
 
-    it('queues calls behind the busy worker, the queueing counting towards each deadline', async () => {
+    it('queues calls behind the busy worker for up to SQL_QUEUE_TIMEOUT_MS; each deadline counts from when a worker takes the call', async () => {
       client.settled.length = 0;
       const first = client.timed('first runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
       await sleep(200); // so that the first runaway holds the only worker
-      const second = client.timed('second runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
       // Function calls: workers' work (a key lookup would be answered inline, queueing for none).
-      const waiting = client.timed('waiting quick', 'query', { sql: 'SELECT abs(7) AS seven' });
-      const impatient = client.timed('impatient quick', 'query', {
-        sql: 'SELECT abs(8) AS eight',
+      const patient = client.timed('patient quick', 'query', {
+        sql: 'SELECT abs(7) AS seven',
         timeout_ms: 300,
       });
+      await sleep(50); // in this order: one principal's calls are served first come, first served
+      const second = client.timed('second runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
+      await sleep(50);
+      const late = client.timed('late quick', 'query', { sql: 'SELECT abs(8) AS eight' });
 
-      const results = await Promise.all([first, second, waiting, impatient]);
+      const results = await Promise.all([first, patient, second, late]);
 
-      const [cutFirst, cutSecond, served, expired] = results.map(({ result }) => result);
-      expect(textOf(cutFirst)).toContain('[TIMEOUT]');
-      expect(textOf(cutSecond)).toContain('[TIMEOUT]');
-      // Never got the worker: its deadline passed in the queue.
-      expect(expired.isError).toBe(true);
-      expect(textOf(expired)).toMatch(/^Error \[TIMEOUT\]: .*300 ms/);
-      // Waited until the first runaway was cut, then ran on a replacement worker.
+      const [cutFirst, served, cutSecond, refused] = results.map(({ result }) => result);
+      expect(textOf(cutFirst)).toMatch(/^Error \[TIMEOUT\]: .*after running 1000 ms \(timeout_ms;/);
+      // Waited about 800 ms for the worker, more than its own 300 ms, then ran within them.
       expect(served.structuredContent).toMatchObject({ rows: [[7]] });
-      expect(client.settled.slice(0, 2)).toEqual(['impatient quick', 'first runaway']);
-      // The second runaway and the waiting query reach the server in either order.
-      expect(client.settled.slice(2).sort()).toEqual(['second runaway', 'waiting quick']);
+      // Behind the second runaway for longer than SQL_QUEUE_TIMEOUT_MS: refused, never run.
+      expect(refused.isError).toBe(true);
+      expect(textOf(refused)).toBe(
+        'Error [QUEUE_TIMEOUT]: Waited 1500 ms for a free database worker (SQL_QUEUE_TIMEOUT_MS); nothing was run. Every worker is busy: try again shortly.',
+      );
+      // Its deadline counted from the worker; the wait before it is reported apart.
+      const waited = /it waited (\d+) ms for a free database worker/.exec(textOf(cutSecond));
+      expect(Number(waited?.[1])).toBeGreaterThanOrEqual(700);
+      expect(client.settled).toEqual([
+        'first runaway',
+        'patient quick',
+        'late quick',
+        'second runaway',
+      ]);
     });
 
     it('cuts a runaway write at WRITE_TIMEOUT_MS, rolls it back and releases the write lock', async () => {

@@ -82,6 +82,9 @@ describe(readSettings.name, () => {
         maxResultBytes: 262_144,
         maxCellChars: 2000,
         writeTimeoutMs: 15_000,
+        workerMemoryMb: 512,
+        maxInFlightPerPrincipal: 1000,
+        queueTimeoutMs: 10_000,
       });
     });
 
@@ -285,6 +288,11 @@ describe(readSettings.name, () => {
       ['DATABASE_BUSY_TIMEOUT_MS', 'soon'],
       ['RATE_LIMIT_PER_MINUTE', '0'],
       ['RATE_LIMIT_ANONYMOUS_PER_MINUTE', 'many'],
+      ['SQL_WORKER_MEMORY_MB', '64'],
+      ['SQL_WORKER_MEMORY_MB', '65537'],
+      ['SQL_MAX_IN_FLIGHT_PER_PRINCIPAL', '0'],
+      ['SQL_QUEUE_TIMEOUT_MS', '99'],
+      ['QUERY_WORKERS', '0'],
     ])('%s=%s out of range', (variable, raw) => {
       const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, [variable]: raw });
       expect(error.variable).toBe(variable);

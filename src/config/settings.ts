@@ -75,6 +75,12 @@ export interface DatabaseSettings {
   maxCellChars: number;
   /** Deadline of a write tool or migration, ms. */
   writeTimeoutMs: number;
+  /** Memory ceiling of each SQL worker process (OS limit), MiB. */
+  workerMemoryMb: number;
+  /** SQL jobs one principal may have queued or running at once. */
+  maxInFlightPerPrincipal: number;
+  /** Longest wait for a free SQL worker, ms. */
+  queueTimeoutMs: number;
 }
 
 /** ScopeDB's own database (INTERNAL_DATABASE_URL): a SQLite file that no tool connection opens. */
@@ -228,6 +234,9 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
       maxResultBytes: integer(env, 'QUERY_MAX_RESULT_BYTES', 262_144, 1024, 16_777_216),
       maxCellChars: integer(env, 'QUERY_MAX_CELL_CHARS', 2000, 16, 1_048_576),
       writeTimeoutMs: integer(env, 'WRITE_TIMEOUT_MS', 15_000, 100, 600_000),
+      workerMemoryMb: integer(env, 'SQL_WORKER_MEMORY_MB', 512, 128, 65_536),
+      maxInFlightPerPrincipal: integer(env, 'SQL_MAX_IN_FLIGHT_PER_PRINCIPAL', 1000, 1, 100_000),
+      queueTimeoutMs: integer(env, 'SQL_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
     };
   }
   if (/^postgres(ql)?:\/\//.test(raw))

@@ -2,7 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { INLINE_MAX_SQL_CHARS, InlineReader } from './inline-reader.js';
+import {
+  INLINE_MAX_PARAM_BYTES,
+  INLINE_MAX_SQL_CHARS,
+  InlineReader,
+  parameterBytes,
+} from './inline-reader.js';
 import { type ResultLimits, runQuery, validatedRead } from './sqlite/reads.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
@@ -55,7 +60,7 @@ describe('bounded reads', () => {
         [7],
       ],
       ['a lookup through a view', 'SELECT name FROM item_names WHERE id = ?', [1]],
-      ['constants and parameters', 'SELECT 1 AS one, ? AS p, ? || ? AS joined', [2, 'a', 'b']],
+      ['constants and parameters', 'SELECT 1 AS one, ? AS p, -? AS negated', ['a', 3]],
       ['arithmetic on a looked-up row', 'SELECT price * 2 + 1 FROM items WHERE id = ?', [1]],
       // One row: SQLite compiles no sort for it.
       ['ORDER BY on a key lookup', 'SELECT * FROM items WHERE id = ? ORDER BY name', [1]],
@@ -69,6 +74,9 @@ describe('bounded reads', () => {
       ['a non-unique index', 'SELECT * FROM items WHERE category = ?', [1]],
       ['a range', 'SELECT * FROM items WHERE id > ?', [1]],
       ['a function call', 'SELECT upper(name) FROM items WHERE id = ?', [1]],
+      // Builds a value larger than its inputs: 64 x a 1 MB parameter is 64 MB.
+      ['a concatenation', 'SELECT ? || ? AS joined', ['a', 'b']],
+      ['a concatenation on a looked-up row', "SELECT name || '!' FROM items WHERE id = ?", [1]],
       ['a function of no table', 'SELECT length(randomblob(?))', [10]],
       ['an aggregate', 'SELECT count(*) FROM items', []],
       [
@@ -88,6 +96,29 @@ describe('bounded reads', () => {
       ['a scan joined to a lookup', 'SELECT * FROM owners o JOIN items i ON i.id = o.item_id', []],
     ])('%s is not bounded', (_what, sql, params) => {
       expect(validatedRead(db, sql, params).bounded).toBe(false);
+    });
+  });
+
+  describe(parameterBytes.name, () => {
+    it.each([
+      ['none', undefined, 0],
+      ['numbers, booleans and null: 8 bytes each', [1, 2.5, true, null], 32],
+      ['text in UTF-8 bytes', ['abc', 'é€'], 3 + 5],
+      ['names count too', { id: 1, sku: 'A-1' }, 2 + 8 + 3 + 3],
+    ])('%s', (_what, params, bytes) => {
+      expect(parameterBytes(params, 1024)).toBe(bytes);
+    });
+
+    it('is Infinity once past the cap, without counting a long string', () => {
+      expect(parameterBytes(['x'.repeat(1024)], 1024)).toBe(1024);
+      expect(parameterBytes(['x'.repeat(1025)], 1024)).toBe(Infinity);
+      expect(parameterBytes(['€'.repeat(400)], 1024)).toBe(Infinity);
+      expect(
+        parameterBytes(
+          Array.from({ length: 129 }, () => 0),
+          1024,
+        ),
+      ).toBe(Infinity);
     });
   });
 
@@ -136,6 +167,11 @@ describe('bounded reads', () => {
       ['a statement that does not compile', 'SELECT * FROM no_such_table WHERE id = ?', [1]],
       ['several statements', 'SELECT 1; SELECT 2', []],
       ['a PRAGMA', 'PRAGMA query_only = 0', []],
+      [
+        'a key lookup with parameters over INLINE_MAX_PARAM_BYTES',
+        'SELECT id FROM items WHERE sku = ?',
+        ['s'.repeat(INLINE_MAX_PARAM_BYTES + 1)],
+      ],
       [
         'a key lookup longer than INLINE_MAX_SQL_CHARS',
         `SELECT id FROM items WHERE id = ? -- ${'x'.repeat(INLINE_MAX_SQL_CHARS)}`,

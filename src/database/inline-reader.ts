@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import type { SqlParams } from './sqlite/errors.js';
 import { type ReadResult, readRows } from './sqlite/reads.js';
 import type { SqlJob } from './sql-jobs.js';
 
@@ -19,14 +20,41 @@ type QueryJob = Extract<SqlJob, { kind: 'query' }>;
 export const INLINE_MAX_SQL_CHARS = 4096;
 
 /**
+ * Parameters larger than this in all (UTF-8 bytes of text, 8 per other value, names included) go
+ * to the workers: a key lookup binds a few keys, and the work of a bounded program grows with
+ * the size of its inputs.
+ */
+export const INLINE_MAX_PARAM_BYTES = 1024;
+
+/** The parameters' size as INLINE_MAX_PARAM_BYTES counts it, or Infinity once past `cap`. */
+export function parameterBytes(params: SqlParams | undefined, cap: number): number {
+  if (params === undefined) return 0;
+  const entries: [string, unknown][] = Array.isArray(params)
+    ? params.map((value) => ['', value])
+    : Object.entries(params);
+  let bytes = 0;
+  for (const [name, value] of entries) {
+    if (typeof value === 'string') {
+      // UTF-8 takes at least one byte per UTF-16 unit: a long string is over without counting.
+      if (value.length > cap) return Infinity;
+      bytes += Buffer.byteLength(value);
+    } else bytes += 8;
+    bytes += Buffer.byteLength(name);
+    if (bytes > cap) return Infinity;
+  }
+  return bytes;
+}
+
+/**
  * Runs `query` jobs whose compiled program is bounded (isBoundedProgram: seeks by key, no loop,
- * no function; in practice a lookup by primary key or unique index) on the main thread, on a
+ * no function, nothing that builds a value larger than its inputs; in practice a lookup by
+ * primary key or unique index) with small parameters on the main thread, on a
  * read-only connection of its own, instead of a worker process: a round trip to another process
  * costs far more than such a read. Everything else stays with the workers, which a deadline can
  * kill; so does any job this reader declines (undefined), to be answered there:
  *
- * - statements longer than INLINE_MAX_SQL_CHARS, and those that do not pass the read checks
- *   (the worker gives the same error);
+ * - statements longer than INLINE_MAX_SQL_CHARS, parameters larger than INLINE_MAX_PARAM_BYTES,
+ *   and statements that do not pass the read checks (the worker gives the same error);
  * - a busy database: this connection never waits (busy_timeout 0), it declines;
  * - everything for `pauseMs` after one inline read read more than `maxValueBytes` of values. A
  *   bounded program reads one row per table, but a row may hold a value of up to 1 GB, which
@@ -40,7 +68,12 @@ export class InlineReader {
   constructor(private readonly options: InlineReaderOptions) {}
 
   run(job: QueryJob): ReadResult | undefined {
-    if (job.sql.length > INLINE_MAX_SQL_CHARS || Date.now() < this.pausedUntil) return undefined;
+    if (
+      job.sql.length > INLINE_MAX_SQL_CHARS ||
+      parameterBytes(job.params, INLINE_MAX_PARAM_BYTES) > INLINE_MAX_PARAM_BYTES ||
+      Date.now() < this.pausedUntil
+    )
+      return undefined;
     const db = this.connection();
     try {
       const read = readRows(db, job.sql, job.params, job.limits, true);

@@ -1,9 +1,16 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
+import type { Principal } from '../auth/principal.js';
 import { databaseConfig } from '../config/configuration.js';
 import { InlineReader } from './inline-reader.js';
 import { READ_JOBS, type SqlJob } from './sql-jobs.js';
-import { SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
+import { InFlightLimit, SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
 /** An inline read of larger values than this pauses inline reads (InlineReader) for a minute. */
@@ -12,12 +19,13 @@ const INLINE_PAUSE_MS = 60_000;
 
 /**
  * Runs the tools' SQL off the main thread: reads on a pool of read-only connections, writes on
- * one read-write connection (SQLite has one writer at a time), each job with a deadline. Reads
- * whose compiled program is bounded (key lookups) run on the main thread instead, unless
+ * one read-write connection (SQLite has one writer at a time), each job with a deadline, a memory
+ * ceiling and a fair share of the workers for its principal (SqlWorkerPool). Reads whose compiled
+ * program and parameters are bounded (key lookups) run on the main thread instead, unless
  * QUERY_INLINE_READS=false (InlineReader).
  */
 @Injectable()
-export class SqlExecutor implements OnModuleDestroy {
+export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(SqlExecutor.name);
   private readonly readers: SqlWorkerPool;
   private readonly writer: SqlWorkerPool;
@@ -30,10 +38,20 @@ export class SqlExecutor implements OnModuleDestroy {
   ) {
     const file = sqlWorkerFile();
     const common = { path: database.path, busyTimeoutMs: cfg.busyTimeoutMs };
-    const report = (error: Error) =>
-      this.logger.error(`SQL worker failed: ${error.message}`, error.stack);
-    this.readers = new SqlWorkerPool(file, { ...common, readonly: true }, cfg.queryWorkers, report);
-    this.writer = new SqlWorkerPool(file, { ...common, readonly: false }, 1, report);
+    const options = {
+      memoryMb: cfg.workerMemoryMb,
+      queueTimeoutMs: cfg.queueTimeoutMs,
+      // One count per principal over reads and writes together.
+      inFlight: new InFlightLimit(cfg.maxInFlightPerPrincipal),
+      onWorkerError: (error: Error) =>
+        this.logger.error(`SQL worker failed: ${error.message}`, error.stack),
+    };
+    this.readers = new SqlWorkerPool(
+      file,
+      { ...common, readonly: true },
+      { ...options, size: cfg.queryWorkers },
+    );
+    this.writer = new SqlWorkerPool(file, { ...common, readonly: false }, { ...options, size: 1 });
     if (cfg.inlineReads)
       this.inline = new InlineReader({
         path: database.path,
@@ -42,18 +60,45 @@ export class SqlExecutor implements OnModuleDestroy {
       });
   }
 
-  /** Runs a job within timeoutMs (writes: WRITE_TIMEOUT_MS unless given). */
-  run<T>(job: SqlJob, timeoutMs?: number): Promise<T> {
+  /** Start-up fails when a worker cannot start (e.g. the memory ceiling cannot be set). */
+  async onModuleInit(): Promise<void> {
+    try {
+      await this.ready();
+    } catch (error) {
+      await this.onModuleDestroy();
+      throw error;
+    }
+  }
+
+  /**
+   * Runs a job for a principal within timeoutMs from the moment a worker takes it (writes:
+   * WRITE_TIMEOUT_MS unless given).
+   */
+  run<T>(job: SqlJob, principal: Principal, timeoutMs?: number): Promise<T> {
     if (job.kind === 'query' && this.inline) {
       const result = this.inline.run(job);
       if (result) return Promise.resolve(result as T);
     }
-    const read = READ_JOBS.has(job.kind);
-    return (read ? this.readers : this.writer).run<T>(job, timeoutMs ?? this.cfg.writeTimeoutMs);
+    const pool = READ_JOBS.has(job.kind) ? this.readers : this.writer;
+    return pool.run<T>(job, {
+      principal: principal.subject,
+      timeoutMs: timeoutMs ?? this.cfg.writeTimeoutMs,
+      timeoutSource: timeoutMs === undefined ? 'WRITE_TIMEOUT_MS' : 'timeout_ms',
+    });
   }
 
   get limits() {
     return { maxBytes: this.cfg.maxResultBytes, maxCellChars: this.cfg.maxCellChars };
+  }
+
+  /** Resolves once every SQL worker is ready (none starting or being replaced). */
+  async ready(): Promise<void> {
+    await Promise.all([this.readers.ready(), this.writer.ready()]);
+  }
+
+  /** Process ids of the SQL workers (their memory can be read in /proc/<pid>/status). */
+  get workerPids(): { readers: number[]; writer: number[] } {
+    return { readers: this.readers.pids, writer: this.writer.pids };
   }
 
   async onModuleDestroy(): Promise<void> {

@@ -8,12 +8,26 @@ export interface SqlWorkerData {
   busyTimeoutMs: number;
 }
 
+/** The worker's first message, once its connection is open. */
+export interface SqlWorkerReady {
+  ready: true;
+}
+
 export type SqlWorkerReply =
   | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; message: string; code: string | undefined };
+  | {
+      id: number;
+      ok: false;
+      message: string;
+      code: string | undefined;
+      /** An allocation failed: the worker reached its memory ceiling (the pool replaces it). */
+      outOfMemory: boolean;
+    };
 
 // One SQLite connection per worker process; the pool kills the process at a job's deadline (a
-// worker thread could not be stopped while SQLite's native code runs).
+// worker thread could not be stopped while SQLite's native code runs). The process runs under an
+// OS memory limit (RLIMIT_DATA, set by the pool): an allocation past it fails, in SQLite as
+// SQLITE_NOMEM, in a Buffer as a RangeError.
 const config = JSON.parse(process.argv[2] ?? '{}') as SqlWorkerData;
 const db = new Database(config.path, { readonly: config.readonly, fileMustExist: true });
 db.pragma(`busy_timeout = ${config.busyTimeoutMs}`);
@@ -23,17 +37,25 @@ else {
   db.pragma('synchronous = NORMAL');
 }
 
+function outOfMemory(error: unknown, code: unknown, message: string): boolean {
+  return (
+    code === 'SQLITE_NOMEM' || (error instanceof RangeError && /allocation failed/i.test(message))
+  );
+}
+
 process.on('message', ({ id, job }: { id: number; job: SqlJob }) => {
   let reply: SqlWorkerReply;
   try {
     reply = { id, ok: true, value: runJob(db, job) };
   } catch (error) {
     const { message, code } = error as { message?: unknown; code?: unknown };
+    const text = typeof message === 'string' ? message : String(error);
     reply = {
       id,
       ok: false,
-      message: typeof message === 'string' ? message : String(error),
+      message: text,
       code: typeof code === 'string' ? code : undefined,
+      outOfMemory: outOfMemory(error, code, text),
     };
   }
   process.send!(reply);
@@ -43,3 +65,4 @@ process.on('disconnect', () => {
   db.close();
   process.exit(0);
 });
+process.send!({ ready: true } satisfies SqlWorkerReady);

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import Database from 'better-sqlite3';
+import type { Principal } from '../auth/principal.js';
 import { databaseConfig } from '../config/configuration.js';
 import { SqlExecutor } from '../database/sql-executor.js';
 import { SqliteDatabase } from '../database/sqlite-database.js';
@@ -18,8 +19,8 @@ export interface MigrationRequest {
   name: string;
   sql: string;
   dryRun: boolean;
-  appliedBy: string;
-  clientId: string | null;
+  /** Who applies it: recorded in the ledger, and whose turn it takes at the SQL workers. */
+  principal: Principal;
 }
 
 export interface MigrationResult {
@@ -105,7 +106,10 @@ export class SchemaMigrations {
       return result(false, migrationStatements(sql).length);
     }
 
-    const plan = await this.sql.run<MigrationPlan>({ kind: 'planMigration', sql });
+    const plan = await this.sql.run<MigrationPlan>(
+      { kind: 'planMigration', sql },
+      request.principal,
+    );
     if (dryRun) return result(false, plan.statements);
 
     const row: Settling = {
@@ -113,8 +117,8 @@ export class SchemaMigrations {
         name,
         checksum,
         sql,
-        appliedBy: request.appliedBy,
-        clientId: request.clientId,
+        appliedBy: request.principal.subject,
+        clientId: request.principal.clientId ?? null,
         schemaBefore: plan.before,
         schemaAfter: plan.after,
       }),
@@ -124,12 +128,10 @@ export class SchemaMigrations {
     };
     let outcome: MigrationOutcome;
     try {
-      outcome = await this.sql.run<MigrationOutcome>({
-        kind: 'applyMigration',
-        sql,
-        before: plan.before,
-        after: plan.after,
-      });
+      outcome = await this.sql.run<MigrationOutcome>(
+        { kind: 'applyMigration', sql, before: plan.before, after: plan.after },
+        request.principal,
+      );
     } catch (error) {
       // No answer from the worker (its deadline, a crash): the schema tells what happened.
       if (this.settleBySchema(row, messageOf(error)) === 'applied')

@@ -49,8 +49,7 @@ export class AdminTools {
       name: input.name,
       sql: input.sql,
       dryRun: input.dry_run,
-      appliedBy: context.principal.subject,
-      clientId: context.principal.clientId ?? null,
+      principal: context.principal,
     });
     const statements = count(result.statements, 'statement');
     return {

@@ -4,7 +4,7 @@ import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
 import type { WriteResult } from '../database/sqlite/writes.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
-import type { ToolOutput } from '../mcp/tool-context.js';
+import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import {
   count,
   dryRun,
@@ -79,13 +79,19 @@ export class ModifyTools {
     output: writeResult,
     annotations: { ...destructive, destructiveHint: false },
   })
-  async insertRows(input: z.infer<typeof insertRowsInput>): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>({
-      kind: 'insertRows',
-      table: input.table,
-      rows: input.rows,
-      returning: input.returning,
-    });
+  async insertRows(
+    input: z.infer<typeof insertRowsInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>(
+      {
+        kind: 'insertRows',
+        table: input.table,
+        rows: input.rows,
+        returning: input.returning,
+      },
+      context.principal,
+    );
     return { data: result, text: render(result, 'inserted') };
   }
 
@@ -98,15 +104,21 @@ export class ModifyTools {
     output: writeResult,
     annotations: destructive,
   })
-  async updateRows(input: z.infer<typeof updateRowsInput>): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>({
-      kind: 'updateRows',
-      table: input.table,
-      set: input.set,
-      where: input.where,
-      expectedMaxRows: input.expected_max_rows,
-      dryRun: input.dry_run,
-    });
+  async updateRows(
+    input: z.infer<typeof updateRowsInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>(
+      {
+        kind: 'updateRows',
+        table: input.table,
+        set: input.set,
+        where: input.where,
+        expectedMaxRows: input.expected_max_rows,
+        dryRun: input.dry_run,
+      },
+      context.principal,
+    );
     return { data: result, text: render(result, 'updated') };
   }
 
@@ -119,14 +131,20 @@ export class ModifyTools {
     output: writeResult,
     annotations: destructive,
   })
-  async deleteRows(input: z.infer<typeof deleteRowsInput>): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>({
-      kind: 'deleteRows',
-      table: input.table,
-      where: input.where,
-      expectedMaxRows: input.expected_max_rows,
-      dryRun: input.dry_run,
-    });
+  async deleteRows(
+    input: z.infer<typeof deleteRowsInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>(
+      {
+        kind: 'deleteRows',
+        table: input.table,
+        where: input.where,
+        expectedMaxRows: input.expected_max_rows,
+        dryRun: input.dry_run,
+      },
+      context.principal,
+    );
     return { data: result, text: render(result, 'deleted') };
   }
 
@@ -139,14 +157,20 @@ export class ModifyTools {
     output: writeResult,
     annotations: destructive,
   })
-  async execute(input: z.infer<typeof executeInput>): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>({
-      kind: 'execute',
-      sql: input.sql,
-      params: input.params,
-      expectedMaxRows: input.expected_max_rows,
-      dryRun: input.dry_run,
-    });
+  async execute(
+    input: z.infer<typeof executeInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<WriteResult>> {
+    const result = await this.sql.run<WriteResult>(
+      {
+        kind: 'execute',
+        sql: input.sql,
+        params: input.params,
+        expectedMaxRows: input.expected_max_rows,
+        dryRun: input.dry_run,
+      },
+      context.principal,
+    );
     return { data: result, text: render(result, 'affected') };
   }
 }

@@ -5,7 +5,7 @@ import { SqlExecutor } from '../database/sql-executor.js';
 import { SqliteDatabase } from '../database/sqlite-database.js';
 import { LEDGER_STATUSES, MigrationLedger } from '../internal/migration-ledger.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
-import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
+import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import type { ReadResult, TruncationReason } from '../database/sqlite/reads.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
@@ -126,9 +126,11 @@ export class QueryTools {
   })
   async listTables(
     input: z.infer<typeof listTablesInput>,
+    context: ToolContext,
   ): Promise<ToolOutput<z.infer<typeof listTablesOutput>>> {
     const data = await this.sql.run<z.infer<typeof listTablesOutput>>(
       { kind: 'listTables', pattern: input.pattern, includeViews: input.include_views },
+      context.principal,
       TIMEOUT_CAP_MS,
     );
     return {
@@ -226,7 +228,10 @@ export class QueryTools {
     output: readResult,
     annotations: readOnly,
   })
-  async query(input: z.infer<typeof queryInput>): Promise<ToolOutput<ReadResult>> {
+  async query(
+    input: z.infer<typeof queryInput>,
+    context: ToolContext,
+  ): Promise<ToolOutput<ReadResult>> {
     const result = await this.sql.run<ReadResult>(
       {
         kind: 'query',
@@ -234,6 +239,7 @@ export class QueryTools {
         params: input.params,
         limits: { ...this.sql.limits, maxRows: input.max_rows },
       },
+      context.principal,
       input.timeout_ms,
     );
     const advice: Record<TruncationReason, string> = {
@@ -267,9 +273,11 @@ export class QueryTools {
   })
   async explainQuery(
     input: z.infer<typeof explainInput>,
+    context: ToolContext,
   ): Promise<ToolOutput<z.infer<typeof explainOutput>>> {
     const data = await this.sql.run<z.infer<typeof explainOutput>>(
       { kind: 'explain', sql: input.sql, params: input.params },
+      context.principal,
       TIMEOUT_DEFAULT_MS,
     );
     const depth = new Map<number, number>([[0, 0]]);

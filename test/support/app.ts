@@ -66,6 +66,9 @@ export async function startTestApp(
     MCP_HIDE_UNAUTHORIZED_TOOLS: undefined,
     MCP_DIRECT_TOOL_CALLS: undefined,
     QUERY_INLINE_READS: undefined,
+    SQL_WORKER_MEMORY_MB: undefined,
+    SQL_MAX_IN_FLIGHT_PER_PRINCIPAL: undefined,
+    SQL_QUEUE_TIMEOUT_MS: undefined,
     LOG_LEVEL: undefined,
     // Suites send hundreds of requests a minute from one principal and one IP; the limits have
     // their own spec (operations.e2e-spec.ts), which sets them.

@@ -57,7 +57,7 @@ export interface MigrationPlan {
   after: string;
 }
 
-/** Runs the migration in a transaction and rolls it back: what it would do, or its error. */
+/** Runs the migration in a write transaction and rolls it back: what it would do, or its error. */
 export function planMigration(db: Database.Database, sql: string): MigrationPlan {
   const statements = migrationStatements(sql);
   const rollback = new Error('rollback');
@@ -68,7 +68,7 @@ export function planMigration(db: Database.Database, sql: string): MigrationPlan
       runStatements(db, statements);
       plan = { statements: statements.length, before, after: schemaFingerprint(db) };
       throw rollback;
-    })();
+    }).immediate(); // it reads the schema first: a deferred one could not wait to upgrade
   } catch (error) {
     if (error !== rollback) throw error;
   }

@@ -3,7 +3,9 @@ import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
 import { bindable, type Row, type SqlParams, SqlError, type SqlValue } from './errors.js';
 import { guardBuiltWrite, guardWrite } from './statement-guard.js';
 
-// Writes: rows changed in one transaction each, never the schema.
+// Writes: rows changed in one transaction each, never the schema. Every transaction starts with
+// BEGIN IMMEDIATE: it takes the write lock before reading, so busy_timeout applies. (A deferred
+// transaction that has read cannot wait when it upgrades: SQLite answers SQLITE_BUSY at once.)
 
 export type FilterOp = '=' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'like' | 'is_null';
 export interface Filter {
@@ -105,7 +107,7 @@ function change(
         last_insert_rowid: rowidAfter !== rowidBefore ? rowidAfter : null,
       };
       if (options.dryRun) throw rollback;
-    })();
+    }).immediate();
   } catch (error) {
     if (error !== rollback) throw error;
   }
@@ -166,7 +168,7 @@ export function insertRows(
       else statement.run(...values);
       inserted++;
     }
-  })();
+  }).immediate();
   return { affected_rows: inserted, dry_run: false, ...(returning && { rows: returned }) };
 }
 

@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+
+/** What Linux reports of a process's memory, bytes; undefined once the process is gone. */
+export interface ProcessMemory {
+  /** RLIMIT_DATA (`Max data size`, soft limit); Infinity when unlimited. */
+  dataLimit: number;
+  /** Private writable mappings: what RLIMIT_DATA counts. */
+  vmData: number;
+  vmRss: number;
+  /** Anonymous resident memory: the heaps, without the mapped executable and libraries. */
+  rssAnon: number;
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** /proc/<pid>/status and /proc/<pid>/limits, read now. */
+export function processMemory(pid: number): ProcessMemory | undefined {
+  const status = read(`/proc/${pid}/status`);
+  const limits = read(`/proc/${pid}/limits`);
+  if (status === undefined || limits === undefined) return undefined;
+  const kB = (field: string) => {
+    const found = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return found ? Number(found[1]) * 1024 : undefined;
+  };
+  const [vmData, vmRss, rssAnon] = [kB('VmData'), kB('VmRSS'), kB('RssAnon')];
+  // A process that has ended but is not yet reaped (a zombie) has no memory lines.
+  if (vmData === undefined || vmRss === undefined || rssAnon === undefined) return undefined;
+  const limit = /^Max data size\s+(\S+)/m.exec(limits)![1];
+  return {
+    dataLimit: limit === 'unlimited' ? Infinity : Number(limit),
+    vmData,
+    vmRss,
+    rssAnon,
+  };
+}
+
+/** Samples the memory of the processes `pids()` names every few milliseconds until stopped. */
+export function sampleMemory(pids: () => number[], everyMs = 5) {
+  const samples: (ProcessMemory & { pid: number })[] = [];
+  const take = () => {
+    for (const pid of pids()) {
+      const memory = processMemory(pid);
+      if (memory) samples.push({ pid, ...memory });
+    }
+  };
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    samples,
+    stop() {
+      clearInterval(timer);
+      take();
+      return samples;
+    },
+  };
+}
