@@ -240,7 +240,6 @@ describe('bounded cost for every caller', () => {
     });
 
     it('succeeds in full, every change applied exactly once', async () => {
-      // Each principal keeps its calls within the default SQL_MAX_IN_FLIGHT_PER_PRINCIPAL (8).
       const calls = Array.from({ length: PRINCIPALS }, (_, p) => {
         const client = principal(sut, `burst-${p}`);
         return Array.from({ length: CALLS_EACH }, async (_, k) => {
@@ -279,6 +278,38 @@ describe('bounded cost for every caller', () => {
       } finally {
         db.close();
       }
+    }, 60_000);
+
+    it('succeeds in full from one token sending all 800 calls at once', async () => {
+      const values = () => {
+        const db = new Database(sut.databasePath, { readonly: true, fileMustExist: true });
+        try {
+          return db.prepare<[], number>('SELECT value FROM bc_counters ORDER BY id').pluck().all();
+        } finally {
+          db.close();
+        }
+      };
+      const before = values();
+      const client = principal(sut, 'burst-alone');
+      const updates = Array.from({ length: 400 }, (_, k) =>
+        client.call('execute', {
+          sql: 'UPDATE bc_counters SET value = value + 1 WHERE id = ?',
+          params: [(k % ROWS) + 1],
+        }),
+      );
+      const reads = Array.from({ length: 400 }, (_, k) =>
+        k % 2 === 0
+          ? client.call('query', {
+              sql: 'SELECT value FROM bc_counters WHERE id = ?',
+              params: [(k % ROWS) + 1],
+            })
+          : client.call('query', { sql: 'SELECT sum(value) AS total FROM bc_counters' }),
+      );
+
+      const results = await Promise.all([...updates, ...reads]);
+
+      expect(results.filter((result) => result.isError).map(textOf)).toEqual([]);
+      expect(values()).toEqual(before.map((value) => value + 400 / ROWS));
     }, 60_000);
   });
 });
