@@ -133,7 +133,12 @@ describe('bounded reads', () => {
         [[1], [2]],
       ],
     ])('reads every row of a bounded statement: %s', (_what, sql, params, rows) => {
-      const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
+      const sut = new InlineReader({
+        path,
+        maxValueBytes: 1_000_000,
+        maxReadMs: 1000,
+        pauseMs: 60_000,
+      });
       try {
         expect(validatedRead(db, sql, params).bounded).toBe(true);
         expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })?.rows).toEqual(rows);
@@ -143,7 +148,12 @@ describe('bounded reads', () => {
     });
 
     it('answers a bounded read as runQuery does', () => {
-      const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
+      const sut = new InlineReader({
+        path,
+        maxValueBytes: 1_000_000,
+        maxReadMs: 1000,
+        pauseMs: 60_000,
+      });
       try {
         const job = {
           kind: 'query' as const,
@@ -178,7 +188,12 @@ describe('bounded reads', () => {
         [1],
       ],
     ])('declines %s (a worker answers it)', (_what, sql, params) => {
-      const sut = new InlineReader({ path, maxValueBytes: 1_000_000, pauseMs: 60_000 });
+      const sut = new InlineReader({
+        path,
+        maxValueBytes: 1_000_000,
+        maxReadMs: 1000,
+        pauseMs: 60_000,
+      });
       try {
         expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })).toBeUndefined();
       } finally {
@@ -190,7 +205,12 @@ describe('bounded reads', () => {
       const lockedPath = join(dir, 'locked.sqlite');
       const writer = new Database(lockedPath); // rollback journal: a writer excludes readers
       writer.exec('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);');
-      const sut = new InlineReader({ path: lockedPath, maxValueBytes: 1_000_000, pauseMs: 60_000 });
+      const sut = new InlineReader({
+        path: lockedPath,
+        maxValueBytes: 1_000_000,
+        maxReadMs: 1000,
+        pauseMs: 60_000,
+      });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT id FROM t WHERE id = ?',
@@ -211,7 +231,7 @@ describe('bounded reads', () => {
 
     it('pauses after a read of large values, then declines everything until the pause is over', () => {
       // 'apple' is 5 characters: more than 4.
-      const sut = new InlineReader({ path, maxValueBytes: 4, pauseMs: 60_000 });
+      const sut = new InlineReader({ path, maxValueBytes: 4, maxReadMs: 1000, pauseMs: 60_000 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',
@@ -234,7 +254,12 @@ describe('bounded reads', () => {
       setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
       setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(2 * 1024 * 1024));
       setup.close();
-      const sut = new InlineReader({ path: bigPath, maxValueBytes: 1024 * 1024, pauseMs: 60_000 });
+      const sut = new InlineReader({
+        path: bigPath,
+        maxValueBytes: 1024 * 1024,
+        maxReadMs: 1000,
+        pauseMs: 60_000,
+      });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT body FROM docs WHERE id = ?',
@@ -251,8 +276,58 @@ describe('bounded reads', () => {
       }
     });
 
+    it('pauses after a slow read of a value it only compares (the size count cannot see it)', () => {
+      const bigPath = join(dir, 'hidden.sqlite');
+      const setup = new Database(bigPath);
+      setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
+      setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(50 * 1024 * 1024));
+      setup.close();
+      // Reading 50 MB takes milliseconds: far over a 1 ms bound, whatever the machine.
+      const sut = new InlineReader({
+        path: bigPath,
+        maxValueBytes: 1024,
+        maxReadMs: 1,
+        pauseMs: 60_000,
+      });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT 1 AS found FROM docs WHERE id = ? AND body = ?',
+        params: [1, 'y'],
+        limits: LIMITS,
+      };
+      try {
+        expect(sut.run(job)?.rows).toEqual([]);
+        expect(sut.paused).toBe(true);
+        expect(sut.run(job)).toBeUndefined();
+      } finally {
+        sut.close();
+      }
+    });
+
+    it('doubles a pause that follows soon after the last one', async () => {
+      const sut = new InlineReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 300 });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT name FROM items WHERE id = ?',
+        params: [2],
+        limits: LIMITS,
+      };
+      const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      try {
+        expect(sut.run(job)?.rows).toEqual([['pear']]); // pauses 300 ms
+        await wait(330);
+        expect(sut.run(job)?.rows).toEqual([['pear']]); // within 300 ms of its end: 600 ms
+        await wait(300);
+        expect(sut.paused).toBe(true);
+        await wait(350);
+        expect(sut.paused).toBe(false);
+      } finally {
+        sut.close();
+      }
+    });
+
     it('resumes once the pause is over', async () => {
-      const sut = new InlineReader({ path, maxValueBytes: 3, pauseMs: 50 });
+      const sut = new InlineReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 50 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',

@@ -7,9 +7,14 @@ export interface InlineReaderOptions {
   path: string;
   /** A read of more than this (text length, blob bytes) pauses inline reads. */
   maxValueBytes: number;
-  /** How long they stay paused, ms. */
+  /** A read that takes longer than this, ms, pauses inline reads too. */
+  maxReadMs: number;
+  /** How long a pause lasts, ms; one that starts within its own length of the last one's end doubles. */
   pauseMs: number;
 }
+
+/** Pauses in a row double the pause up to this many times (64 x pauseMs). */
+const MAX_DOUBLINGS = 6;
 
 type QueryJob = Extract<SqlJob, { kind: 'query' }>;
 
@@ -56,14 +61,20 @@ export function parameterBytes(params: SqlParams | undefined, cap: number): numb
  * - statements longer than INLINE_MAX_SQL_CHARS, parameters larger than INLINE_MAX_PARAM_BYTES,
  *   and statements that do not pass the read checks (the worker gives the same error);
  * - a busy database: this connection never waits (busy_timeout 0), it declines;
- * - everything for `pauseMs` after one inline read read more than `maxValueBytes` of values. A
- *   bounded program reads one row per table, but a row may hold a value of up to 1 GB, which
- *   takes time to read: such a read may stall the main thread once in a pause, not again and
- *   again. (Size, not time: a busy machine or a garbage collection makes any read slow.)
+ * - everything for a pause after one inline read read more than `maxValueBytes` of values, or
+ *   took longer than `maxReadMs`. A bounded program reads one row per table, but a row may hold a
+ *   value of hundreds of megabytes, which takes time to read even when it is only compared and
+ *   not returned (about 65 ms for 100 MB here; the size count sees returned values only, the
+ *   clock sees every read). Such a read may stall the main thread once in a pause, not again and
+ *   again; a pause that follows soon after the last one lasts twice as long (up to 64 x
+ *   `pauseMs`), so repeating the attack buys ever fewer stalls. A slow read on a busy machine
+ *   costs only speed: the workers answer for the pause.
  */
 export class InlineReader {
   private db: Database.Database | undefined;
   private pausedUntil = 0;
+  /** Pauses in a row: each within its own length of the end of the previous one. */
+  private strikes = 0;
 
   constructor(private readonly options: InlineReaderOptions) {}
 
@@ -75,14 +86,27 @@ export class InlineReader {
     )
       return undefined;
     const db = this.connection();
+    const started = performance.now();
     try {
       const read = readRows(db, job.sql, job.params, job.limits, true);
-      if (read && read.valueBytes > this.options.maxValueBytes)
-        this.pausedUntil = Date.now() + this.options.pauseMs;
+      if (
+        read &&
+        (read.valueBytes > this.options.maxValueBytes ||
+          performance.now() - started > this.options.maxReadMs)
+      )
+        this.pause();
       return read?.result;
     } catch {
       return undefined;
     }
+  }
+
+  private pause(): void {
+    const now = Date.now();
+    const previous = this.options.pauseMs * 2 ** Math.min(this.strikes, MAX_DOUBLINGS);
+    // A strike soon after the last pause ended (within that pause's length) doubles the next one.
+    this.strikes = now - this.pausedUntil <= previous ? this.strikes + 1 : 0;
+    this.pausedUntil = now + this.options.pauseMs * 2 ** Math.min(this.strikes, MAX_DOUBLINGS);
   }
 
   /** Whether inline reads are paused (after a large one). */

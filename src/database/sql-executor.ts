@@ -15,6 +15,8 @@ import { SqliteDatabase } from './sqlite-database.js';
 
 /** An inline read of larger values than this pauses inline reads (InlineReader) for a minute. */
 const INLINE_MAX_VALUE_BYTES = 1024 * 1024;
+/** An inline read slower than this pauses them too: a key lookup takes tens of microseconds. */
+const INLINE_MAX_READ_MS = 20;
 const INLINE_PAUSE_MS = 60_000;
 
 /**
@@ -56,6 +58,7 @@ export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
       this.inline = new InlineReader({
         path: database.path,
         maxValueBytes: INLINE_MAX_VALUE_BYTES,
+        maxReadMs: INLINE_MAX_READ_MS,
         pauseMs: INLINE_PAUSE_MS,
       });
   }
