@@ -42,7 +42,8 @@ export interface AuditStore {
   markInterrupted(before: string, open: number[], reason: string): number | Promise<number>;
 }
 
-export const COLUMNS: (keyof AuditRow)[] = [
+/** The columns of release 0.1.0's audit log, `id` aside (the upgrade from it copies these). */
+export const COLUMNS_0_1_0 = [
   'time',
   'requestId',
   'subject',
@@ -63,8 +64,10 @@ export const COLUMNS: (keyof AuditRow)[] = [
   'paramsHash',
   'protocolVersion',
   'userAgent',
-  'tableName',
-];
+] as const satisfies readonly (keyof AuditRow)[];
+
+/** The columns a record is written with: 0.1.0's and those added since. */
+export const COLUMNS: readonly (keyof AuditRow)[] = [...COLUMNS_0_1_0, 'tableName'];
 
 /** Rows per statement in PostgreSQL: 21 parameters a row stays far below its 65535. */
 const POSTGRES_BATCH_ROWS = 1000;

@@ -4,6 +4,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import Database from 'better-sqlite3';
 import { AuditDatabase } from '../audit/audit-database.js';
+import { COLUMNS_0_1_0 } from '../audit/audit-store.js';
 import { databaseConfig } from '../config/configuration.js';
 import { AUDIT_TABLE, INTERNAL_TABLES, LEDGER_TABLE } from '../database/internal-tables.js';
 import { InternalDatabase } from './internal-database.js';
@@ -14,28 +15,7 @@ export const UPGRADE_STATE_KEY = 'upgrade_from_0.1.0';
 type UpgradeState = { step: 'none' } | { step: 'copied' | 'done'; marker: string };
 
 /** The audit columns of release 0.1.0 but `id`: moved records get new ids where they go. */
-const LEGACY_AUDIT_COLUMNS = [
-  'time',
-  'requestId',
-  'subject',
-  'subjectUnverified',
-  'clientId',
-  'tokenId',
-  'tool',
-  'outcome',
-  'reason',
-  'requiredScopes',
-  'grantedScopes',
-  'durationMs',
-  'remoteAddress',
-  'principalName',
-  'principalEmail',
-  'rowCount',
-  'sqlText',
-  'paramsHash',
-  'protocolVersion',
-  'userAgent',
-] as const;
+const LEGACY_AUDIT_COLUMNS = COLUMNS_0_1_0;
 type AuditColumn = (typeof LEGACY_AUDIT_COLUMNS)[number];
 type AuditRow = Partial<Record<AuditColumn, string | number | null>>;
 

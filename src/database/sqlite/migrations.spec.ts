@@ -2,19 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqlError } from './errors.js';
+import { refusal } from '../../../test/support/sql-errors.js';
 import { applyMigration, planMigration, schemaFingerprint } from './migrations.js';
-
-/** The SqlError a call throws (fails when it throws something else or nothing). */
-function refusal(run: () => unknown): SqlError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof SqlError) return error;
-    throw error;
-  }
-  throw new Error('expected a SqlError, but the call succeeded');
-}
 
 describe('migrations (worker side)', () => {
   let dir: string;
