@@ -7,6 +7,8 @@ export interface ProcessMemory {
   /** Private writable mappings: what RLIMIT_DATA counts. */
   vmData: number;
   vmRss: number;
+  /** Peak resident set size since the process started (`VmHWM`). */
+  vmHwm: number;
   /** Anonymous resident memory: the heaps, without the mapped executable and libraries. */
   rssAnon: number;
 }
@@ -29,14 +31,16 @@ export function processMemory(pid: number): ProcessMemory | undefined {
     const found = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
     return found ? Number(found[1]) * 1024 : undefined;
   };
-  const [vmData, vmRss, rssAnon] = [kB('VmData'), kB('VmRSS'), kB('RssAnon')];
+  const [vmData, vmRss, vmHwm, rssAnon] = [kB('VmData'), kB('VmRSS'), kB('VmHWM'), kB('RssAnon')];
   // A process that has ended but is not yet reaped (a zombie) has no memory lines.
-  if (vmData === undefined || vmRss === undefined || rssAnon === undefined) return undefined;
+  if (vmData === undefined || vmRss === undefined || vmHwm === undefined || rssAnon === undefined)
+    return undefined;
   const limit = /^Max data size\s+(\S+)/m.exec(limits)![1];
   return {
     dataLimit: limit === 'unlimited' ? Infinity : Number(limit),
     vmData,
     vmRss,
+    vmHwm,
     rssAnon,
   };
 }
