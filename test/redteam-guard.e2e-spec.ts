@@ -126,11 +126,12 @@ describe('red team: the statement guard', () => {
       ).toBe('SYSTEM_TABLE');
 
       const drop = await migrate('DROP TABLE rt_parent');
+      const after = system();
       const insert = await outcomeOf(admin, 'execute', {
         sql: "INSERT INTO rt_items (name, qty) VALUES ('kiwi', 4)",
       });
 
-      expect({ drop, after: system(), insert }).toEqual({
+      expect({ drop, after, insert }).toEqual({
         drop: 'SYSTEM_TABLE',
         after: before,
         insert: expect.stringMatching(/^succeeded/) as unknown,

@@ -9,3 +9,9 @@ export const TYPEORM_MIGRATIONS_TABLE = 'scopedb_internal_migrations';
 export const INTERNAL_TABLES = [AUDIT_TABLE, LEDGER_TABLE, TYPEORM_MIGRATIONS_TABLE] as const;
 /** The migrations table of the audit database. */
 export const AUDIT_MIGRATIONS_TABLE = 'scopedb_audit_migrations';
+
+/**
+ * Every name ScopeDB's tables had in the application database (lower case): hidden from the
+ * catalog, refused by the statement guard and reserved for migrations there, in any letter case.
+ */
+export const SCOPEDB_TABLE_NAMES: readonly string[] = [...INTERNAL_TABLES, AUDIT_MIGRATIONS_TABLE];

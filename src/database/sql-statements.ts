@@ -7,6 +7,12 @@ interface Token {
 
 const CLOSE_OF: Record<string, string> = { "'": "'", '"': '"', '`': '`', '[': ']' };
 
+// SQLite's own character classes (tokenize.c): only ASCII blanks separate tokens, and every
+// character past ASCII belongs to an identifier. JavaScript's \s and \w differ on both (U+00A0
+// is \s; é is not \w), which would let text read one way here and another way by SQLite.
+const SQLITE_SPACE = /[ \t\n\v\f\r]/;
+const SQLITE_ID_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
+
 /**
  * SQLite's lexical units, enough to find statement and clause boundaries: words, quoted strings
  * and identifiers ('', "", ``, [], a doubled quote escaping itself) and single punctuation
@@ -24,7 +30,7 @@ function* tokensOf(sql: string): Generator<Token> {
     } else if (c === '/' && sql[i + 1] === '*') {
       const end = sql.indexOf('*/', i + 2);
       i = end === -1 ? n : end + 2;
-    } else if (/\s/.test(c)) {
+    } else if (SQLITE_SPACE.test(c)) {
       i++;
     } else if (c in CLOSE_OF) {
       const close = CLOSE_OF[c];
@@ -36,8 +42,8 @@ function* tokensOf(sql: string): Generator<Token> {
       }
       i = Math.min(i + 1, n);
       yield { text: sql.slice(start, i), start, end: i, kind: 'quoted' };
-    } else if (/[\w$]/.test(c)) {
-      while (i < n && /[\w$]/.test(sql[i])) i++;
+    } else if (SQLITE_ID_CHAR.test(c)) {
+      while (i < n && SQLITE_ID_CHAR.test(sql[i])) i++;
       yield { text: sql.slice(start, i), start, end: i, kind: 'word' };
     } else {
       i++;
@@ -77,7 +83,9 @@ export function splitStatements(script: string): string[] {
 }
 
 function isTrigger(head: string): boolean {
-  return /^\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TRIGGER\b/i.test(stripLeadingComments(head));
+  return /^CREATE[ \t\n\v\f\r]+(?:TEMP[ \t\n\v\f\r]+|TEMPORARY[ \t\n\v\f\r]+)?TRIGGER(?![A-Za-z0-9_$\u0080-\uffff])/i.test(
+    stripLeadingComments(head),
+  );
 }
 
 function push(statements: string[], text: string): void {
@@ -88,7 +96,7 @@ function push(statements: string[], text: string): void {
 export function stripLeadingComments(sql: string): string {
   let rest = sql;
   for (;;) {
-    const trimmed = rest.trimStart();
+    const trimmed = rest.replace(/^[ \t\n\v\f\r]+/, '');
     if (trimmed.startsWith('--')) {
       const end = trimmed.indexOf('\n');
       rest = end === -1 ? '' : trimmed.slice(end + 1);

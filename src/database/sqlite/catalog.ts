@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { SCOPEDB_TABLE_NAMES } from './statement-guard.js';
+import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
 import { SqlError } from './errors.js';
 
 // The catalog: which tables and views a caller may name, and their columns.

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { splitStatements } from '../sql-statements.js';
 import { SqlError } from './errors.js';
-import { guardDdl, guardSchemaAfterDdl, SCOPEDB_TABLE_NAMES } from './statement-guard.js';
+import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
+import { guardDdl, guardSchemaAfterDdl } from './statement-guard.js';
 
 // Migrations, the worker's half: DDL checked (plan) and applied (apply) against a fingerprint of
 // the schema. The ledger is in the internal database; SchemaMigrations (src/internal/) keeps the

@@ -76,6 +76,14 @@ describe('statement guard', () => {
       expect(refusal(() => guardRead(reader, sql, [])).code).toBe('STORAGE_NOT_ALLOWED');
     });
 
+    it('refuses a virtual table of a storage module made before the rule (or by other means)', () => {
+      db.exec('CREATE VIRTUAL TABLE pages USING dbstat');
+
+      expect(refusal(() => guardRead(reader, 'SELECT name, pgsize FROM pages', [])).code).toBe(
+        'STORAGE_NOT_ALLOWED',
+      );
+    });
+
     it('refuses a temporary object, should one exist on the connection', () => {
       db.exec('CREATE TEMP TABLE stash (x)');
 
@@ -236,6 +244,9 @@ describe('statement guard', () => {
       'CREATE VIRTUAL TABLE "b USING fts5" USING dbstat',
       'CREATE VIRTUAL TABLE IF NOT EXISTS pages USING "dbstat"(main)',
       'CREATE VIRTUAL TABLE words USING fts5vocab(docs, row)',
+      // SQLite reads U+00A0 and é as parts of the name, not as a blank before another USING.
+      'CREATE VIRTUAL TABLE a\u00a0using\u00a0fts5 USING dbstat',
+      'CREATE VIRTUAL TABLE \u00e9using\u00a0fts5 USING dbstat',
     ])('refuses a virtual table of a module not allowed: %s', (sql) => {
       expect(refusal(() => migrate(sql)).code).toBe('VIRTUAL_TABLE_MODULE');
     });
@@ -245,6 +256,25 @@ describe('statement guard', () => {
       "CREATE TABLE sizes AS SELECT name, pgsize FROM dbstat WHERE name = 'items'",
     ])('refuses copying a storage virtual table: %s', (sql) => {
       expect(refusal(() => migrate(sql)).code).toBe('STORAGE_NOT_ALLOWED');
+    });
+
+    it('refuses the triggers a DROP TABLE fires through its foreign-key actions', () => {
+      migrate(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (pid REFERENCES p(id) ON DELETE CASCADE); CREATE TRIGGER c_gone AFTER DELETE ON c BEGIN UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name = 'items'; END",
+      );
+      db.exec('INSERT INTO p VALUES (1); INSERT INTO c VALUES (1)');
+      const before = sequence();
+
+      expect(refusal(() => migrate('DROP TABLE p')).code).toBe('SYSTEM_TABLE');
+      expect(sequence()).toBe(before);
+      expect(schema()).toContainEqual(expect.objectContaining({ name: 'p' }));
+    });
+
+    it('lets a DROP TABLE do its own upkeep of sqlite_stat1 and sqlite_sequence', () => {
+      expect(() => migrate('DROP TABLE items')).not.toThrow();
+      expect(
+        db.prepare("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'items'").pluck().get(),
+      ).toBe(0);
     });
 
     it('leaves a view over a storage virtual table unreadable (SQLite marks dbstat direct-only)', () => {

@@ -1,7 +1,8 @@
 import { types } from 'node:util';
 import type Database from 'better-sqlite3';
 import { leadingKeyword, stripLeadingComments, virtualTableModule } from '../sql-statements.js';
-import { AUDIT_MIGRATIONS_TABLE, INTERNAL_TABLES } from '../internal-tables.js';
+import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
+import { quoteIdentifier } from './catalog.js';
 import { SqlError } from './errors.js';
 import { type Instruction, programOf } from './program.js';
 
@@ -97,12 +98,6 @@ export const VIRTUAL_TABLE_MODULES: ReadonlySet<string> = new Set([
   'geopoly',
 ]);
 
-/**
- * ScopeDB's table names. Its tables live in the internal store; a table of one of these names in
- * the application database (a release before the internal store, or a copy) is refused all the same.
- */
-export const SCOPEDB_TABLE_NAMES: readonly string[] = [...INTERNAL_TABLES, AUDIT_MIGRATIONS_TABLE];
-
 /** Opcodes that open a b-tree; their P3 is the database (0 main, 1 temp, 2+ attached). */
 const OPEN_OPCODES = new Set(['OpenRead', 'OpenWrite', 'ReopenIdx']);
 /** Opcodes that change a table's rows; P4 names the table when the change is the statement's own. */
@@ -112,14 +107,25 @@ function refuse(message: string, code: string): never {
   throw new SqlError(message, code);
 }
 
-/** The `vtab:<address>` operand of each refused virtual table on this connection, by name. */
+/**
+ * The `vtab:<address>` operand of each refused virtual table on this connection, by name: the
+ * storage-exposing eponymous ones, and any table of the schema whose module is not one a
+ * migration may create (one made before this rule, or by other means).
+ */
 function refusedVtabAddresses(db: Database.Database): Map<string, string> {
   const available = new Set(
     db.prepare<[], string>('SELECT name FROM pragma_module_list').pluck().all(),
   );
+  const refused: string[] = REFUSED_VTABS.filter((name) => available.has(name));
+  for (const { name, sql } of db
+    .prepare<[], { name: string; sql: string }>(
+      "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+    )
+    .all())
+    if (!VIRTUAL_TABLE_MODULES.has((virtualTableModule(sql) ?? '').toLowerCase()))
+      refused.push(quoteIdentifier(name));
   const addresses = new Map<string, string>();
-  for (const name of REFUSED_VTABS) {
-    if (!available.has(name)) continue; // not compiled into this build of SQLite
+  for (const name of refused) {
     const open = programOf(db, `SELECT * FROM ${name}`, []).find((i) => i.opcode === 'VOpen');
     if (open?.p4) addresses.set(open.p4, name);
   }
@@ -145,7 +151,8 @@ function scopedbPages(db: Database.Database): Set<number> {
  * - only the main database: nothing temporary or attached is opened;
  * - row writes change no `sqlite_*` table (sqlite_sequence, sqlite_stat1, ...): SQLite's own upkeep
  *   of AUTOINCREMENT writes sqlite_sequence too, but never as a change of the statement's own
- *   (its Insert names no table); no statement drops one (SQLite lets DROP TABLE sqlite_stat1 by);
+ *   (its Insert names no table); a schema change's own upkeep may, the triggers and actions it
+ *   fires may not; no statement drops one (SQLite lets DROP TABLE sqlite_stat1 by);
  * - nothing opens a table of ScopeDB's names.
  */
 export function checkProgram(
@@ -155,7 +162,13 @@ export function checkProgram(
 ): void {
   const vtabs = program.some((i) => i.opcode === 'VOpen') ? refusedVtabAddresses(db) : undefined;
   const ours = scopedbPages(db);
-  for (const { opcode, p1, p2, p3, p4 } of program) {
+  // EXPLAIN lists trigger and foreign-key action programs after the statement's own, each from
+  // address 0 again. A schema change's own program may change sqlite_stat1 and sqlite_sequence
+  // (DROP TABLE clears a table's rows there); the programs it fires (a DROP TABLE deletes the
+  // table's rows first, and so runs ON DELETE actions and their triggers) may not.
+  let fired = false;
+  for (const [index, { addr, opcode, p1, p2, p3, p4 }] of program.entries()) {
+    if (index > 0 && addr === 0) fired = true;
     const vtab = opcode === 'VOpen' && p4 !== null ? vtabs?.get(p4) : undefined;
     if (vtab)
       refuse(
@@ -176,7 +189,7 @@ export function checkProgram(
         'INTERNAL_TABLE',
       );
     if (
-      ((access === 'write' && CHANGE_OPCODES.has(opcode)) || opcode === 'DropTable') &&
+      ((CHANGE_OPCODES.has(opcode) && (access === 'write' || fired)) || opcode === 'DropTable') &&
       p4 &&
       /^sqlite_/i.test(p4)
     )
