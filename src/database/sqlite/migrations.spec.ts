@@ -85,6 +85,16 @@ describe('migrations (worker side)', () => {
       ['a table with a reserved name', 'CREATE TABLE audit_log (x)', 'RESERVED_NAME'],
       ['a reserved name in capitals', 'CREATE TABLE "AUDIT_LOG" (x)', 'RESERVED_NAME'],
       [
+        'a reserved name with a zero-width space',
+        'CREATE TABLE "audit_log\u200b" (x)',
+        'RESERVED_NAME',
+      ],
+      [
+        'a reserved name in full-width letters',
+        'CREATE TABLE "ａｕｄｉｔ_log" (x)',
+        'RESERVED_NAME',
+      ],
+      [
         'a view with a reserved name',
         'CREATE VIEW scopedb_migrations AS SELECT 1',
         'RESERVED_NAME',

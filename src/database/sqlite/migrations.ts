@@ -37,18 +37,24 @@ export function migrationStatements(sql: string): string[] {
 function runStatements(db: Database.Database, statements: string[]): void {
   statements.forEach((text, index) => guardDdl(db, text, index).run());
   guardSchemaAfterDdl(db);
-  const names = SCOPEDB_TABLE_NAMES;
   const reserved = db
-    .prepare<string[], string>(
-      `SELECT name FROM sqlite_schema WHERE lower(name) IN (${names.map(() => '?').join(', ')}) OR lower(tbl_name) IN (${names.map(() => '?').join(', ')}) LIMIT 1`,
-    )
-    .pluck()
-    .get(...names, ...names);
+    .prepare<[], { name: string; tbl_name: string }>('SELECT name, tbl_name FROM sqlite_schema')
+    .all()
+    .find((entry) => isReservedName(entry.name) || isReservedName(entry.tbl_name));
   if (reserved !== undefined)
     throw new SqlError(
-      `The names ${names.join(', ')} are reserved (ScopeDB's tables had them in the application database up to release 0.1.0); choose another.`,
+      `The names ${SCOPEDB_TABLE_NAMES.join(', ')} are reserved (ScopeDB's tables had them in the application database up to release 0.1.0), in any letter case or look-alike spelling; choose another.`,
       'RESERVED_NAME',
     );
+}
+
+/** A reserved name in any letter case, compatibility form or with invisible characters added. */
+function isReservedName(name: string): boolean {
+  const seen = name
+    .normalize('NFKC')
+    .replace(/\p{Cf}/gu, '')
+    .toLowerCase();
+  return SCOPEDB_TABLE_NAMES.includes(seen);
 }
 
 export interface MigrationPlan {
