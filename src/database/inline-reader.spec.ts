@@ -6,9 +6,11 @@ import {
   INLINE_MAX_PARAM_BYTES,
   INLINE_MAX_SQL_CHARS,
   InlineReader,
+  type InlineReaderOptions,
   parameterBytes,
 } from './inline-reader.js';
-import { type ResultLimits, runQuery, validatedRead } from './sqlite/reads.js';
+import type { SqlJob } from './sql-jobs.js';
+import { boundedAt, type ResultLimits, runQuery, validatedRead } from './sqlite/reads.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
   maxRows: 100,
@@ -26,6 +28,36 @@ const SCHEMA = `
   INSERT INTO pairs VALUES (1, 2, 'one-two');
   INSERT INTO owners VALUES (7, 2, 'olga');
 `;
+
+type QueryJob = Extract<SqlJob, { kind: 'query' }>;
+
+/**
+ * An InlineReader whose jobs a worker's connection judges first (boundedAt), as SqlExecutor has a
+ * worker judge every text before the main process may run it.
+ */
+function judgedReader(options: InlineReaderOptions) {
+  const sut = new InlineReader(options);
+  const worker = new Database(options.path, { readonly: true, timeout: 0 });
+  return {
+    run(job: QueryJob) {
+      let at: number | null = null;
+      try {
+        at = boundedAt(worker, job.sql, job.params);
+      } catch {
+        at = null; // refused or busy: the worker would answer it, and admit nothing
+      }
+      if (at !== null) sut.admit(job.sql, at);
+      return sut.run(job);
+    },
+    get paused() {
+      return sut.paused;
+    },
+    close() {
+      sut.close();
+      worker.close();
+    },
+  };
+}
 
 describe('bounded reads', () => {
   let dir: string;
@@ -133,7 +165,7 @@ describe('bounded reads', () => {
         [[1], [2]],
       ],
     ])('reads every row of a bounded statement: %s', (_what, sql, params, rows) => {
-      const sut = new InlineReader({
+      const sut = judgedReader({
         path,
         maxValueBytes: 1_000_000,
         maxReadMs: 1000,
@@ -147,8 +179,52 @@ describe('bounded reads', () => {
       }
     });
 
-    it('answers a bounded read as runQuery does', () => {
+    it('compiles nothing no worker has judged, nor a text judged at another schema version', () => {
+      const schemaPath = join(dir, 'schema.sqlite');
+      const setup = new Database(schemaPath);
+      setup.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a')");
       const sut = new InlineReader({
+        path: schemaPath,
+        maxValueBytes: 1_000_000,
+        maxReadMs: 1000,
+        pauseMs: 60_000,
+      });
+      const job = {
+        kind: 'query' as const,
+        sql: 'SELECT v FROM t WHERE id = ?',
+        params: [1],
+        limits: LIMITS,
+      };
+      try {
+        expect(sut.run(job)).toBeUndefined();
+        const version = boundedAt(setup, job.sql, job.params)!;
+        sut.admit(job.sql, version);
+        expect(sut.run(job)?.rows).toEqual([['a']]);
+        setup.exec('CREATE TABLE other (x)'); // the schema moves on
+        expect(sut.run(job)).toBeUndefined();
+        sut.admit(job.sql, version); // a verdict from before the change does not count
+        expect(sut.run(job)).toBeUndefined();
+      } finally {
+        sut.close();
+        setup.close();
+      }
+    });
+
+    it('judges a short text that compiles to a long program unbounded', () => {
+      // Each level refers to the one before twice; inlined, the program doubles per level.
+      const levels = Array.from(
+        { length: 8 },
+        (_, i) =>
+          `a${i + 1} AS NOT MATERIALIZED (SELECT x FROM a${i} UNION ALL SELECT x FROM a${i})`,
+      );
+      const sql = `WITH a0 AS (SELECT id AS x FROM items WHERE id = ?), ${levels.join(', ')} SELECT x FROM a8`;
+
+      expect(boundedAt(db, sql, [1])).toBeNull();
+      expect(boundedAt(db, 'SELECT name FROM items WHERE id = ?', [1])).toEqual(expect.any(Number));
+    });
+
+    it('answers a bounded read as runQuery does', () => {
+      const sut = judgedReader({
         path,
         maxValueBytes: 1_000_000,
         maxReadMs: 1000,
@@ -188,7 +264,7 @@ describe('bounded reads', () => {
         [1],
       ],
     ])('declines %s (a worker answers it)', (_what, sql, params) => {
-      const sut = new InlineReader({
+      const sut = judgedReader({
         path,
         maxValueBytes: 1_000_000,
         maxReadMs: 1000,
@@ -205,7 +281,7 @@ describe('bounded reads', () => {
       const lockedPath = join(dir, 'locked.sqlite');
       const writer = new Database(lockedPath); // rollback journal: a writer excludes readers
       writer.exec('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);');
-      const sut = new InlineReader({
+      const sut = judgedReader({
         path: lockedPath,
         maxValueBytes: 1_000_000,
         maxReadMs: 1000,
@@ -231,7 +307,7 @@ describe('bounded reads', () => {
 
     it('pauses after a read of large values, then declines everything until the pause is over', () => {
       // 'apple' is 5 characters: more than 4.
-      const sut = new InlineReader({ path, maxValueBytes: 4, maxReadMs: 1000, pauseMs: 60_000 });
+      const sut = judgedReader({ path, maxValueBytes: 4, maxReadMs: 1000, pauseMs: 60_000 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',
@@ -254,7 +330,7 @@ describe('bounded reads', () => {
       setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
       setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(2 * 1024 * 1024));
       setup.close();
-      const sut = new InlineReader({
+      const sut = judgedReader({
         path: bigPath,
         maxValueBytes: 1024 * 1024,
         maxReadMs: 1000,
@@ -283,7 +359,7 @@ describe('bounded reads', () => {
       setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(50 * 1024 * 1024));
       setup.close();
       // Reading 50 MB takes milliseconds: far over a 1 ms bound, whatever the machine.
-      const sut = new InlineReader({
+      const sut = judgedReader({
         path: bigPath,
         maxValueBytes: 1024,
         maxReadMs: 1,
@@ -305,7 +381,7 @@ describe('bounded reads', () => {
     });
 
     it('doubles a pause that follows soon after the last one', async () => {
-      const sut = new InlineReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 300 });
+      const sut = judgedReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 300 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',
@@ -327,7 +403,7 @@ describe('bounded reads', () => {
     });
 
     it('resumes once the pause is over', async () => {
-      const sut = new InlineReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 50 });
+      const sut = judgedReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 50 });
       const job = {
         kind: 'query' as const,
         sql: 'SELECT name FROM items WHERE id = ?',

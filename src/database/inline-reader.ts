@@ -50,14 +50,21 @@ export function parameterBytes(params: SqlParams | undefined, cap: number): numb
   return bytes;
 }
 
+/** SQL texts a worker judged bounded, remembered at once (the oldest is forgotten first). */
+const ADMITTED_TEXTS = 256;
+
 /**
  * Runs `query` jobs whose compiled program is bounded (isBoundedProgram: seeks by key, no loop,
- * no function, nothing that builds a value larger than its inputs; in practice a lookup by
- * primary key or unique index) with small parameters on the main thread, on a
+ * no function, nothing that builds a value larger than its inputs, a short program; in practice a
+ * lookup by primary key or unique index) with small parameters on the main thread, on a
  * read-only connection of its own, instead of a worker process: a round trip to another process
  * costs far more than such a read. Everything else stays with the workers, which a deadline can
  * kill; so does any job this reader declines (undefined), to be answered there:
  *
+ * - a text no worker has judged bounded at the current schema version (`admit`): compiling is
+ *   itself work that grows with what the text expands to (a CTE inlined where it is used twice
+ *   doubles, so 1.5 KB of SQL can take seconds and gigabytes to compile), so the main thread
+ *   compiles only what a worker has compiled first and found short and bounded;
  * - statements longer than INLINE_MAX_SQL_CHARS, parameters larger than INLINE_MAX_PARAM_BYTES,
  *   and statements that do not pass the read checks (the worker gives the same error);
  * - a busy database: this connection never waits (busy_timeout 0), it declines;
@@ -75,6 +82,9 @@ export class InlineReader {
   private pausedUntil = 0;
   /** Pauses in a row: each within its own length of the end of the previous one. */
   private strikes = 0;
+  /** Texts a worker judged bounded, with the schema version it judged them at. */
+  private readonly admitted = new Map<string, number>();
+  private schemaVersion: Database.Statement<[], number> | undefined;
 
   constructor(private readonly options: InlineReaderOptions) {}
 
@@ -85,20 +95,34 @@ export class InlineReader {
       Date.now() < this.pausedUntil
     )
       return undefined;
-    const db = this.connection();
+    const judgedAt = this.admitted.get(job.sql);
+    if (judgedAt === undefined) return undefined;
     const started = performance.now();
+    let read: ReturnType<typeof readRows>;
     try {
-      const read = readRows(db, job.sql, job.params, job.limits, true);
-      if (
-        read &&
-        (read.valueBytes > this.options.maxValueBytes ||
-          performance.now() - started > this.options.maxReadMs)
-      )
-        this.pause();
-      return read?.result;
+      const db = this.connection();
+      if (this.schemaVersion!.get() !== judgedAt) {
+        this.admitted.delete(job.sql); // the schema moved: a worker judges it again
+        return undefined;
+      }
+      read = readRows(db, job.sql, job.params, job.limits, true);
     } catch {
-      return undefined;
+      return undefined; // busy, or refused: the worker answers, with the same error
     }
+    if (
+      (read && read.valueBytes > this.options.maxValueBytes) ||
+      performance.now() - started > this.options.maxReadMs
+    )
+      this.pause();
+    return read?.result;
+  }
+
+  /** A worker's verdict: `sql` is bounded at schema version `version` (boundedAt). */
+  admit(sql: string, version: number): void {
+    this.admitted.delete(sql);
+    if (this.admitted.size >= ADMITTED_TEXTS)
+      this.admitted.delete(this.admitted.keys().next().value!);
+    this.admitted.set(sql, version);
   }
 
   private pause(): void {
@@ -117,6 +141,7 @@ export class InlineReader {
   close(): void {
     this.db?.close();
     this.db = undefined;
+    this.schemaVersion = undefined;
   }
 
   private connection(): Database.Database {
@@ -124,6 +149,9 @@ export class InlineReader {
       const db = new Database(this.options.path, { readonly: true, fileMustExist: true });
       db.pragma('busy_timeout = 0');
       db.pragma('query_only = 1');
+      this.schemaVersion = db
+        .prepare<[], number>('SELECT schema_version FROM pragma_schema_version()')
+        .pluck();
       this.db = db;
     }
     return this.db;

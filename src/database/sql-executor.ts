@@ -9,7 +9,7 @@ import type { ConfigType } from '@nestjs/config';
 import type { Principal } from '../auth/principal.js';
 import { databaseConfig } from '../config/configuration.js';
 import { InlineReader } from './inline-reader.js';
-import { READ_JOBS, type SqlJob } from './sql-jobs.js';
+import { type JudgedRead, READ_JOBS, type SqlJob } from './sql-jobs.js';
 import { InFlightLimit, SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
@@ -78,15 +78,20 @@ export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
    * WRITE_TIMEOUT_MS unless given).
    */
   run<T>(job: SqlJob, principal: Principal, timeoutMs?: number): Promise<T> {
-    if (job.kind === 'query' && this.inline) {
-      const result = this.inline.run(job);
-      if (result) return Promise.resolve(result as T);
-    }
     const pool = READ_JOBS.has(job.kind) ? this.readers : this.writer;
-    return pool.run<T>(job, {
+    const options = {
       principal: principal.subject,
       timeoutMs: timeoutMs ?? this.cfg.writeTimeoutMs,
       timeoutSource: timeoutMs === undefined ? 'WRITE_TIMEOUT_MS' : 'timeout_ms',
+    };
+    const inline = this.inline;
+    if (job.kind !== 'query' || !inline) return pool.run<T>(job, options);
+    const result = inline.run(job);
+    if (result) return Promise.resolve(result as T);
+    // A worker runs it, and judges whether the main process may run this text from now on.
+    return pool.run<JudgedRead>({ ...job, kind: 'judgedQuery' }, options).then((judged) => {
+      if (judged.boundedAt !== null) inline.admit(job.sql, judged.boundedAt);
+      return judged.result as T;
     });
   }
 

@@ -2,12 +2,20 @@ import type Database from 'better-sqlite3';
 import { listTables } from './sqlite/catalog.js';
 import type { Row, SqlParams } from './sqlite/errors.js';
 import { applyMigration, planMigration } from './sqlite/migrations.js';
-import { explainQuery, type ResultLimits, runQuery } from './sqlite/reads.js';
+import {
+  boundedAt,
+  explainQuery,
+  type ReadResult,
+  type ResultLimits,
+  runQuery,
+} from './sqlite/reads.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './sqlite/writes.js';
 
 /** The work a tool hands to a SQL worker process: plain JSON data both ways (the IPC channel is JSON). */
 export type SqlJob =
   | { kind: 'query'; sql: string; params?: SqlParams; limits: ResultLimits }
+  /** A query, and whether the main process may run the same text inline from now on (JudgedRead). */
+  | { kind: 'judgedQuery'; sql: string; params?: SqlParams; limits: ResultLimits }
   | { kind: 'explain'; sql: string; params?: SqlParams }
   | { kind: 'listTables'; pattern?: string; includeViews: boolean }
   | { kind: 'execute'; sql: string; params?: SqlParams; expectedMaxRows?: number; dryRun: boolean }
@@ -26,13 +34,29 @@ export type SqlJob =
   /** Applies a planned migration if the schema is still `before` and it leaves `after`. */
   | { kind: 'applyMigration'; sql: string; before: string; after: string };
 
+/** A judgedQuery's answer: the rows, and the schema version at which its program is bounded. */
+export interface JudgedRead {
+  result: ReadResult;
+  boundedAt: number | null;
+}
+
 export type SqlJobKind = SqlJob['kind'];
-export const READ_JOBS: ReadonlySet<SqlJobKind> = new Set(['query', 'explain', 'listTables']);
+export const READ_JOBS: ReadonlySet<SqlJobKind> = new Set([
+  'query',
+  'judgedQuery',
+  'explain',
+  'listTables',
+]);
 
 export function runJob(db: Database.Database, job: SqlJob): unknown {
   switch (job.kind) {
     case 'query':
       return runQuery(db, job.sql, job.params, job.limits);
+    case 'judgedQuery':
+      return {
+        result: runQuery(db, job.sql, job.params, job.limits),
+        boundedAt: boundedAt(db, job.sql, job.params),
+      } satisfies JudgedRead;
     case 'explain':
       return explainQuery(db, job.sql, job.params);
     case 'listTables':

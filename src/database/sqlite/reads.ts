@@ -77,9 +77,18 @@ class RowCollector {
 
 const VALIDATED_STATEMENTS = 256;
 
+/**
+ * Longest program counted as bounded: straight-line code still does work per instruction, and a
+ * short text can compile to a long program (a CTE referred to twice, inlined, doubles it).
+ */
+export const BOUNDED_MAX_INSTRUCTIONS = 128;
+
 interface ValidatedRead {
   statement: Database.Statement<unknown[]>;
-  /** Its program's work is bounded by one row per table (isBoundedProgram). */
+  /**
+   * Its program's work is bounded by one row per table (isBoundedProgram), and the program is
+   * short (BOUNDED_MAX_INSTRUCTIONS).
+   */
   bounded: boolean;
   /** Bounded, with one ResultRow: it returns one row at most. */
   single: boolean;
@@ -126,10 +135,20 @@ export function validatedRead(
   return validated;
 }
 
+/**
+ * The schema version at which this read's program is bounded, or null: a worker's verdict, which
+ * lets the main process's inline reader run the same text while the schema stays at that version
+ * (it never compiles a text no worker has judged: compiling can itself be costly).
+ */
+export function boundedAt(db: Database.Database, sql: string, params: SqlParams | undefined) {
+  const validated = validatedRead(db, sql, bindable(params));
+  return validated.bounded ? validatedReads.get(db)!.version : null;
+}
+
 /** A read that passed the statement guard, with what the inline reader needs to know of it. */
 function prepareRead(db: Database.Database, sql: string, params: unknown[]): ValidatedRead {
   const { statement, program } = guardRead(db, sql, params);
-  const bounded = isBoundedProgram(program);
+  const bounded = program.length <= BOUNDED_MAX_INSTRUCTIONS && isBoundedProgram(program);
   statement.raw(true);
   return {
     statement,
