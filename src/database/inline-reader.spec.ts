@@ -40,7 +40,7 @@ function judgedReader(options: InlineReaderOptions) {
   const worker = new Database(options.path, { readonly: true, timeout: 0 });
   return {
     run(job: QueryJob) {
-      let at: number | null = null;
+      let at: number | null;
       try {
         at = boundedAt(worker, job.sql, job.params);
       } catch {
