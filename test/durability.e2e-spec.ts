@@ -24,6 +24,9 @@ const MAX_CALLS_PER_CLIENT = 2000;
 /** Short deadlines, so that the restarted server marks the crash's intents soon. */
 const WRITE_DEADLINES = { WRITE_TIMEOUT_MS: '2000', AUDIT_INTENT_GRACE_MS: '500' };
 const TABLE = 'crash_rows';
+// A write that keeps the single writer busy for some milliseconds: with more clients than
+// writers, writes are always queued behind it, their intents committed, at the kill.
+const SLOW_WRITE = `INSERT INTO ${TABLE} (tag) SELECT ? FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM c)`;
 
 interface Call {
   requestId: string;
@@ -267,7 +270,7 @@ describe('SIGKILL during a burst of tool calls', () => {
         { ...store.env, ...WRITE_DEADLINES },
         'crash-write',
         'db:modify',
-        (requestId) => callTool('insert_rows', { table: TABLE, rows: [{ tag: requestId }] }),
+        (requestId) => callTool('execute', { sql: SLOW_WRITE, params: [requestId] }),
         createTable,
         untilNoPending,
       );
