@@ -8,7 +8,8 @@ import {
   InlineReader,
   parameterBytes,
 } from './inline-reader.js';
-import { type ResultLimits, runQuery, validatedRead } from './sqlite/reads.js';
+import { runQuery, validatedRead } from './sqlite/reads.js';
+import type { ResultLimits } from './sqlite/result-rows.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
   maxRows: 100,
