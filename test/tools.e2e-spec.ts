@@ -665,6 +665,8 @@ describe('database tools', () => {
           { id: 3, email: 'd@example.com', balance: 0 },
           { id: 4, email: 'e@example.com', balance: 0 },
         ],
+        truncated: false,
+        truncation_reason: null,
       });
       expect(accounts()).toHaveLength(4);
     });
@@ -854,6 +856,8 @@ describe('database tools', () => {
           { id: 1, name: 'ada', age: null, active: 1, note: null },
           { id: 2, name: 'grace', age: null, active: 1, note: 'admiral' },
         ],
+        truncated: false,
+        truncation_reason: null,
       });
     });
 
@@ -1041,6 +1045,8 @@ describe('database tools', () => {
         dry_run: true,
         rows:
           tool === 'update_rows' ? preview : ITEMS.filter((item) => [1, 2, 4].includes(item.id)),
+        truncated: false,
+        truncation_reason: null,
         last_insert_rowid: null,
       });
       expect(items()).toEqual(ITEMS);

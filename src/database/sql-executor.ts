@@ -10,6 +10,7 @@ import type { Principal } from '../auth/principal.js';
 import { databaseConfig } from '../config/configuration.js';
 import { InlineReader } from './inline-reader.js';
 import { type JudgedRead, READ_JOBS, type SqlJob } from './sql-jobs.js';
+import type { SizeLimits } from './sqlite/result-rows.js';
 import { InFlightLimit, SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
@@ -95,7 +96,8 @@ export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
     });
   }
 
-  get limits() {
+  /** Size limits of the rows every tool returns (QUERY_MAX_RESULT_BYTES, QUERY_MAX_CELL_CHARS). */
+  get limits(): SizeLimits {
     return { maxBytes: this.cfg.maxResultBytes, maxCellChars: this.cfg.maxCellChars };
   }
 

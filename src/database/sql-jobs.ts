@@ -2,24 +2,30 @@ import type Database from 'better-sqlite3';
 import { listTables } from './sqlite/catalog.js';
 import type { Row, SqlParams } from './sqlite/errors.js';
 import { applyMigration, planMigration } from './sqlite/migrations.js';
-import {
-  boundedAt,
-  explainQuery,
-  type ReadResult,
-  type ResultLimits,
-  runQuery,
-} from './sqlite/reads.js';
+import { boundedAt, explainQuery, type ReadResult, runQuery } from './sqlite/reads.js';
+import type { ResultLimits, SizeLimits } from './sqlite/result-rows.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './sqlite/writes.js';
 
-/** The work a tool hands to a SQL worker process: plain JSON data both ways (the IPC channel is JSON). */
+/**
+ * The work a tool hands to a SQL worker process: plain JSON data both ways (the IPC channel is
+ * JSON). Every job that returns rows carries the limits they must fit (writes: the settings' size
+ * limits; each write tool has its own row cap).
+ */
 export type SqlJob =
   | { kind: 'query'; sql: string; params?: SqlParams; limits: ResultLimits }
   /** A query, and whether the main process may run the same text inline from now on (JudgedRead). */
   | { kind: 'judgedQuery'; sql: string; params?: SqlParams; limits: ResultLimits }
   | { kind: 'explain'; sql: string; params?: SqlParams }
   | { kind: 'listTables'; pattern?: string; includeViews: boolean }
-  | { kind: 'execute'; sql: string; params?: SqlParams; expectedMaxRows?: number; dryRun: boolean }
-  | { kind: 'insertRows'; table: string; rows: Row[]; returning: boolean }
+  | {
+      kind: 'execute';
+      sql: string;
+      params?: SqlParams;
+      expectedMaxRows?: number;
+      dryRun: boolean;
+      limits: SizeLimits;
+    }
+  | { kind: 'insertRows'; table: string; rows: Row[]; returning: boolean; limits: SizeLimits }
   | {
       kind: 'updateRows';
       table: string;
@@ -27,8 +33,16 @@ export type SqlJob =
       where: Filter[];
       expectedMaxRows: number;
       dryRun: boolean;
+      limits: SizeLimits;
     }
-  | { kind: 'deleteRows'; table: string; where: Filter[]; expectedMaxRows: number; dryRun: boolean }
+  | {
+      kind: 'deleteRows';
+      table: string;
+      where: Filter[];
+      expectedMaxRows: number;
+      dryRun: boolean;
+      limits: SizeLimits;
+    }
   /** Runs a migration and rolls it back: its statement count and the schema before and after. */
   | { kind: 'planMigration'; sql: string }
   /** Applies a planned migration if the schema is still `before` and it leaves `after`. */
@@ -64,7 +78,7 @@ export function runJob(db: Database.Database, job: SqlJob): unknown {
     case 'execute':
       return execute(db, job.sql, job.params, job);
     case 'insertRows':
-      return insertRows(db, job.table, job.rows, job.returning);
+      return insertRows(db, job.table, job.rows, job);
     case 'updateRows':
       return updateRows(db, job.table, job.set, job.where, job);
     case 'deleteRows':

@@ -155,12 +155,12 @@ describe(SqlWorkerPool.name, () => {
       setup.close();
       const sut = poolOf({ size: 1, queueTimeoutMs: 300 }, false, writerPath);
       const runaway = sut.run(
-        { kind: 'execute', sql: `INSERT INTO marks SELECT (${RUNAWAY})`, dryRun: false },
+        { kind: 'execute', sql: `INSERT INTO marks SELECT (${RUNAWAY})`, dryRun: false, limits },
         as('alice', 1500),
       );
 
       const waiting = sut.run(
-        { kind: 'execute', sql: 'INSERT INTO marks DEFAULT VALUES', dryRun: false },
+        { kind: 'execute', sql: 'INSERT INTO marks DEFAULT VALUES', dryRun: false, limits },
         as('bob'),
       );
 

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
+import type { TruncationReason } from '../database/sqlite/result-rows.js';
 import type { WriteResult } from '../database/sqlite/writes.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
@@ -49,6 +50,18 @@ const executeInput = z.object({
   dry_run: dryRun,
 });
 
+/** Why the rows shown were cut (the change itself never is). */
+function truncation(reason: TruncationReason, shown: number): string {
+  switch (reason) {
+    case 'max_rows':
+      return `only the first ${count(shown, 'row')}, the most this tool returns`;
+    case 'byte_budget':
+      return `only the first ${count(shown, 'row')}, those that fit the result size budget (return fewer or shorter columns to see more)`;
+    case 'cell_size':
+      return 'long values shortened (marked with …)';
+  }
+}
+
 /** How a write went, for the model. */
 function render(result: WriteResult, verb: string): string {
   const lines = [
@@ -56,11 +69,16 @@ function render(result: WriteResult, verb: string): string {
       ? `Dry run: ${count(result.affected_rows, 'row')} would be ${verb}; nothing was changed.`
       : `${count(result.affected_rows, 'row')} ${verb}.`,
   ];
-  if (result.rows?.length)
+  const { rows, truncation_reason: reason } = result;
+  if (rows && (rows.length > 0 || reason)) {
+    const label = result.dry_run ? 'Preview' : 'Returned';
     lines.push(
-      result.dry_run ? 'Preview:' : 'Returned:',
-      ...result.rows.map((r) => JSON.stringify(r)),
+      reason
+        ? `${label} (TRUNCATED: ${truncation(reason, rows.length)}; the count above covers every row):`
+        : `${label}:`,
+      ...rows.map((r) => JSON.stringify(r)),
     );
+  }
   return lines.join('\n');
 }
 
@@ -74,7 +92,7 @@ export class ModifyTools {
     name: 'insert_rows',
     title: 'Insert rows',
     description:
-      'Inserts 1 to 500 rows into one table in a single transaction (all or nothing). Columns are checked against the table; values are bound.',
+      'Inserts 1 to 500 rows into one table in a single transaction (all or nothing). Columns are checked against the table; values are bound. returning gives the stored rows within the result size budget (truncated says when some were left out or shortened).',
     input: insertRowsInput,
     output: writeResult,
     annotations: { ...destructive, destructiveHint: false },
@@ -89,6 +107,7 @@ export class ModifyTools {
         table: input.table,
         rows: input.rows,
         returning: input.returning,
+        limits: this.sql.limits,
       },
       context.principal,
     );
@@ -99,7 +118,7 @@ export class ModifyTools {
     name: 'update_rows',
     title: 'Update rows',
     description:
-      'Sets columns on the rows of one table that match every filter. If more than expected_max_rows rows would change, nothing changes. dry_run reports the count and a preview.',
+      'Sets columns on the rows of one table that match every filter. If more than expected_max_rows rows would change, nothing changes. dry_run reports the count and a preview (at most 20 rows, within the result size budget).',
     input: updateRowsInput,
     output: writeResult,
     annotations: destructive,
@@ -116,6 +135,7 @@ export class ModifyTools {
         where: input.where,
         expectedMaxRows: input.expected_max_rows,
         dryRun: input.dry_run,
+        limits: this.sql.limits,
       },
       context.principal,
     );
@@ -126,7 +146,7 @@ export class ModifyTools {
     name: 'delete_rows',
     title: 'Delete rows',
     description:
-      'Deletes the rows of one table that match every filter. If more than expected_max_rows rows would go, nothing is deleted. dry_run reports the count and a preview.',
+      'Deletes the rows of one table that match every filter. If more than expected_max_rows rows would go, nothing is deleted. dry_run reports the count and a preview (at most 20 rows, within the result size budget).',
     input: deleteRowsInput,
     output: writeResult,
     annotations: destructive,
@@ -142,6 +162,7 @@ export class ModifyTools {
         where: input.where,
         expectedMaxRows: input.expected_max_rows,
         dryRun: input.dry_run,
+        limits: this.sql.limits,
       },
       context.principal,
     );
@@ -152,7 +173,7 @@ export class ModifyTools {
     name: 'execute',
     title: 'Change rows with SQL',
     description:
-      'Runs exactly one INSERT, UPDATE, DELETE or REPLACE statement (RETURNING allowed) with bound parameters in a transaction. With expected_max_rows, a statement that would change more rows changes nothing. dry_run runs and rolls back. Schema changes are refused.',
+      'Runs exactly one INSERT, UPDATE, DELETE or REPLACE statement (RETURNING allowed) with bound parameters in a transaction. With expected_max_rows, a statement that would change more rows changes nothing. dry_run runs and rolls back. RETURNING rows come back within 500 rows and the result size budget, long values shortened (truncated and truncation_reason say so); the statement always runs in full. Schema changes are refused.',
     input: executeInput,
     output: writeResult,
     annotations: destructive,
@@ -168,6 +189,7 @@ export class ModifyTools {
         params: input.params,
         expectedMaxRows: input.expected_max_rows,
         dryRun: input.dry_run,
+        limits: this.sql.limits,
       },
       context.principal,
     );

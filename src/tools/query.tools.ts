@@ -6,7 +6,8 @@ import { SqliteDatabase } from '../database/sqlite-database.js';
 import { LEDGER_STATUSES, MigrationLedger } from '../internal/migration-ledger.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
-import type { ReadResult, TruncationReason } from '../database/sqlite/reads.js';
+import type { ReadResult } from '../database/sqlite/reads.js';
+import type { TruncationReason } from '../database/sqlite/result-rows.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
 const readOnly = {

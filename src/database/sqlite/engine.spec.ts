@@ -2,10 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { jsonBytes } from '../../../test/support/json-size.js';
 import { match } from '../../../test/support/matchers.js';
 import { refusal } from '../../../test/support/sql-errors.js';
 import { listTables } from './catalog.js';
-import { explainQuery, type ResultLimits, runQuery } from './reads.js';
+import { explainQuery, runQuery } from './reads.js';
+import type { ResultLimits, SizeLimits } from './result-rows.js';
 import { compiledKeyword } from './statement-guard.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './writes.js';
 
@@ -40,6 +42,8 @@ const ITEMS = [
 ];
 
 const LIMITS: ResultLimits = { maxRows: 100, maxBytes: 10_000, maxCellChars: 100 };
+/** The size limits of a write job (each write tool has its own row cap). */
+const SIZES: SizeLimits = { maxBytes: LIMITS.maxBytes, maxCellChars: LIMITS.maxCellChars };
 
 /** The SQLite error code a call throws. */
 function sqliteCode(run: () => unknown): string | undefined {
@@ -354,7 +358,7 @@ describe('sqlite-engine', () => {
 
   describe(execute.name, () => {
     const sut = execute;
-    const plain = { dryRun: false };
+    const plain = { dryRun: false, limits: SIZES };
 
     it('reports the rows changed and the rowid of an insert only', () => {
       const inserted = sut(db, "INSERT INTO items (name) VALUES ('fig')", undefined, plain);
@@ -376,13 +380,19 @@ describe('sqlite-engine', () => {
         affected_rows: 1,
         dry_run: false,
         rows: [{ id: 3, name: 'carrot' }],
+        truncated: false,
+        truncation_reason: null,
         last_insert_rowid: null,
       });
     });
 
     it('rolls back a change of more rows than expected, saying how many', () => {
       const error = refusal(() =>
-        sut(db, "UPDATE items SET tag = 'x'", undefined, { expectedMaxRows: 4, dryRun: false }),
+        sut(db, "UPDATE items SET tag = 'x'", undefined, {
+          expectedMaxRows: 4,
+          dryRun: false,
+          limits: SIZES,
+        }),
       );
 
       expect(error.code).toBe('TOO_MANY_ROWS');
@@ -394,6 +404,7 @@ describe('sqlite-engine', () => {
       const result = sut(db, "UPDATE items SET tag = 'x'", undefined, {
         expectedMaxRows: 5,
         dryRun: false,
+        limits: SIZES,
       });
 
       expect(result.affected_rows).toBe(5);
@@ -401,7 +412,10 @@ describe('sqlite-engine', () => {
     });
 
     it('reports a dry run and rolls it back', () => {
-      const result = sut(db, 'DELETE FROM items WHERE qty > 0', undefined, { dryRun: true });
+      const result = sut(db, 'DELETE FROM items WHERE qty > 0', undefined, {
+        dryRun: true,
+        limits: SIZES,
+      });
 
       expect(result).toEqual({ affected_rows: 3, dry_run: true, last_insert_rowid: null });
       expect(items()).toEqual(ITEMS);
@@ -439,10 +453,114 @@ describe('sqlite-engine', () => {
       expect(count('audit_log')).toBe(1);
       expect(items()).toEqual(ITEMS);
     });
+
+    describe('returned rows', () => {
+      /** 1000 rows changed, each returning 500 characters: far more than SIZES.maxBytes. */
+      const WIDE = "UPDATE numbers SET n = n + 1000 RETURNING n, printf('%.*c', 500, 'x') AS pad";
+      const pad = `${'x'.repeat(100)}…[400 more characters]`;
+      const numbers = () => db.prepare('SELECT min(n) AS lo, max(n) AS hi FROM numbers').get();
+
+      it.each([
+        ['applies every change', false, { lo: 1001, hi: 2000 }],
+        ['rolls back a dry run', true, { lo: 1, hi: 1000 }],
+      ])(
+        '%s, returning only the first rows that fit the byte budget, long values shortened',
+        (_case, dryRun, after) => {
+          const result = sut(db, WIDE, undefined, { dryRun, limits: SIZES });
+
+          expect(result).toMatchObject({
+            affected_rows: 1000,
+            dry_run: dryRun,
+            truncated: true,
+            truncation_reason: 'byte_budget',
+          });
+          const rows = result.rows!;
+          expect(rows).toEqual(Array.from(rows, (_row, i) => ({ n: 1001 + i, pad })));
+          expect(jsonBytes(rows)).toBeLessThanOrEqual(SIZES.maxBytes);
+          // The next row did not fit.
+          expect(jsonBytes([...rows, { n: 1001 + rows.length, pad }])).toBeGreaterThanOrEqual(
+            SIZES.maxBytes,
+          );
+          expect(numbers()).toEqual(after);
+        },
+      );
+
+      it('returns at most 500 rows and says so, every row changed', () => {
+        const result = sut(db, 'UPDATE numbers SET n = -n RETURNING n', undefined, {
+          dryRun: false,
+          limits: { ...SIZES, maxBytes: 1_000_000 },
+        });
+
+        expect(result).toEqual({
+          affected_rows: 1000,
+          dry_run: false,
+          rows: Array.from({ length: 500 }, (_row, i) => ({ n: -(i + 1) })),
+          truncated: true,
+          truncation_reason: 'max_rows',
+          last_insert_rowid: null,
+        });
+        expect(numbers()).toEqual({ lo: -1000, hi: -1 });
+      });
+
+      it('shortens long text and blobs as reads do, keeping short ones whole', () => {
+        const result = sut(
+          db,
+          "DELETE FROM items WHERE id = 1 RETURNING id, printf('%.*c', 150, 'y') AS text, zeroblob(3) AS small, randomblob(200) AS big",
+          undefined,
+          plain,
+        );
+
+        expect(result).toEqual({
+          affected_rows: 1,
+          dry_run: false,
+          rows: [
+            {
+              id: 1,
+              text: `${'y'.repeat(100)}…[50 more characters]`,
+              small: 'base64:AAAA',
+              // 3/4 of maxCellChars bytes are shown: 75 bytes, 100 base64 characters.
+              big: match.stringMatching(/^base64:[A-Za-z0-9+/]{100}…\[blob of 200 bytes\]$/),
+            },
+          ],
+          truncated: true,
+          truncation_reason: 'cell_size',
+          last_insert_rowid: null,
+        });
+        expect(items()).toEqual(ITEMS.slice(1));
+      });
+
+      it('returns no row when the first one is over the byte budget, and still makes the change', () => {
+        const result = sut(
+          db,
+          "UPDATE items SET qty = 1 WHERE id = 1 RETURNING printf('%.*c', 1500, 'x') AS pad",
+          undefined,
+          { dryRun: false, limits: { maxBytes: 1024, maxCellChars: 2000 } },
+        );
+
+        expect(result).toMatchObject({
+          affected_rows: 1,
+          rows: [],
+          truncated: true,
+          truncation_reason: 'byte_budget',
+        });
+        expect(items()[0]).toEqual({ ...ITEMS[0], qty: 1 });
+      });
+
+      it('still rolls back a change of more rows than expected', () => {
+        const error = refusal(() =>
+          sut(db, WIDE, undefined, { expectedMaxRows: 999, dryRun: false, limits: SIZES }),
+        );
+
+        expect(error.code).toBe('TOO_MANY_ROWS');
+        expect(error.message).toContain('would affect 1000 rows');
+        expect(numbers()).toEqual({ lo: 1, hi: 1000 });
+      });
+    });
   });
 
   describe(insertRows.name, () => {
     const sut = insertRows;
+    const noReturning = { returning: false, limits: SIZES };
 
     it('inserts rows with different columns and booleans as numbers, returning them on request', () => {
       const result = sut(
@@ -453,7 +571,7 @@ describe('sqlite-engine', () => {
           { name: 'grape', tag: null },
           { id: 20, name: 'kiwi', qty: true },
         ],
-        true,
+        { returning: true, limits: SIZES },
       );
 
       expect(result).toEqual({
@@ -464,6 +582,8 @@ describe('sqlite-engine', () => {
           { id: 7, name: 'grape', qty: null, tag: null },
           { id: 20, name: 'kiwi', qty: 1, tag: null },
         ],
+        truncated: false,
+        truncation_reason: null,
       });
       expect(count('items')).toBe(8);
     });
@@ -471,7 +591,7 @@ describe('sqlite-engine', () => {
     it('inserts a row of defaults for an empty object, without rows unless asked', () => {
       db.exec("CREATE TABLE defaults (id INTEGER PRIMARY KEY, note TEXT DEFAULT 'none')");
 
-      expect(sut(db, 'defaults', [{}], false)).toEqual({ affected_rows: 1, dry_run: false });
+      expect(sut(db, 'defaults', [{}], noReturning)).toEqual({ affected_rows: 1, dry_run: false });
       expect(db.prepare('SELECT * FROM defaults').all()).toEqual([{ id: 1, note: 'none' }]);
     });
 
@@ -479,7 +599,7 @@ describe('sqlite-engine', () => {
       ['an unknown column', [{ name: 'fig' }, { name: 'grape', colour: 'red' }], 'UNKNOWN_COLUMN'],
       ['an object value', [{ name: 'fig' }, { name: { sql: 'x' } }], 'INVALID_VALUE'],
     ])('refuses %s, inserting none of the rows', (_case, rows, code) => {
-      expect(refusal(() => sut(db, 'items', rows, false)).code).toBe(code);
+      expect(refusal(() => sut(db, 'items', rows, noReturning)).code).toBe(code);
       expect(items()).toEqual(ITEMS);
     });
 
@@ -492,7 +612,7 @@ describe('sqlite-engine', () => {
         { name: 'mango' },
       ];
 
-      expect(sqliteCode(() => sut(db, 'items', rows, false))).toBe('SQLITE_CONSTRAINT_CHECK');
+      expect(sqliteCode(() => sut(db, 'items', rows, noReturning))).toBe('SQLITE_CONSTRAINT_CHECK');
       expect(items()).toEqual(ITEMS);
     });
 
@@ -502,28 +622,83 @@ describe('sqlite-engine', () => {
       ['a name differing in case', 'ITEMS'],
       ['a name with SQL in it', 'items (name) VALUES (1); --'],
     ])('refuses %s as an unknown table', (_case, table) => {
-      expect(refusal(() => sut(db, table, [{ name: 'fig' }], false)).code).toBe('UNKNOWN_TABLE');
+      expect(refusal(() => sut(db, table, [{ name: 'fig' }], noReturning)).code).toBe(
+        'UNKNOWN_TABLE',
+      );
       expect(count('audit_log')).toBe(1);
+    });
+
+    describe('returned rows', () => {
+      /** Every row's body is a 500-character default: far more than SIZES.maxBytes in all. */
+      const body = `${'z'.repeat(100)}…[400 more characters]`;
+      beforeEach(() => {
+        db.exec(
+          "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT (printf('%.*c', 500, 'z')))",
+        );
+      });
+      const stored = () =>
+        db.prepare('SELECT count(*) AS n, min(length(body)) AS shortest FROM docs').get();
+
+      it('inserts every row, returning only the first ones that fit the byte budget, long values shortened', () => {
+        const rows = Array.from({ length: 300 }, (_row, i) => ({ id: i + 1 }));
+
+        const result = sut(db, 'docs', rows, { returning: true, limits: SIZES });
+
+        expect(result).toMatchObject({
+          affected_rows: 300,
+          truncated: true,
+          truncation_reason: 'byte_budget',
+        });
+        const returned = result.rows!;
+        expect(returned).toEqual(Array.from(returned, (_row, i) => ({ id: i + 1, body })));
+        expect(jsonBytes(returned)).toBeLessThanOrEqual(SIZES.maxBytes);
+        expect(jsonBytes([...returned, { id: returned.length + 1, body }])).toBeGreaterThanOrEqual(
+          SIZES.maxBytes,
+        );
+        expect(stored()).toEqual({ n: 300, shortest: 500 });
+      });
+
+      it('returns at most 500 rows and says so', () => {
+        const rows = Array.from({ length: 600 }, () => ({}));
+
+        const result = sut(db, 'docs', rows, {
+          returning: true,
+          limits: { ...SIZES, maxBytes: 1_000_000 },
+        });
+
+        expect(result).toEqual({
+          affected_rows: 600,
+          dry_run: false,
+          rows: Array.from({ length: 500 }, (_row, i) => ({ id: i + 1, body })),
+          truncated: true,
+          truncation_reason: 'max_rows',
+        });
+        expect(stored()).toEqual({ n: 600, shortest: 500 });
+      });
     });
   });
 
   describe.each([
     [
       'updateRows',
-      (where: Filter[], options: { expectedMaxRows: number; dryRun: boolean }) =>
-        updateRows(db, 'items', { tag: 'hit' }, where, options),
+      (
+        where: Filter[],
+        options: { expectedMaxRows: number; dryRun: boolean; limits: SizeLimits },
+      ) => updateRows(db, 'items', { tag: 'hit' }, where, options),
     ],
     [
       'deleteRows',
-      (where: Filter[], options: { expectedMaxRows: number; dryRun: boolean }) =>
-        deleteRows(db, 'items', where, options),
+      (
+        where: Filter[],
+        options: { expectedMaxRows: number; dryRun: boolean; limits: SizeLimits },
+      ) => deleteRows(db, 'items', where, options),
     ],
   ])('%s', (name, sut) => {
     const after = (ids: number[]) =>
       name === 'updateRows'
         ? ITEMS.map((item) => (ids.includes(item.id) ? { ...item, tag: 'hit' } : item))
         : ITEMS.filter((item) => !ids.includes(item.id));
-    const options = { expectedMaxRows: 100, dryRun: false };
+    const options = { expectedMaxRows: 100, dryRun: false, limits: SIZES };
 
     it.each<[string, Filter[], number[]]>([
       ['=', [{ column: 'qty', op: '=', value: 10 }], [2]],
@@ -575,7 +750,11 @@ describe('sqlite-engine', () => {
 
     it('refuses a change of more rows than expected, saying how many, and changes nothing', () => {
       const error = refusal(() =>
-        sut([{ column: 'tag', op: '=', value: 'fruit' }], { expectedMaxRows: 2, dryRun: false }),
+        sut([{ column: 'tag', op: '=', value: 'fruit' }], {
+          expectedMaxRows: 2,
+          dryRun: false,
+          limits: SIZES,
+        }),
       );
 
       expect(error.code).toBe('TOO_MANY_ROWS');
@@ -587,7 +766,11 @@ describe('sqlite-engine', () => {
 
     it('refuses an overshoot on a dry run too', () => {
       const error = refusal(() =>
-        sut([{ column: 'id', op: '>', value: 0 }], { expectedMaxRows: 0, dryRun: true }),
+        sut([{ column: 'id', op: '>', value: 0 }], {
+          expectedMaxRows: 0,
+          dryRun: true,
+          limits: SIZES,
+        }),
       );
 
       expect(error.code).toBe('TOO_MANY_ROWS');
@@ -601,9 +784,15 @@ describe('sqlite-engine', () => {
       const result = sut([{ column: 'tag', op: '=', value: 'bulk' }], {
         expectedMaxRows: 25,
         dryRun: true,
+        limits: SIZES,
       });
 
-      expect(result).toMatchObject({ affected_rows: 25, dry_run: true });
+      expect(result).toMatchObject({
+        affected_rows: 25,
+        dry_run: true,
+        truncated: true,
+        truncation_reason: 'max_rows',
+      });
       expect(result.rows).toHaveLength(20);
       expect(result.rows![0]).toEqual({
         id: 6,
@@ -615,7 +804,69 @@ describe('sqlite-engine', () => {
     });
 
     it('returns no rows from a real run', () => {
-      expect(sut([{ column: 'id', op: '=', value: 1 }], options)).not.toHaveProperty('rows');
+      const result = sut([{ column: 'id', op: '=', value: 1 }], options);
+
+      expect(result).not.toHaveProperty('rows');
+      expect(result).not.toHaveProperty('truncated');
+    });
+
+    it('keeps a preview within the byte budget, long values shortened, and changes nothing', () => {
+      const insert = db.prepare("INSERT INTO items (name, tag) VALUES (?, 'wide')");
+      const names = Array.from({ length: 25 }, (_row, i) => `${i}`.padStart(300, 'n'));
+      for (const wide of names) insert.run(wide);
+      const before = items();
+      const where: Filter[] = [{ column: 'tag', op: '=', value: 'wide' }];
+      const limits = { maxBytes: 1024, maxCellChars: 100 };
+
+      const result = sut(where, { expectedMaxRows: 25, dryRun: true, limits });
+
+      expect(result).toMatchObject({
+        affected_rows: 25,
+        truncated: true,
+        truncation_reason: 'byte_budget',
+      });
+      const preview = result.rows!;
+      expect(preview.length).toBeGreaterThan(0);
+      expect(preview.length).toBeLessThan(20);
+      expect(preview).toEqual(
+        Array.from(preview, (_row, i) => ({
+          id: 6 + i,
+          name: `${names[i].slice(0, 100)}…[200 more characters]`,
+          qty: null,
+          tag: name === 'updateRows' ? 'hit' : 'wide',
+        })),
+      );
+      expect(jsonBytes(preview)).toBeLessThanOrEqual(limits.maxBytes);
+      expect(items()).toEqual(before);
+      // The same change for real: every row, none returned.
+      expect(sut(where, { expectedMaxRows: 25, dryRun: false, limits })).toEqual({
+        affected_rows: 25,
+        dry_run: false,
+        last_insert_rowid: null,
+      });
+      expect(count("items WHERE tag = 'wide'")).toBe(0);
+      expect(count('items')).toBe(name === 'updateRows' ? 30 : 5);
+    });
+
+    it('says a preview is cut only by a long value when every row fits', () => {
+      db.prepare('UPDATE items SET name = ? WHERE id = 1').run('a'.repeat(150));
+
+      const result = sut([{ column: 'id', op: '=', value: 1 }], { ...options, dryRun: true });
+
+      expect(result).toEqual({
+        affected_rows: 1,
+        dry_run: true,
+        rows: [
+          {
+            ...ITEMS[0],
+            name: `${'a'.repeat(100)}…[50 more characters]`,
+            tag: name === 'updateRows' ? 'hit' : 'fruit',
+          },
+        ],
+        truncated: true,
+        truncation_reason: 'cell_size',
+        last_insert_rowid: null,
+      });
     });
 
     it('refuses views and internal tables as unknown tables', () => {
@@ -644,6 +895,7 @@ describe('sqlite-engine', () => {
           sut(db, 'items', set, [{ column: 'id', op: '=', value: 1 }], {
             expectedMaxRows: 1,
             dryRun: false,
+            limits: SIZES,
           }),
         ).code,
       ).toBe(code);

@@ -1,19 +1,10 @@
 import type Database from 'better-sqlite3';
 import { bindable, type SqlParams } from './errors.js';
 import { isBoundedProgram } from './program.js';
+import { type ResultLimits, RowCollector, type TruncationReason } from './result-rows.js';
 import { guardRead } from './statement-guard.js';
 
 // Reads: one read-only statement, its rows within limits.
-
-export interface ResultLimits {
-  maxRows: number;
-  /** Budget for the rendered (JSON) rows, in bytes. */
-  maxBytes: number;
-  /** Longest text (characters) or blob (bytes) returned in one cell. */
-  maxCellChars: number;
-}
-
-export type TruncationReason = 'max_rows' | 'byte_budget' | 'cell_size';
 
 export interface ReadResult {
   columns: { name: string; type: string | null }[];
@@ -22,57 +13,6 @@ export interface ReadResult {
   truncated: boolean;
   truncation_reason: TruncationReason | null;
   elapsed_ms: number;
-}
-
-/** Renders result rows within limits: cells shortened past maxCellChars, rows up to the budgets. */
-class RowCollector {
-  readonly rows: unknown[][] = [];
-  reason: TruncationReason | null = null;
-  /** Size of the values read from the database, before any shortening: text length, blob bytes. */
-  valueBytes = 0;
-  private bytes = 2;
-  private shortened = false;
-
-  constructor(private readonly limits: ResultLimits) {}
-
-  /** Adds a row; false when it did not fit and reading should stop. */
-  add(raw: unknown[]): boolean {
-    for (const value of raw)
-      this.valueBytes += typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 8;
-    if (this.rows.length === this.limits.maxRows) {
-      this.reason = 'max_rows';
-      return false;
-    }
-    const row = raw.map((value) => this.cell(value));
-    const size = Buffer.byteLength(JSON.stringify(row)) + 1; // UTF-8 bytes, as sent
-    if (this.bytes + size > this.limits.maxBytes) {
-      this.reason = 'byte_budget';
-      return false;
-    }
-    this.bytes += size;
-    this.rows.push(row);
-    return true;
-  }
-
-  get truncationReason(): TruncationReason | null {
-    return this.reason ?? (this.shortened ? 'cell_size' : null);
-  }
-
-  private cell(value: unknown): unknown {
-    const max = this.limits.maxCellChars;
-    if (typeof value === 'bigint') return value.toString();
-    if (typeof value === 'string' && value.length > max) {
-      this.shortened = true;
-      return `${value.slice(0, max)}…[${value.length - max} more characters]`;
-    }
-    if (Buffer.isBuffer(value)) {
-      const shown = Math.floor((max * 3) / 4);
-      if (value.length <= shown) return `base64:${value.toString('base64')}`;
-      this.shortened = true;
-      return `base64:${value.subarray(0, shown).toString('base64')}…[blob of ${value.length} bytes]`;
-    }
-    return value;
-  }
 }
 
 const VALIDATED_STATEMENTS = 256;
@@ -183,7 +123,7 @@ export function readRows(
   const bound = bindable(params);
   const { statement, bounded, single, columns } = validatedRead(db, sql, bound);
   if (boundedOnly && !bounded) return undefined;
-  const collector = new RowCollector(limits);
+  const collector = new RowCollector<unknown[]>(limits);
   if (single) {
     // A straight-line program with one ResultRow reaches it once at most: one row at most.
     const row = statement.get(...bound) as unknown[] | undefined;

@@ -1,6 +1,12 @@
 import type Database from 'better-sqlite3';
 import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
 import { bindable, type Row, type SqlParams, SqlError, type SqlValue } from './errors.js';
+import {
+  type ResultLimits,
+  RowCollector,
+  type SizeLimits,
+  type TruncationReason,
+} from './result-rows.js';
 import { guardBuiltWrite, guardWrite } from './statement-guard.js';
 
 // Writes: rows changed in one transaction each, never the schema. Every transaction starts with
@@ -53,22 +59,46 @@ function whereClause(
 export interface WriteResult {
   affected_rows: number;
   dry_run: boolean;
-  /** Rows returned by RETURNING (execute, insert_rows) or, on a dry run, the rows affected. */
+  /**
+   * Rows returned by RETURNING (execute, insert_rows) or, on a dry run, the rows affected: the
+   * first ones, as many as fit the limits, long values shortened.
+   */
   rows?: Row[];
+  /** With rows: whether rows were left out or values shortened (the change itself never is). */
+  truncated?: boolean;
+  truncation_reason?: TruncationReason | null;
   last_insert_rowid?: number | null;
 }
 
+/** Most rows execute and insert_rows return. */
+const RETURNED_ROWS = 500;
+/** Most rows a dry run of update_rows or delete_rows previews. */
 const PREVIEW_ROWS = 20;
+
+/** A dry run shows the first rows it would change; a real update or delete returns none. */
+function preview(options: { dryRun: boolean; limits: SizeLimits }): ResultLimits | undefined {
+  return options.dryRun ? { ...options.limits, maxRows: PREVIEW_ROWS } : undefined;
+}
+
+/** The rows a collector kept, and whether (and why) some were cut. */
+function returned(
+  collector: RowCollector<Row>,
+): Required<Pick<WriteResult, 'rows' | 'truncated' | 'truncation_reason'>> {
+  const reason = collector.truncationReason;
+  return { rows: collector.rows, truncated: reason !== null, truncation_reason: reason };
+}
 
 /**
  * Runs a change in a transaction: rolled back when it changes more rows than expected (saying
- * how many it would have), when it is a dry run, or when it touched the schema.
+ * how many it would have), when it is a dry run, or when it touched the schema. The statement
+ * always runs to its end; of the rows it returns, only those within `returned` are kept (none
+ * without it).
  */
 function change(
   db: Database.Database,
   statement: Database.Statement<unknown[]>,
   params: unknown[],
-  options: { expectedMaxRows?: number; dryRun: boolean; keepRows: number; showRows: boolean },
+  options: { expectedMaxRows?: number; dryRun: boolean; returned?: ResultLimits },
 ): WriteResult {
   const rollback = new Error('rollback');
   let result: WriteResult | undefined;
@@ -79,11 +109,13 @@ function change(
     db.transaction(() => {
       const before = schemaVersion();
       const rowidBefore = lastRowid();
-      const rows: Row[] = [];
+      let collector: RowCollector<Row> | undefined;
       let affected: number;
       if (statement.reader) {
+        collector = options.returned && new RowCollector<Row>(options.returned);
+        let keeping = collector !== undefined;
         for (const row of statement.iterate(...params) as IterableIterator<Row>)
-          if (rows.length < options.keepRows) rows.push(row);
+          if (keeping) keeping = collector!.add(row);
         affected = db.prepare<[], { n: number }>('SELECT changes() AS n').get()!.n;
       } else {
         affected = statement.run(...params).changes;
@@ -102,7 +134,7 @@ function change(
       result = {
         affected_rows: affected,
         dry_run: options.dryRun,
-        ...(statement.reader && options.showRows && { rows }),
+        ...(collector && returned(collector)),
         // Only a statement that inserted moves last_insert_rowid (UPDATE and DELETE leave it).
         last_insert_rowid: rowidAfter !== rowidBefore ? rowidAfter : null,
       };
@@ -119,11 +151,14 @@ export function execute(
   db: Database.Database,
   sql: string,
   params: SqlParams | undefined,
-  options: { expectedMaxRows?: number; dryRun: boolean },
+  options: { expectedMaxRows?: number; dryRun: boolean; limits: SizeLimits },
 ): WriteResult {
   const bound = bindable(params);
   const statement = guardWrite(db, sql, bound);
-  return change(db, statement, bound, { ...options, keepRows: 500, showRows: true });
+  return change(db, statement, bound, {
+    ...options,
+    returned: { ...options.limits, maxRows: RETURNED_ROWS },
+  });
 }
 
 function checkValue(column: string, value: unknown): unknown {
@@ -135,15 +170,22 @@ function checkValue(column: string, value: unknown): unknown {
   );
 }
 
-/** Rows into one table, in one transaction; columns checked against the catalog. */
+/**
+ * Rows into one table, in one transaction; columns checked against the catalog. With returning,
+ * the inserted rows as they were stored, within the limits.
+ */
 export function insertRows(
   db: Database.Database,
   tableName: string,
   rows: Row[],
-  returning: boolean,
+  options: { returning: boolean; limits: SizeLimits },
 ): WriteResult {
   const table = tableOf(db, tableName, 'table');
-  const returned: Row[] = [];
+  const { returning } = options;
+  const collector = returning
+    ? new RowCollector<Row>({ ...options.limits, maxRows: RETURNED_ROWS })
+    : undefined;
+  let keeping = returning;
   let inserted = 0;
   db.transaction(() => {
     const statements = new Map<string, Database.Statement<unknown[]>>();
@@ -164,12 +206,14 @@ export function insertRows(
         );
         statements.set(key, statement);
       }
-      if (returning) returned.push(...(statement.all(...values) as Row[]));
-      else statement.run(...values);
+      if (returning) {
+        for (const stored of statement.iterate(...values) as IterableIterator<Row>)
+          if (keeping) keeping = collector!.add(stored);
+      } else statement.run(...values);
       inserted++;
     }
   }).immediate();
-  return { affected_rows: inserted, dry_run: false, ...(returning && { rows: returned }) };
+  return { affected_rows: inserted, dry_run: false, ...(collector && returned(collector)) };
 }
 
 export function updateRows(
@@ -177,7 +221,7 @@ export function updateRows(
   tableName: string,
   set: Row,
   where: Filter[],
-  options: { expectedMaxRows: number; dryRun: boolean },
+  options: { expectedMaxRows: number; dryRun: boolean; limits: SizeLimits },
 ): WriteResult {
   const table = tableOf(db, tableName, 'table');
   const names = Object.keys(set);
@@ -191,18 +235,14 @@ export function updateRows(
     `UPDATE ${quoteIdentifier(table.name)} SET ${assignments.join(', ')} WHERE ${filter.sql} RETURNING *`,
     params,
   );
-  return change(db, statement, params, {
-    ...options,
-    keepRows: PREVIEW_ROWS,
-    showRows: options.dryRun,
-  });
+  return change(db, statement, params, { ...options, returned: preview(options) });
 }
 
 export function deleteRows(
   db: Database.Database,
   tableName: string,
   where: Filter[],
-  options: { expectedMaxRows: number; dryRun: boolean },
+  options: { expectedMaxRows: number; dryRun: boolean; limits: SizeLimits },
 ): WriteResult {
   const table = tableOf(db, tableName, 'table');
   const filter = whereClause(table, where);
@@ -211,9 +251,5 @@ export function deleteRows(
     `DELETE FROM ${quoteIdentifier(table.name)} WHERE ${filter.sql} RETURNING *`,
     filter.params,
   );
-  return change(db, statement, filter.params, {
-    ...options,
-    keepRows: PREVIEW_ROWS,
-    showRows: options.dryRun,
-  });
+  return change(db, statement, filter.params, { ...options, returned: preview(options) });
 }

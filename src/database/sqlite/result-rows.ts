@@ -1,0 +1,76 @@
+import type { Row } from './errors.js';
+
+// Rows returned to a caller (a query's rows, a write's RETURNING rows or preview) within limits.
+
+export interface ResultLimits {
+  maxRows: number;
+  /** Budget for the rendered (JSON) rows, in bytes. */
+  maxBytes: number;
+  /** Longest text (characters) or blob (bytes) returned in one cell. */
+  maxCellChars: number;
+}
+
+/** The size limits of the settings (QUERY_MAX_RESULT_BYTES, QUERY_MAX_CELL_CHARS); rows per tool. */
+export type SizeLimits = Omit<ResultLimits, 'maxRows'>;
+
+export type TruncationReason = 'max_rows' | 'byte_budget' | 'cell_size';
+
+/**
+ * Renders result rows (arrays for reads, objects for writes) within limits: cells shortened past
+ * maxCellChars, rows kept while they fit maxRows and maxBytes.
+ */
+export class RowCollector<R extends unknown[] | Row> {
+  readonly rows: R[] = [];
+  reason: TruncationReason | null = null;
+  /** Size of the values read from the database, before any shortening: text length, blob bytes. */
+  valueBytes = 0;
+  private bytes = 2;
+  private shortened = false;
+
+  constructor(private readonly limits: ResultLimits) {}
+
+  /** Adds a row; false when it did not fit, and no later row is kept either. */
+  add(raw: R): boolean {
+    const values: unknown[] = Array.isArray(raw) ? raw : Object.values(raw);
+    for (const value of values)
+      this.valueBytes += typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 8;
+    if (this.reason !== null) return false;
+    if (this.rows.length === this.limits.maxRows) {
+      this.reason = 'max_rows';
+      return false;
+    }
+    const row = (
+      Array.isArray(raw)
+        ? raw.map((value) => this.cell(value))
+        : Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, this.cell(value)]))
+    ) as R;
+    const size = Buffer.byteLength(JSON.stringify(row)) + 1; // UTF-8 bytes, as sent
+    if (this.bytes + size > this.limits.maxBytes) {
+      this.reason = 'byte_budget';
+      return false;
+    }
+    this.bytes += size;
+    this.rows.push(row);
+    return true;
+  }
+
+  get truncationReason(): TruncationReason | null {
+    return this.reason ?? (this.shortened ? 'cell_size' : null);
+  }
+
+  private cell(value: unknown): unknown {
+    const max = this.limits.maxCellChars;
+    if (typeof value === 'bigint') return value.toString();
+    if (typeof value === 'string' && value.length > max) {
+      this.shortened = true;
+      return `${value.slice(0, max)}…[${value.length - max} more characters]`;
+    }
+    if (Buffer.isBuffer(value)) {
+      const shown = Math.floor((max * 3) / 4);
+      if (value.length <= shown) return `base64:${value.toString('base64')}`;
+      this.shortened = true;
+      return `base64:${value.subarray(0, shown).toString('base64')}…[blob of ${value.length} bytes]`;
+    }
+    return value;
+  }
+}
