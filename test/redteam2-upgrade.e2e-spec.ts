@@ -55,6 +55,24 @@ describe('red team 2: upgrade from 0.1.0 with a tampered audit_log', () => {
       db.prepare("SELECT count(*) AS n FROM audit_log WHERE outcome <> 'upgrade'").pluck().get(),
     );
     expect(moved).toBe(legacyCount);
+    // The forging trigger went with the tables it named; its definition is in the upgrade's record.
+    expect(
+      readSqlite(appPath(), (db) =>
+        db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all(),
+      ),
+    ).toEqual([]);
+    expect(
+      readSqlite(join(dir, 'data', 'scopedb-internal.sqlite'), (db) =>
+        db.prepare("SELECT reason, sqlText FROM audit_log WHERE outcome = 'upgrade'").all(),
+      ),
+    ).toEqual([
+      {
+        reason: expect.stringContaining(
+          'with the trigger books_forge that referred to them',
+        ) as unknown,
+        sqlText: expect.stringContaining('CREATE TRIGGER books_forge') as unknown,
+      },
+    ]);
 
     const url = `${server.url}/mcp`;
     const token = issuer.token({ audience: url, scope: 'db:query db:modify' });

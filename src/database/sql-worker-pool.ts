@@ -302,14 +302,17 @@ export class SqlWorkerPool {
     const index = this.idle.indexOf(worker);
     if (index >= 0) this.idle.splice(index, 1);
     const task = this.running.get(worker);
+    const alive = worker.child.exitCode === null && worker.child.signalCode === null;
     if (task) {
       this.release(worker, task);
-      this.settle(task, error);
+      // Answered once the process is gone: what its statement did is then final (a migration's
+      // ledger row is settled by the schema, which must no longer be able to change).
+      if (alive) worker.child.once('exit', () => this.settle(task, error));
+      else this.settle(task, error);
     }
     // A synchronous statement cannot be interrupted from here: the process goes, and with it the
     // connection and its locks (the next connection rolls back its open transaction).
-    if (worker.child.exitCode === null && worker.child.signalCode === null)
-      worker.child.kill('SIGKILL');
+    if (alive) worker.child.kill('SIGKILL');
     if (!this.closed) {
       if (worker.ready) this.spawn(false);
       else setTimeout(() => this.closed || this.spawn(false), RESPAWN_DELAY_MS).unref();

@@ -1,5 +1,9 @@
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { runJob, type SqlJob } from './sql-jobs.js';
+
+/** How often the watchdog thread checks that the pool's process is still this worker's parent, ms. */
+const PARENT_CHECK_MS = 250;
 
 /** What a worker is started with (as its one command-line argument, in JSON). */
 export interface SqlWorkerData {
@@ -29,6 +33,17 @@ export type SqlWorkerReply =
 // OS memory limit (RLIMIT_DATA, set by the pool): an allocation past it fails, in SQLite as
 // SQLITE_NOMEM, in a Buffer as a RangeError.
 const config = JSON.parse(process.argv[2] ?? '{}') as SqlWorkerData;
+
+// The pool kills a worker at its job's deadline; if the pool's process dies first (SIGKILL, out of
+// memory), nothing would, and a runaway statement would keep a core and the write lock for as
+// long as it runs. 'disconnect' cannot help while SQLite's native loop holds this thread, so a
+// watchdog thread ends the process as soon as its parent is gone.
+const parent = process.ppid;
+if (parent <= 1) process.exit(1); // orphaned before it began
+new Worker(
+  `setInterval(() => { if (process.ppid !== ${parent}) process.kill(process.pid, 'SIGKILL'); }, ${PARENT_CHECK_MS});`,
+  { eval: true },
+).unref();
 const db = new Database(config.path, { readonly: config.readonly, fileMustExist: true });
 db.pragma(`busy_timeout = ${config.busyTimeoutMs}`);
 if (config.readonly) db.pragma('query_only = 1');

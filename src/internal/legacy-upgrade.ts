@@ -7,6 +7,7 @@ import { AuditDatabase } from '../audit/audit-database.js';
 import { COLUMNS_0_1_0 } from '../audit/audit-store.js';
 import { databaseConfig } from '../config/configuration.js';
 import { AUDIT_TABLE, INTERNAL_TABLES, LEDGER_TABLE } from '../database/internal-tables.js';
+import { quoteIdentifier } from '../database/sqlite/catalog.js';
 import { InternalDatabase } from './internal-database.js';
 import { type LegacyLedgerRow, MigrationLedger } from './migration-ledger.js';
 
@@ -39,6 +40,33 @@ function legacyTables(app: Database.Database): string[] {
   return INTERNAL_TABLES.filter((table) => present.has(table));
 }
 
+interface Dependent {
+  type: string;
+  name: string;
+  sql: string;
+}
+
+/**
+ * Triggers and views on other tables whose SQL names one of the legacy tables (release 0.1.0 let
+ * no migration make one; only a hand edit could): they break once the tables go, so they go too,
+ * their definitions kept in the upgrade's record.
+ */
+function dependents(app: Database.Database, tables: string[]): Dependent[] {
+  if (tables.length === 0) return [];
+  const names = tables.join('|');
+  const mentions = new RegExp(
+    `(^|[^A-Za-z0-9_$\u0080-\uffff])["\`[]?(${names})["\`\\]]?($|[^A-Za-z0-9_$\u0080-\uffff])`,
+    'i',
+  );
+  return app
+    .prepare<[], Dependent & { tbl_name: string }>(
+      "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE type IN ('trigger', 'view') AND sql IS NOT NULL ORDER BY type, name",
+    )
+    .all()
+    .filter((entry) => !tables.includes(entry.tbl_name) && mentions.test(entry.sql))
+    .map(({ type, name, sql }) => ({ type, name, sql }));
+}
+
 /** A digest of everything in those tables: the same files give the same marker. */
 function legacyMarker(app: Database.Database, tables: string[]): string {
   const digest = createHash('sha256');
@@ -67,7 +95,8 @@ interface IdRange {
  * 2. the audit records go to the audit database in one transaction with a record of the upgrade
  *    (outcome `upgrade`) whose request id is a digest of the legacy tables' content: a repeat
  *    that finds that record copies nothing;
- * 3. the internal database notes `copied`; the legacy tables are dropped; it notes `done`.
+ * 3. the internal database notes `copied`; the legacy tables are dropped, with any trigger or
+ *    view elsewhere that names them (kept in the upgrade's record); it notes `done`.
  *
  * A restart after any step redoes only what is missing. Once the note exists, tables of those
  * names in the application database are never read again: whoever made them, they are not ours.
@@ -110,7 +139,11 @@ export class LegacyUpgrade {
           `the application database's tables ${legacy.join(', ')} changed after they were copied to the internal and audit databases (upgrade from 0.1.0); restore the application database the upgrade started from`,
         );
       }
-      app.transaction(() => legacy.forEach((table) => app.exec(`DROP TABLE ${quote(table)}`)))();
+      app.transaction(() => {
+        for (const { type, name } of dependents(app, legacy))
+          app.exec(`DROP ${type === 'view' ? 'VIEW' : 'TRIGGER'} ${quoteIdentifier(name)}`);
+        legacy.forEach((table) => app.exec(`DROP TABLE ${quote(table)}`));
+      })();
       this.setState({ step: 'done', marker: state?.marker ?? marker! });
     } finally {
       app.close();
@@ -123,6 +156,7 @@ export class LegacyUpgrade {
 
   private async copy(app: Database.Database, legacy: string[], marker: string): Promise<void> {
     const started = Date.now();
+    const broken = dependents(app, legacy);
     const migrations = legacy.includes(LEDGER_TABLE)
       ? app
           .prepare<[], LegacyLedgerRow>(
@@ -173,7 +207,11 @@ export class LegacyUpgrade {
         (source.count > 0
           ? ` (ids ${source.first}-${source.last} there, ${copied.first}-${copied.last} here)`
           : '') +
-        ` and ${migrations.length} migrations (to the ledger of the internal database) out of the application database ${resolve(this.cfg.path)}, whose tables ${legacy.join(', ')} are then dropped.`,
+        ` and ${migrations.length} migrations (to the ledger of the internal database) out of the application database ${resolve(this.cfg.path)}, whose tables ${legacy.join(', ')} are then dropped` +
+        (broken.length > 0
+          ? `, with the ${broken.map(({ type, name }) => `${type} ${name}`).join(', ')} that referred to them (their SQL is in this record).`
+          : '.'),
+      sqlText: broken.length > 0 ? broken.map(({ sql }) => `${sql};`).join('\n') : null,
       rowCount: source.count,
       durationMs: Date.now() - started,
     });
