@@ -11,7 +11,7 @@ import {
 } from './inline-reader.js';
 import type { SqlJob } from './sql-jobs.js';
 import { boundedAt, runQuery, validatedRead } from './sqlite/reads.js';
-import type { ResultLimits } from './sqlite/result-rows.js';
+import type { ResultLimits } from './result-rows.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
   maxRows: 100,

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { SqlParams } from './sqlite/errors.js';
+import type { SqlParams } from './sql-values.js';
 import { type ReadResult, readRows } from './sqlite/reads.js';
 import type { SqlJob } from './sql-jobs.js';
 

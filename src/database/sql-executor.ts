@@ -10,7 +10,7 @@ import type { Principal } from '../auth/principal.js';
 import { databaseConfig } from '../config/configuration.js';
 import { InlineReader } from './inline-reader.js';
 import { type JudgedRead, READ_JOBS, type SqlJob } from './sql-jobs.js';
-import type { SizeLimits } from './sqlite/result-rows.js';
+import type { SizeLimits } from './result-rows.js';
 import { InFlightLimit, SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
 import { SqliteDatabase } from './sqlite-database.js';
 

@@ -1,9 +1,9 @@
 import type Database from 'better-sqlite3';
 import { listTables } from './sqlite/catalog.js';
-import type { Row, SqlParams } from './sqlite/errors.js';
+import type { Row, SqlParams } from './sql-values.js';
 import { applyMigration, planMigration } from './sqlite/migrations.js';
 import { boundedAt, explainQuery, type ReadResult, runQuery } from './sqlite/reads.js';
-import type { ResultLimits, SizeLimits } from './sqlite/result-rows.js';
+import type { ResultLimits, SizeLimits } from './result-rows.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './sqlite/writes.js';
 
 /**

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SqlJob } from './sql-jobs.js';
 import type { SqlWorkerData, SqlWorkerReady, SqlWorkerReply } from './sql.worker.js';
-import { SqlError } from './sqlite/errors.js';
+import { SqlError } from './sql-values.js';
 
 /**
  * The compiled worker beside this module (dist/database). When this module itself runs from

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
-import { SqlError } from './errors.js';
+import { SqlError } from '../sql-values.js';
 
 // The catalog: which tables and views a caller may name, and their columns.
 

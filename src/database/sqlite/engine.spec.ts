@@ -7,7 +7,7 @@ import { match } from '../../../test/support/matchers.js';
 import { refusal } from '../../../test/support/sql-errors.js';
 import { listTables } from './catalog.js';
 import { explainQuery, runQuery } from './reads.js';
-import type { ResultLimits, SizeLimits } from './result-rows.js';
+import type { ResultLimits, SizeLimits } from '../result-rows.js';
 import { compiledKeyword } from './statement-guard.js';
 import { deleteRows, execute, type Filter, insertRows, updateRows } from './writes.js';
 

@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
-import { bindable, type SqlParams } from './errors.js';
+import { bindable } from './bindable.js';
+import type { SqlParams } from '../sql-values.js';
 import { isBoundedProgram } from './program.js';
-import { type ResultLimits, RowCollector, type TruncationReason } from './result-rows.js';
+import { type ResultLimits, RowCollector, type TruncationReason } from '../result-rows.js';
 import { guardRead } from './statement-guard.js';
 
 // Reads: one read-only statement, its rows within limits.

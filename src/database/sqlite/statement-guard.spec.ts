@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { refusal } from '../../../test/support/sql-errors.js';
 import { splitStatements } from '../sql-statements.js';
-import { bindable } from './errors.js';
+import { bindable } from './bindable.js';
 import {
   guardBuiltWrite,
   guardDdl,

@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import { leadingKeyword, stripLeadingComments, virtualTableModule } from '../sql-statements.js';
 import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
 import { quoteIdentifier } from './catalog.js';
-import { SqlError } from './errors.js';
+import { SqlError } from '../sql-values.js';
 import { type Instruction, programOf } from './program.js';
 
 // The rules deciding what a caller's statement may touch, in one place, for every tool that runs

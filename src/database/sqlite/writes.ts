@@ -1,12 +1,13 @@
 import type Database from 'better-sqlite3';
 import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
-import { bindable, type Row, type SqlParams, SqlError, type SqlValue } from './errors.js';
+import { bindable } from './bindable.js';
+import { type Row, type SqlParams, SqlError, type SqlValue } from '../sql-values.js';
 import {
   type ResultLimits,
   RowCollector,
   type SizeLimits,
   type TruncationReason,
-} from './result-rows.js';
+} from '../result-rows.js';
 import { guardBuiltWrite, guardWrite } from './statement-guard.js';
 
 // Writes: rows changed in one transaction each, never the schema. Every transaction starts with

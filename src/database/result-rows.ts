@@ -1,4 +1,4 @@
-import type { Row } from './errors.js';
+import type { Row } from './sql-values.js';
 
 // Rows returned to a caller (a query's rows, a write's RETURNING rows or preview) within limits.
 
