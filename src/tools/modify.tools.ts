@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { SqlExecutor } from '../database/sql-executor.js';
-import type { TruncationReason } from 'XX';
+import type { TruncationReason } from '../database/result-rows.js';
 import type { WriteResult } from '../database/sqlite/writes.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';

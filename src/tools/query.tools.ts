@@ -7,7 +7,7 @@ import { LEDGER_STATUSES, MigrationLedger } from '../internal/migration-ledger.j
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import type { ReadResult } from '../database/sqlite/reads.js';
-import type { TruncationReason } from 'XX';
+import type { TruncationReason } from '../database/result-rows.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
 const readOnly = {
