@@ -44,7 +44,12 @@ try {
   fail(`Configuration error: ${error.message}`);
 }
 
-const seeded = seedDemoDatabase(settings.database.path);
+const { database } = settings;
+if (database.type !== 'sqlite')
+  fail(
+    'The sandbox seeds its demo data into a SQLite file; leave DATABASE_URL unset (or sqlite:<path>) for npm run dev.',
+  );
+const seeded = seedDemoDatabase(database.path);
 const issuer = await startSandboxIssuer({
   port: issuerPort,
   resourceUrl: settings.mcp.resourceUrl,
@@ -59,7 +64,7 @@ process.stdout.write(
   instructions({
     mcpUrl: settings.mcp.resourceUrl,
     issuerUrl: issuer.url,
-    databasePath: settings.database.path,
+    databasePath: database.path,
     seeded,
     baselineScopes: settings.auth.baselineScopes,
     users: DEMO_USERS,

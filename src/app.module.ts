@@ -17,7 +17,6 @@ import { CONFIG_NAMESPACES } from './config/configuration.js';
 import { type LogLevelName, readSettings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
 import { HealthModule } from './health/health.module.js';
-import { InternalModule } from './internal/internal.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { McpModule } from './mcp/mcp.module.js';
 import { RateLimitFilter } from './rate-limit/rate-limit.filter.js';
@@ -48,15 +47,14 @@ export interface AppOptions {
 export class AppModule implements NestModule {
   /** Reads the environment as it is now (validated again by each config namespace). */
   static forRoot(options: AppOptions = {}): DynamicModule {
-    const { mcp } = readSettings(process.env);
+    const { mcp, database, internal } = readSettings(process.env);
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: CONFIG_NAMESPACES }),
         AuthModule,
         AuditModule,
-        DatabaseModule,
-        InternalModule,
+        DatabaseModule.forRoot(database.type, internal.type),
         LoggingModule.forRoot(options.logLevel),
         HealthModule,
         McpModule,

@@ -67,7 +67,12 @@ export function auditDataSourceOptions(location: AuditDatabaseLocation): DataSou
     type: 'postgres',
     url: location.url,
     connectTimeoutMS: POSTGRES_CONNECT_TIMEOUT_MS,
-    extra: { statement_timeout: POSTGRES_STATEMENT_TIMEOUT_MS },
+    // In the internal database, ScopeDB's schema: its tables and TypeORM's queries land there.
+    ...(location.schema === undefined ? {} : { schema: location.schema }),
+    extra: {
+      statement_timeout: POSTGRES_STATEMENT_TIMEOUT_MS,
+      ...(location.schema === undefined ? {} : { options: `-c search_path=${location.schema}` }),
+    },
     ...common,
   };
 }
@@ -107,6 +112,8 @@ export async function openAuditDataSource(settings: AuditSettings): Promise<Data
       const lock = source.createQueryRunner();
       try {
         await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        if (location.schema !== undefined)
+          await lock.query(`CREATE SCHEMA IF NOT EXISTS ${source.driver.escape(location.schema)}`);
         await source.runMigrations({ transaction: 'all' });
         await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
       } finally {

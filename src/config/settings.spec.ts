@@ -151,7 +151,12 @@ describe(readSettings.name, () => {
 
     it.each([
       ['MCP_DIRECT_TOOL_CALLS', 'false', (settings: Settings) => settings.mcp.directToolCalls],
-      ['QUERY_INLINE_READS', 'no', (settings: Settings) => settings.database.inlineReads],
+      [
+        'QUERY_INLINE_READS',
+        'no',
+        (settings: Settings) =>
+          settings.database.type === 'sqlite' && settings.database.inlineReads,
+      ],
     ])('reads %s=%s as false', (name, raw, read) => {
       expect(read(readSettings({ AUTH_ISSUER: ISSUER, [name]: raw }))).toBe(false);
     });
@@ -161,7 +166,7 @@ describe(readSettings.name, () => {
         AUTH_ISSUER: ISSUER,
         DATABASE_URL: 'sqlite:///var/lib/scopedb/db.sqlite',
       });
-      expect(sut.database.path).toBe('/var/lib/scopedb/db.sqlite');
+      expect(sut.database).toMatchObject({ type: 'sqlite', path: '/var/lib/scopedb/db.sqlite' });
     });
 
     it('converts the JWKS cache age to milliseconds', () => {

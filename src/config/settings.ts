@@ -61,7 +61,21 @@ export interface McpSettings {
   directToolCalls: boolean;
 }
 
-export interface DatabaseSettings {
+/** What every engine shares: result limits, the write deadline, fair shares. */
+interface CommonDatabaseSettings {
+  /** Budget of a query result's rendered rows, bytes. */
+  maxResultBytes: number;
+  /** Longest text (characters) or blob (bytes) in one result cell. */
+  maxCellChars: number;
+  /** Deadline of a write tool or migration, ms. */
+  writeTimeoutMs: number;
+  /** SQL jobs one principal may have queued or running at once. */
+  maxInFlightPerPrincipal: number;
+  /** Longest wait for a free SQL worker or connection, ms. */
+  queueTimeoutMs: number;
+}
+
+export interface SqliteDatabaseSettings extends CommonDatabaseSettings {
   type: 'sqlite';
   path: string;
   busyTimeoutMs: number;
@@ -69,24 +83,43 @@ export interface DatabaseSettings {
   queryWorkers: number;
   /** Run reads whose compiled program is bounded (key lookups) on the main thread. */
   inlineReads: boolean;
-  /** Budget of a query result's rendered rows, bytes. */
-  maxResultBytes: number;
-  /** Longest text (characters) or blob (bytes) in one result cell. */
-  maxCellChars: number;
-  /** Deadline of a write tool or migration, ms. */
-  writeTimeoutMs: number;
   /** Memory ceiling of each SQL worker process (OS limit), MiB. */
   workerMemoryMb: number;
-  /** SQL jobs one principal may have queued or running at once. */
-  maxInFlightPerPrincipal: number;
-  /** Longest wait for a free SQL worker, ms. */
-  queueTimeoutMs: number;
 }
 
-/** ScopeDB's own database (INTERNAL_DATABASE_URL): a SQLite file that no tool connection opens. */
-export interface InternalSettings {
+/** A PostgreSQL connection string and its form for messages (password replaced by ***). */
+export interface PostgresUrl {
+  url: string;
+  redactedUrl: string;
+}
+
+export interface PostgresDatabaseSettings extends CommonDatabaseSettings {
+  type: 'postgres';
+  /** DATABASE_URL: the role that runs the tools' SQL (reads too, unless readerUrl is set). */
+  connection: PostgresUrl;
+  /** DATABASE_READER_URL: a role with read privileges only, for query, explain and the catalog. */
+  reader: PostgresUrl | undefined;
+  /** Connections per role (DATABASE_POOL_SIZE). */
+  poolSize: number;
+  /** Start even when a role is a superuser or has BYPASSRLS (DATABASE_ALLOW_PRIVILEGED_ROLE). */
+  allowPrivilegedRole: boolean;
+}
+
+export type DatabaseSettings = SqliteDatabaseSettings | PostgresDatabaseSettings;
+
+/**
+ * ScopeDB's own database (INTERNAL_DATABASE_URL): a SQLite file that no tool connection opens, or
+ * a PostgreSQL database whose `scopedb` schema the tools' roles have no privilege on.
+ */
+export type InternalSettings = SqliteInternalSettings | PostgresInternalSettings;
+export interface SqliteInternalSettings {
+  type: 'sqlite';
   path: string;
   busyTimeoutMs: number;
+}
+export interface PostgresInternalSettings extends PostgresUrl {
+  type: 'postgres';
+  schema: string;
 }
 
 /** Where the audit log lives: a SQLite file (the internal database by default) or PostgreSQL. */
@@ -97,6 +130,8 @@ export type AuditDatabaseLocation =
       url: string;
       /** The URL with its password replaced by ***, for messages and logs. */
       redactedUrl: string;
+      /** The schema its tables live in (the internal database's `scopedb`); else the default. */
+      schema?: string;
     };
 
 export interface AuditSettings {
@@ -222,48 +257,103 @@ export function redactUrl(raw: string): string {
 export function readDatabaseSettings(env: Environment): DatabaseSettings {
   const name = 'DATABASE_URL';
   const raw = value(env, name) ?? 'sqlite:data/scopedb.sqlite';
-  const busyTimeoutMs = integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000);
-  if (raw.startsWith('sqlite:')) {
-    const path = sqlitePath(name, raw);
+  const common: CommonDatabaseSettings = {
+    maxResultBytes: integer(env, 'QUERY_MAX_RESULT_BYTES', 262_144, 1024, 16_777_216),
+    maxCellChars: integer(env, 'QUERY_MAX_CELL_CHARS', 2000, 16, 1_048_576),
+    writeTimeoutMs: integer(env, 'WRITE_TIMEOUT_MS', 15_000, 100, 600_000),
+    maxInFlightPerPrincipal: integer(env, 'SQL_MAX_IN_FLIGHT_PER_PRINCIPAL', 1000, 1, 100_000),
+    queueTimeoutMs: integer(env, 'SQL_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
+  };
+  if (raw.startsWith('sqlite:'))
     return {
       type: 'sqlite',
-      path,
-      busyTimeoutMs,
+      path: sqlitePath(name, raw),
+      busyTimeoutMs: integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
       queryWorkers: integer(env, 'QUERY_WORKERS', 2, 1, 32),
       inlineReads: boolean(env, 'QUERY_INLINE_READS', true),
-      maxResultBytes: integer(env, 'QUERY_MAX_RESULT_BYTES', 262_144, 1024, 16_777_216),
-      maxCellChars: integer(env, 'QUERY_MAX_CELL_CHARS', 2000, 16, 1_048_576),
-      writeTimeoutMs: integer(env, 'WRITE_TIMEOUT_MS', 15_000, 100, 600_000),
       workerMemoryMb: integer(env, 'SQL_WORKER_MEMORY_MB', 512, 128, 65_536),
-      maxInFlightPerPrincipal: integer(env, 'SQL_MAX_IN_FLIGHT_PER_PRINCIPAL', 1000, 1, 100_000),
-      queueTimeoutMs: integer(env, 'SQL_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
+      ...common,
+    };
+  if (POSTGRES_SCHEME.test(raw)) {
+    const readerRaw = value(env, 'DATABASE_READER_URL');
+    return {
+      type: 'postgres',
+      connection: postgresUrl(name, raw),
+      reader: readerRaw === undefined ? undefined : postgresUrl('DATABASE_READER_URL', readerRaw),
+      poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 2, 500),
+      allowPrivilegedRole: boolean(env, 'DATABASE_ALLOW_PRIVILEGED_ROLE', false),
+      ...common,
     };
   }
-  if (/^postgres(ql)?:\/\//.test(raw))
-    throw new ConfigurationError(name, 'PostgreSQL is not supported yet; use sqlite:<path>');
+  if (value(env, 'DATABASE_READER_URL') !== undefined)
+    throw new ConfigurationError('DATABASE_READER_URL', 'needs a postgres:// DATABASE_URL');
   throw new ConfigurationError(
     name,
-    `must be sqlite:<path>, got "${raw.replace(/\/\/[^@/]*@/, '//***@')}"`,
+    `must be sqlite:<path> or postgres://user:password@host[:port]/database, got "${redactUrl(raw)}"`,
   );
 }
 
+const POSTGRES_SCHEME = /^postgres(ql)?:\/\//;
+
+/** A postgres:// or postgresql:// URL naming a host and a database; its query is passed to pg. */
+function postgresUrl(name: string, raw: string): PostgresUrl {
+  const redactedUrl = redactUrl(raw);
+  if (!POSTGRES_SCHEME.test(raw))
+    throw new ConfigurationError(
+      name,
+      `must be postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
+    );
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigurationError(
+      name,
+      `is not a valid URL: "${redactedUrl}"; expected postgres://user:password@host[:port]/database`,
+    );
+  }
+  if (url.hostname === '' || url.pathname.length <= 1 || url.pathname.slice(1).includes('/'))
+    throw new ConfigurationError(
+      name,
+      `must name a host and a database, as in postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
+    );
+  return { url: raw, redactedUrl };
+}
+
 const INTERNAL_DATABASE_FILE = 'scopedb-internal.sqlite';
+/** The schema of ScopeDB's own tables in a PostgreSQL internal database. */
+export const INTERNAL_SCHEMA = 'scopedb';
 
 /**
- * INTERNAL_DATABASE_URL: ScopeDB's own SQLite file (migrations ledger, bookkeeping, and the audit
- * log unless AUDIT_DATABASE_URL puts it elsewhere); by default beside the application database.
+ * INTERNAL_DATABASE_URL: ScopeDB's own database (migrations ledger, bookkeeping, and the audit
+ * log unless AUDIT_DATABASE_URL puts it elsewhere): a SQLite file, by default beside a SQLite
+ * application database (data/ for PostgreSQL), or a PostgreSQL database (schema `scopedb`).
  */
 export function readInternalSettings(env: Environment): InternalSettings {
   const name = 'INTERNAL_DATABASE_URL';
   const application = readDatabaseSettings(env);
+  const busyTimeoutMs = integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000);
   const raw = value(env, name);
+  if (raw !== undefined && POSTGRES_SCHEME.test(raw)) {
+    const internal = postgresUrl(name, raw);
+    if (
+      application.type === 'postgres' &&
+      [application.connection, application.reader].some((role) => role?.url === internal.url)
+    )
+      throw new ConfigurationError(
+        name,
+        "connects as the role that runs the tools' SQL; ScopeDB's own tables need a role of their own, which the tools' roles cannot act as",
+      );
+    return { type: 'postgres', schema: INTERNAL_SCHEMA, ...internal };
+  }
   if (raw !== undefined && !raw.startsWith('sqlite:'))
-    throw new ConfigurationError(name, `must be sqlite:<path>, got "${redactUrl(raw)}"`);
-  const path =
-    raw === undefined
-      ? join(dirname(application.path), INTERNAL_DATABASE_FILE)
-      : sqlitePath(name, raw);
-  if (resolve(path) === resolve(application.path))
+    throw new ConfigurationError(
+      name,
+      `must be sqlite:<path> or postgres://user:password@host[:port]/database, got "${redactUrl(raw)}"`,
+    );
+  const beside = application.type === 'sqlite' ? dirname(application.path) : 'data';
+  const path = raw === undefined ? join(beside, INTERNAL_DATABASE_FILE) : sqlitePath(name, raw);
+  if (application.type === 'sqlite' && resolve(path) === resolve(application.path))
     throw new ConfigurationError(
       name,
       'names the application database; ScopeDB keeps its own records in a file the tools never open',
@@ -278,7 +368,7 @@ export function readInternalSettings(env: Environment): InternalSettings {
       name,
       'names the AUDIT_DATABASE_URL file; leave AUDIT_DATABASE_URL unset to keep the audit log in the internal database',
     );
-  return { path, busyTimeoutMs: application.busyTimeoutMs };
+  return { type: 'sqlite', path, busyTimeoutMs };
 }
 
 /** AUDIT_DATABASE_URL: unset (the internal database), or a SQLite file or PostgreSQL database. */
@@ -296,52 +386,61 @@ function readAuditLocation(env: Environment): Pick<AuditSettings, 'database' | '
   if (raw === undefined) {
     const internal = readInternalSettings(env);
     return {
-      database: { type: 'sqlite', path: internal.path, busyTimeoutMs: internal.busyTimeoutMs },
+      database:
+        internal.type === 'sqlite'
+          ? { type: 'sqlite', path: internal.path, busyTimeoutMs: internal.busyTimeoutMs }
+          : {
+              type: 'postgres',
+              url: internal.url,
+              redactedUrl: internal.redactedUrl,
+              schema: internal.schema,
+            },
       setting: 'INTERNAL_DATABASE_URL',
     };
   }
   if (raw.startsWith('sqlite:')) {
     const path = sqlitePath(name, raw);
     const application = readDatabaseSettings(env);
-    if (resolve(path) === resolve(application.path))
+    if (application.type === 'sqlite' && resolve(path) === resolve(application.path))
       throw new ConfigurationError(
         name,
         'names the application database, which holds only your data; leave it unset to keep the audit log in the internal database',
       );
+    const internal = readInternalSettings(env);
     if (
       value(env, 'INTERNAL_DATABASE_URL') === undefined &&
-      resolve(path) === resolve(readInternalSettings(env).path)
+      internal.type === 'sqlite' &&
+      resolve(path) === resolve(internal.path)
     )
       throw new ConfigurationError(
         name,
         'names the internal database; leave it unset to keep the audit log there',
       );
     return {
-      database: { type: 'sqlite', path, busyTimeoutMs: application.busyTimeoutMs },
+      database: {
+        type: 'sqlite',
+        path,
+        busyTimeoutMs: integer(env, 'DATABASE_BUSY_TIMEOUT_MS', 5000, 0, 600_000),
+      },
       setting: name,
     };
   }
-  const redactedUrl = redactUrl(raw);
-  if (/^postgres(ql)?:\/\//.test(raw)) {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
+  if (POSTGRES_SCHEME.test(raw)) {
+    const audit = postgresUrl(name, raw);
+    const application = readDatabaseSettings(env);
+    if (
+      application.type === 'postgres' &&
+      [application.connection, application.reader].some((role) => role?.url === audit.url)
+    )
       throw new ConfigurationError(
         name,
-        `is not a valid URL: "${redactedUrl}"; expected postgres://user:password@host[:port]/database`,
+        "connects as the role that runs the tools' SQL, which could then read and write the audit log; give the audit log a role of its own",
       );
-    }
-    if (url.hostname === '' || url.pathname.length <= 1 || url.pathname.slice(1).includes('/'))
-      throw new ConfigurationError(
-        name,
-        `must name a host and a database, as in postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
-      );
-    return { database: { type: 'postgres', url: raw, redactedUrl }, setting: name };
+    return { database: { type: 'postgres', ...audit }, setting: name };
   }
   throw new ConfigurationError(
     name,
-    `must be sqlite:<path> or postgres://user:password@host[:port]/database, got "${redactedUrl}"`,
+    `must be sqlite:<path> or postgres://user:password@host[:port]/database, got "${redactUrl(raw)}"`,
   );
 }
 

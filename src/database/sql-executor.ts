@@ -5,9 +5,9 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
 import type { Principal } from '../auth/principal.js';
 import { databaseConfig } from '../config/configuration.js';
+import type { SqliteDatabaseSettings } from '../config/settings.js';
 import { InlineReader } from './inline-reader.js';
 import { type JudgedRead, READ_JOBS, type SqlJob } from './sql-jobs.js';
 import type { SizeLimits } from './result-rows.js';
@@ -37,7 +37,8 @@ export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
   constructor(
     // Injected first so that the database file exists and is migrated before workers open it.
     database: SqliteDatabase,
-    @Inject(databaseConfig.KEY) private readonly cfg: ConfigType<typeof databaseConfig>,
+    // Provided in SQLite mode only (SqliteModule), where the settings are SQLite's.
+    @Inject(databaseConfig.KEY) private readonly cfg: SqliteDatabaseSettings,
   ) {
     const file = sqlWorkerFile();
     const common = { path: database.path, busyTimeoutMs: cfg.busyTimeoutMs };

@@ -1,9 +1,9 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import Database from 'better-sqlite3';
 import { type DataSource, Table } from 'typeorm';
 import { databaseConfig } from '../config/configuration.js';
+import type { SqliteDatabaseSettings } from '../config/settings.js';
 import { type CheckConstraint, checkConstraints } from './sql-statements.js';
 import { catalog, type CatalogEntry } from './sqlite/catalog.js';
 
@@ -18,7 +18,8 @@ export class SqliteDatabase implements OnApplicationShutdown {
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
-    @Inject(databaseConfig.KEY) private readonly cfg: ConfigType<typeof databaseConfig>,
+    // Provided in SQLite mode only (SqliteModule), where the settings are SQLite's.
+    @Inject(databaseConfig.KEY) private readonly cfg: SqliteDatabaseSettings,
   ) {}
 
   get path(): string {

@@ -6,13 +6,13 @@ import {
   HealthCheckService,
   TypeOrmHealthIndicator,
 } from '@nestjs/terminus';
-import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { AuditDatabase } from '../audit/audit-database.js';
 import { Public } from '../auth/public.decorator.js';
 import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig } from '../config/configuration.js';
 import { AuditHealthIndicator } from './audit.health.js';
+import { DatabaseHealthIndicator } from './database.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 /** Probes for orchestrators and load balancers: no token, no Origin check, no audit record. */
@@ -26,7 +26,7 @@ export class HealthController {
     private readonly database: TypeOrmHealthIndicator,
     private readonly jwks: JwksHealthIndicator,
     private readonly auditLog: AuditHealthIndicator,
-    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly applicationDatabase: DatabaseHealthIndicator,
     private readonly audit: AuditDatabase,
     @Inject(authConfig.KEY) private readonly auth: ConfigType<typeof authConfig>,
   ) {}
@@ -50,7 +50,7 @@ export class HealthController {
     const ping = (key: string, connection: DataSource) => () =>
       this.database.pingCheck(key, { connection, timeout: this.auth.jwksTimeoutMs });
     return this.health.check([
-      ping('database', this.dataSource),
+      () => this.applicationDatabase.isHealthy('database', this.auth.jwksTimeoutMs),
       ping('audit_database', this.audit.dataSource),
       () => this.auditLog.isHealthy('audit'),
       () => this.jwks.isHealthy('jwks'),

@@ -4,11 +4,12 @@ import { AuditModule } from '../audit/audit.module.js';
 import { AuthModule } from '../auth/auth.module.js';
 import { HealthController } from './health.controller.js';
 import { AuditHealthIndicator } from './audit.health.js';
+import { DatabaseHealthIndicator } from './database.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 
 @Module({
   imports: [TerminusModule.forRoot(), AuditModule, AuthModule],
   controllers: [HealthController],
-  providers: [JwksHealthIndicator, AuditHealthIndicator],
+  providers: [JwksHealthIndicator, AuditHealthIndicator, DatabaseHealthIndicator],
 })
 export class HealthModule {}

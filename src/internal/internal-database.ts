@@ -1,12 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FactoryProvider } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
 import type Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
 import { AuditDatabase } from '../audit/audit-database.js';
 import { internalConfig } from '../config/configuration.js';
-import type { InternalSettings } from '../config/settings.js';
+import type { SqliteInternalSettings } from '../config/settings.js';
 import { messageOf } from '../mcp/tool-context.js';
 import { InternalStore1766000000000 } from './migrations/1766000000000-internal-store.js';
 import { STATE_TABLE, STORE_MIGRATIONS_TABLE } from './store-tables.js';
@@ -46,7 +45,9 @@ export class InternalDatabase {
 }
 
 /** Opens the internal database and brings its schema up to date; fails start-up naming the file. */
-export async function openInternalDataSource(settings: InternalSettings): Promise<DataSource> {
+export async function openInternalDataSource(
+  settings: SqliteInternalSettings,
+): Promise<DataSource> {
   mkdirSync(dirname(settings.path), { recursive: true });
   const source = new DataSource({
     type: 'better-sqlite3',
@@ -80,6 +81,7 @@ export const internalDatabaseProvider: FactoryProvider<InternalDatabase> = {
   // After the audit database: by default both are this file, and TypeORM's migrations of one
   // would hold its write lock while the other's wait on the same thread.
   inject: [internalConfig.KEY, AuditDatabase],
-  useFactory: async (cfg: ConfigType<typeof internalConfig>) =>
+  // Imported only while the internal database is a SQLite file.
+  useFactory: async (cfg: SqliteInternalSettings) =>
     new InternalDatabase(await openInternalDataSource(cfg), cfg.path),
 };

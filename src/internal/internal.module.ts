@@ -1,31 +1,19 @@
-import { Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Module, type OnApplicationShutdown } from '@nestjs/common';
 import { AuditModule } from '../audit/audit.module.js';
-import { DatabaseModule } from '../database/database.module.js';
 import { InternalDatabase, internalDatabaseProvider } from './internal-database.js';
-import { LegacyUpgrade } from './legacy-upgrade.js';
 import { MigrationLedger } from './migration-ledger.js';
-import { SchemaMigrations } from './schema-migrations.js';
 
 /**
- * ScopeDB's own state, in a database no tool connection opens. At start-up, before the server
- * listens: moves what release 0.1.0 kept in the application database, then settles the ledger.
+ * ScopeDB's own SQLite file (INTERNAL_DATABASE_URL=sqlite:...), which no tool connection opens:
+ * the migrations ledger and bookkeeping. The engine that keeps its ledger here imports it.
  */
 @Module({
-  imports: [DatabaseModule, AuditModule],
-  providers: [internalDatabaseProvider, MigrationLedger, SchemaMigrations, LegacyUpgrade],
-  exports: [InternalDatabase, MigrationLedger, SchemaMigrations],
+  imports: [AuditModule],
+  providers: [internalDatabaseProvider, MigrationLedger],
+  exports: [InternalDatabase, MigrationLedger],
 })
-export class InternalModule implements OnModuleInit, OnApplicationShutdown {
-  constructor(
-    private readonly internal: InternalDatabase,
-    private readonly upgrade: LegacyUpgrade,
-    private readonly migrations: SchemaMigrations,
-  ) {}
-
-  async onModuleInit(): Promise<void> {
-    await this.upgrade.run();
-    this.migrations.reconcile();
-  }
+export class InternalModule implements OnApplicationShutdown {
+  constructor(private readonly internal: InternalDatabase) {}
 
   async onApplicationShutdown(): Promise<void> {
     if (this.internal.dataSource.isInitialized) await this.internal.dataSource.destroy();

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
 import Database from 'better-sqlite3';
 import { AuditDatabase } from '../audit/audit-database.js';
 import { COLUMNS_0_1_0 } from '../audit/audit-store.js';
 import { databaseConfig } from '../config/configuration.js';
+import type { SqliteDatabaseSettings } from '../config/settings.js';
 import { AUDIT_TABLE, INTERNAL_TABLES, LEDGER_TABLE } from '../database/internal-tables.js';
 import { quoteIdentifier } from '../database/sqlite/catalog.js';
 import { InternalDatabase } from './internal-database.js';
@@ -109,7 +109,8 @@ export class LegacyUpgrade {
     private readonly internal: InternalDatabase,
     private readonly ledger: MigrationLedger,
     private readonly audit: AuditDatabase,
-    @Inject(databaseConfig.KEY) private readonly cfg: ConfigType<typeof databaseConfig>,
+    // Provided in SQLite mode only (SqliteModule): release 0.1.0 served SQLite only.
+    @Inject(databaseConfig.KEY) private readonly cfg: SqliteDatabaseSettings,
   ) {}
 
   async run(): Promise<void> {

@@ -1,9 +1,7 @@
 import { Injectable } from '@nestjs/common';
+import type { LedgerEntry, LedgerStatus } from '../database/engine.js';
 import { InternalDatabase } from './internal-database.js';
 import { LEDGER_TABLE } from './store-tables.js';
-
-export const LEDGER_STATUSES = ['pending', 'applied', 'failed', 'diverged'] as const;
-export type LedgerStatus = (typeof LEDGER_STATUSES)[number];
 
 export interface LedgerRow {
   id: number;
@@ -20,17 +18,6 @@ export interface LedgerRow {
   schemaAfter: string | null;
   error: string | null;
   settledAt: string | null;
-}
-
-/** A row as list_migrations gives it. */
-export interface LedgerEntry {
-  name: string;
-  checksum: string;
-  applied_at: string;
-  applied_by: string;
-  client_id: string | null;
-  sql: string;
-  status: LedgerStatus;
 }
 
 export type LedgerAttempt = Pick<

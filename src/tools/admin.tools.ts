@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { type MigrationResult, SchemaMigrations } from '../internal/schema-migrations.js';
+import { DatabaseEngine, type MigrationResult } from '../database/engine.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import { count, dryRun, sqlText } from './tool-schemas.js';
@@ -21,11 +21,11 @@ const applyMigrationOutput = z.object({
   checksum: z.string(),
 });
 
-/** Changing the schema, recorded in a ledger by name (in the internal database). */
+/** Changing the schema, recorded in a ledger by name (in ScopeDB's internal database). */
 @Injectable()
 @RequireScopes('db:admin')
 export class AdminTools {
-  constructor(private readonly migrations: SchemaMigrations) {}
+  constructor(private readonly database: DatabaseEngine) {}
 
   @McpTool({
     name: 'apply_migration',
@@ -45,7 +45,7 @@ export class AdminTools {
     input: z.infer<typeof applyMigrationInput>,
     context: ToolContext,
   ): Promise<ToolOutput<MigrationResult>> {
-    const result = await this.migrations.apply({
+    const result = await this.database.applyMigration({
       name: input.name,
       sql: input.sql,
       dryRun: input.dry_run,

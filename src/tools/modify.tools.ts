@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { SqlExecutor } from '../database/sql-executor.js';
+import { DatabaseEngine, type WriteResult } from '../database/engine.js';
 import type { TruncationReason } from '../database/result-rows.js';
-import type { WriteResult } from '../database/sqlite/writes.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import {
@@ -86,7 +85,7 @@ function render(result: WriteResult, verb: string): string {
 @Injectable()
 @RequireScopes('db:modify')
 export class ModifyTools {
-  constructor(private readonly sql: SqlExecutor) {}
+  constructor(private readonly database: DatabaseEngine) {}
 
   @McpTool({
     name: 'insert_rows',
@@ -101,13 +100,11 @@ export class ModifyTools {
     input: z.infer<typeof insertRowsInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>(
+    const result = await this.database.insertRows(
       {
-        kind: 'insertRows',
         table: input.table,
         rows: input.rows,
         returning: input.returning,
-        limits: this.sql.limits,
       },
       context.principal,
     );
@@ -127,15 +124,13 @@ export class ModifyTools {
     input: z.infer<typeof updateRowsInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>(
+    const result = await this.database.updateRows(
       {
-        kind: 'updateRows',
         table: input.table,
         set: input.set,
         where: input.where,
         expectedMaxRows: input.expected_max_rows,
         dryRun: input.dry_run,
-        limits: this.sql.limits,
       },
       context.principal,
     );
@@ -155,14 +150,12 @@ export class ModifyTools {
     input: z.infer<typeof deleteRowsInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>(
+    const result = await this.database.deleteRows(
       {
-        kind: 'deleteRows',
         table: input.table,
         where: input.where,
         expectedMaxRows: input.expected_max_rows,
         dryRun: input.dry_run,
-        limits: this.sql.limits,
       },
       context.principal,
     );
@@ -182,14 +175,12 @@ export class ModifyTools {
     input: z.infer<typeof executeInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.sql.run<WriteResult>(
+    const result = await this.database.execute(
       {
-        kind: 'execute',
         sql: input.sql,
         params: input.params,
         expectedMaxRows: input.expected_max_rows,
         dryRun: input.dry_run,
-        limits: this.sql.limits,
       },
       context.principal,
     );

@@ -1,12 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { SqlExecutor } from '../database/sql-executor.js';
-import { SqliteDatabase } from '../database/sqlite-database.js';
-import { LEDGER_STATUSES, MigrationLedger } from '../internal/migration-ledger.js';
+import {
+  DatabaseEngine,
+  type ExplainResult,
+  LEDGER_STATUSES,
+  type ReadResult,
+  type TableDescription,
+  type TableList,
+} from '../database/engine.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
-import type { ReadResult } from '../database/sqlite/reads.js';
 import type { TruncationReason } from '../database/result-rows.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
 
@@ -111,11 +115,7 @@ const listMigrationsOutput = z.object({
 @Injectable()
 @RequireScopes('db:query')
 export class QueryTools {
-  constructor(
-    private readonly database: SqliteDatabase,
-    private readonly sql: SqlExecutor,
-    private readonly ledger: MigrationLedger,
-  ) {}
+  constructor(private readonly database: DatabaseEngine) {}
 
   @McpTool({
     name: 'list_tables',
@@ -128,11 +128,10 @@ export class QueryTools {
   async listTables(
     input: z.infer<typeof listTablesInput>,
     context: ToolContext,
-  ): Promise<ToolOutput<z.infer<typeof listTablesOutput>>> {
-    const data = await this.sql.run<z.infer<typeof listTablesOutput>>(
-      { kind: 'listTables', pattern: input.pattern, includeViews: input.include_views },
+  ): Promise<ToolOutput<TableList>> {
+    const data = await this.database.listTables(
+      { pattern: input.pattern, includeViews: input.include_views },
       context.principal,
-      TIMEOUT_CAP_MS,
     );
     return {
       data,
@@ -159,48 +158,14 @@ export class QueryTools {
   })
   async describeTable(
     input: z.infer<typeof describeTableInput>,
-  ): Promise<ToolOutput<z.infer<typeof describeTableOutput>>> {
-    const entry = this.database.resolve(input.table);
-    if (!entry)
+    context: ToolContext,
+  ): Promise<ToolOutput<TableDescription>> {
+    const data = await this.database.describeTable(input.table, context.principal);
+    if (!data)
       throw new ToolError(
         `No table or view is named ${JSON.stringify(input.table)}; list_tables shows them.`,
         'UNKNOWN_TABLE',
       );
-    const { table, all, checks } = await this.database.describe(entry.name);
-    const keyOf = (fk: (typeof table.foreignKeys)[number]) => ({
-      columns: fk.columnNames,
-      referenced_table: fk.referencedTableName,
-      referenced_columns: fk.referencedColumnNames,
-      on_delete: fk.onDelete ?? null,
-      on_update: fk.onUpdate ?? null,
-    });
-    const data = {
-      name: entry.name,
-      type: entry.type,
-      columns: table.columns.map((c) => ({
-        name: c.name,
-        type: c.type + (c.length ? `(${c.length})` : ''),
-        nullable: c.isNullable,
-        default: c.default === undefined || c.default === null ? null : String(c.default),
-        primary_key: c.isPrimary,
-      })),
-      primary_key: table.primaryColumns.map((c) => c.name),
-      indexes: [
-        ...table.indices.map((i) => ({
-          name: i.name ?? '',
-          columns: i.columnNames,
-          unique: i.isUnique,
-        })),
-        ...table.uniques.map((u) => ({ name: u.name ?? '', columns: u.columnNames, unique: true })),
-      ],
-      foreign_keys: table.foreignKeys.map(keyOf),
-      referenced_by: all.flatMap((other) =>
-        other.foreignKeys
-          .filter((fk) => fk.referencedTableName === entry.name)
-          .map((fk) => ({ table: other.name, ...keyOf(fk) })),
-      ),
-      checks,
-    };
     const lines = [
       `${data.type} ${data.name}`,
       ...data.columns.map(
@@ -233,15 +198,14 @@ export class QueryTools {
     input: z.infer<typeof queryInput>,
     context: ToolContext,
   ): Promise<ToolOutput<ReadResult>> {
-    const result = await this.sql.run<ReadResult>(
+    const result = await this.database.query(
       {
-        kind: 'query',
         sql: input.sql,
         params: input.params,
-        limits: { ...this.sql.limits, maxRows: input.max_rows },
+        maxRows: input.max_rows,
+        timeoutMs: input.timeout_ms,
       },
       context.principal,
-      input.timeout_ms,
     );
     const advice: Record<TruncationReason, string> = {
       max_rows: `only the first ${input.max_rows} rows (max_rows)`,
@@ -267,7 +231,7 @@ export class QueryTools {
     name: 'explain_query',
     title: 'Explain a query',
     description:
-      "SQLite's query plan (EXPLAIN QUERY PLAN) for one read-only statement, under the same rules as query: shows which indexes are used and where tables are scanned.",
+      "The database's query plan (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN, not run) for one read-only statement, under the same rules as query: shows which indexes are used and where tables are scanned.",
     input: explainInput,
     output: explainOutput,
     annotations: readOnly,
@@ -275,11 +239,10 @@ export class QueryTools {
   async explainQuery(
     input: z.infer<typeof explainInput>,
     context: ToolContext,
-  ): Promise<ToolOutput<z.infer<typeof explainOutput>>> {
-    const data = await this.sql.run<z.infer<typeof explainOutput>>(
-      { kind: 'explain', sql: input.sql, params: input.params },
+  ): Promise<ToolOutput<ExplainResult>> {
+    const data = await this.database.explain(
+      { sql: input.sql, params: input.params, timeoutMs: TIMEOUT_DEFAULT_MS },
       context.principal,
-      TIMEOUT_DEFAULT_MS,
     );
     const depth = new Map<number, number>([[0, 0]]);
     const lines = data.plan.map((step) => {
@@ -299,8 +262,8 @@ export class QueryTools {
     output: listMigrationsOutput,
     annotations: readOnly,
   })
-  listMigrations(): ToolOutput<z.infer<typeof listMigrationsOutput>> {
-    const data = { migrations: this.ledger.list() };
+  async listMigrations(): Promise<ToolOutput<z.infer<typeof listMigrationsOutput>>> {
+    const data = { migrations: await this.database.listMigrations() };
     return {
       data,
       text:

@@ -1,35 +1,19 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
 import Database from 'better-sqlite3';
-import type { Principal } from '../auth/principal.js';
-import { databaseConfig } from '../config/configuration.js';
-import { SqlExecutor } from '../database/sql-executor.js';
-import { SqliteDatabase } from '../database/sqlite-database.js';
+import { databaseConfig } from '../../config/configuration.js';
+import type { SqliteDatabaseSettings } from '../../config/settings.js';
+import { type LedgerRow, MigrationLedger } from '../../internal/migration-ledger.js';
+import { messageOf, ToolError } from '../../mcp/tool-context.js';
+import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.js';
+import { SqlExecutor } from '../sql-executor.js';
+import { SqliteDatabase } from '../sqlite-database.js';
 import {
   type MigrationOutcome,
   type MigrationPlan,
   migrationChecksum,
   migrationStatements,
   schemaFingerprint,
-} from '../database/sqlite/migrations.js';
-import { messageOf, ToolError } from '../mcp/tool-context.js';
-import { type LedgerRow, type LedgerStatus, MigrationLedger } from './migration-ledger.js';
-
-export interface MigrationRequest {
-  name: string;
-  sql: string;
-  dryRun: boolean;
-  /** Who applies it: recorded in the ledger, and whose turn it takes at the SQL workers. */
-  principal: Principal;
-}
-
-export interface MigrationResult {
-  name: string;
-  applied: boolean;
-  dry_run: boolean;
-  statements: number;
-  checksum: string;
-}
+} from './migrations.js';
 
 type Settling = Pick<LedgerRow, 'id' | 'name' | 'schemaBefore' | 'schemaAfter'>;
 
@@ -51,7 +35,8 @@ export class SchemaMigrations {
     private readonly sql: SqlExecutor,
     private readonly database: SqliteDatabase,
     private readonly ledger: MigrationLedger,
-    @Inject(databaseConfig.KEY) private readonly cfg: ConfigType<typeof databaseConfig>,
+    // Provided in SQLite mode only (SqliteModule), where the settings are SQLite's.
+    @Inject(databaseConfig.KEY) private readonly cfg: SqliteDatabaseSettings,
   ) {}
 
   apply(request: MigrationRequest): Promise<MigrationResult> {
