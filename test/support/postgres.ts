@@ -51,3 +51,60 @@ export async function createTestDatabase(prefix: string): Promise<TestPostgresDa
     },
   };
 }
+
+/** A database with ScopeDB's three roles (random names), as README "PostgreSQL" recommends. */
+export interface ScopedbPostgres {
+  database: TestPostgresDatabase;
+  roles: { tools: string; reader: string; internal: string };
+  /** DATABASE_URL (the tools' role), DATABASE_READER_URL, INTERNAL_DATABASE_URL. */
+  urls: { tools: string; reader: string; internal: string };
+  /** A superuser connection to the database (checks and set-up only). */
+  admin: pg.Client;
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates a database and three login roles: `internal` owns ScopeDB's schema (CREATE on the
+ * database), `tools` runs writes and migrations (CREATE on public), `reader` may only SELECT (also
+ * what the tools' role creates later). All are dropped with the database.
+ */
+export async function createScopedbPostgres(prefix: string): Promise<ScopedbPostgres> {
+  const database = await createTestDatabase(prefix);
+  const suffix = database.name.slice(prefix.length + 1);
+  const roles = {
+    tools: `sdb_tools_${suffix}`,
+    reader: `sdb_reader_${suffix}`,
+    internal: `sdb_internal_${suffix}`,
+  };
+  const admin = database.client;
+  const { tools, reader, internal } = roles;
+  for (const role of [tools, reader, internal]) await admin.query(`CREATE ROLE ${role} LOGIN`);
+  await admin.query(`GRANT CONNECT ON DATABASE ${database.name} TO ${tools}, ${reader}, ${internal}`);
+  await admin.query(`GRANT CREATE ON DATABASE ${database.name} TO ${internal}`);
+  await admin.query(`REVOKE ALL ON SCHEMA public FROM PUBLIC`);
+  await admin.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${tools}`);
+  await admin.query(`GRANT USAGE ON SCHEMA public TO ${reader}`);
+  await admin.query(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} IN SCHEMA public GRANT SELECT ON TABLES TO ${reader}`,
+  );
+  const urlOf = (role: string) => {
+    const url = new URL(database.url);
+    url.username = role;
+    return url.toString();
+  };
+  return {
+    database,
+    roles,
+    urls: { tools: urlOf(tools), reader: urlOf(reader), internal: urlOf(internal) },
+    admin,
+    drop: async () => {
+      await database.drop();
+      const cluster = await connect(POSTGRES_ADMIN_URL);
+      try {
+        for (const role of [tools, reader, internal]) await cluster.query(`DROP ROLE IF EXISTS ${role}`);
+      } finally {
+        await cluster.end();
+      }
+    },
+  };
+}
