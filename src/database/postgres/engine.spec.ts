@@ -77,6 +77,7 @@ describe('PostgreSQL engine core', () => {
       INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 5000) g;
       CREATE TABLE locked (x int);
       CREATE TABLE spans (r int4range, EXCLUDE USING gist (r WITH &&));
+      CREATE TABLE deferred (item_id int REFERENCES items (id) DEFERRABLE INITIALLY DEFERRED);
       CREATE SEQUENCE counter;
       ANALYZE big;`);
     await owner.end();
@@ -85,7 +86,7 @@ describe('PostgreSQL engine core', () => {
 
   beforeEach(async () => {
     await db.client.query(
-      `TRUNCATE items, sales.orders, notes, spans, "Mixed ""Quoted"" Name" RESTART IDENTITY CASCADE; ${ITEMS}`,
+      `TRUNCATE items, sales.orders, notes, spans, deferred, "Mixed ""Quoted"" Name" RESTART IDENTITY CASCADE; ${ITEMS}`,
     );
   });
 
@@ -366,6 +367,8 @@ describe('PostgreSQL engine core', () => {
       expect((await rejection(() => query('COPY items FROM STDIN'))).code).toBe('NOT_READ_ONLY');
       expect((await rejection(() => query("PREPARE TRANSACTION 'x'"))).code).toBe('PG_55000');
       expect(await first('SELECT count(*) FROM pg_prepared_xacts')).toBe('0');
+      expect((await rejection(() => query('  -- nothing'))).code).toBe('EMPTY_SQL');
+      expect((await rejection(() => run(' '))).code).toBe('EMPTY_SQL');
       expect(await first('SELECT 1')).toBe(1);
     });
 
@@ -688,6 +691,7 @@ describe('PostgreSQL engine core', () => {
       expect(tables.map((t) => t.name).sort()).toEqual(
         [
           'big',
+          'deferred',
           'items',
           'locked',
           'Mixed "Quoted" Name',
@@ -699,7 +703,7 @@ describe('PostgreSQL engine core', () => {
           'spans',
         ].sort(),
       );
-      expect(tables).toHaveLength(10);
+      expect(tables).toHaveLength(11);
       expect(tables).toContainEqual({ name: 'items', type: 'table', row_estimate: 5 });
       expect(tables).toContainEqual({ name: 'sales.big_orders', type: 'view', row_estimate: null });
       expect(tables.find((t) => t.name === 'locked')?.row_estimate).toBeNull();
@@ -786,6 +790,14 @@ describe('PostgreSQL engine core', () => {
         ],
         foreign_keys: [],
         referenced_by: [
+          {
+            table: 'deferred',
+            columns: ['item_id'],
+            referenced_table: 'items',
+            referenced_columns: ['id'],
+            on_delete: 'NO ACTION',
+            on_update: 'NO ACTION',
+          },
           {
             table: 'sales.orders',
             columns: ['item_id'],
@@ -1139,6 +1151,13 @@ describe('PostgreSQL engine core', () => {
         (await rejection(() => run('INSERT INTO sales.orders (item_id, quantity) VALUES (99, 1)')))
           .code,
       ).toBe('CONSTRAINT');
+      const atCommit = await rejection(() => run('INSERT INTO deferred VALUES (99)'));
+      expect(atCommit).toMatchObject({
+        code: 'CONSTRAINT',
+        message: match.stringContaining('Key (item_id)=(99) is not present'),
+      });
+      expect(reusable(sut)).toBe(true);
+      expect(await first('SELECT count(*) FROM deferred')).toBe('0');
     });
   });
 });

@@ -111,6 +111,8 @@ export async function runStatement<R>(
       for (const row of rows) if (wanted) wanted = options.onRow(row);
       read += rows.length;
       if (rows.length < batch) {
+        if (result.command === null)
+          throw new SqlError('The SQL has no statement (only blanks or comments).', 'EMPTY_SQL');
         outcome = {
           fields: result.fields,
           command: result.command,
