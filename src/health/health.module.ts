@@ -5,10 +5,12 @@ import { AuthModule } from '../auth/auth.module.js';
 import { HealthController } from './health.controller.js';
 import { AuditHealthIndicator } from './audit.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
+import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
+import { RateLimitHealthIndicator } from './rate-limit.health.js';
 
 @Module({
-  imports: [TerminusModule.forRoot(), AuditModule, AuthModule],
+  imports: [TerminusModule.forRoot(), AuditModule, AuthModule, RateLimitModule],
   controllers: [HealthController],
-  providers: [JwksHealthIndicator, AuditHealthIndicator],
+  providers: [JwksHealthIndicator, AuditHealthIndicator, RateLimitHealthIndicator],
 })
 export class HealthModule {}

@@ -1,4 +1,4 @@
-import { SqlError } from '../../src/database/sqlite/errors.js';
+import { SqlError } from '../../src/database/sql-values.js';
 
 /** The SqlError a call throws (fails when it throws something else or nothing). */
 export function refusal(run: () => unknown): SqlError {
