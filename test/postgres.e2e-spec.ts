@@ -108,7 +108,9 @@ describe('PostgreSQL as the application database', () => {
         { name: 'sales.orders', type: 'table', row_estimate: 3 },
       ]);
       expect(await client.ok('list_tables', { pattern: 'SALES.%' })).toEqual({
-        tables: [{ name: 'sales.orders', type: 'table', row_estimate: expect.any(Number) as number }],
+        tables: [
+          { name: 'sales.orders', type: 'table', row_estimate: expect.any(Number) as number },
+        ],
       });
     });
 
@@ -119,7 +121,12 @@ describe('PostgreSQL as the application database', () => {
         type: 'table',
         primary_key: ['id'],
         foreign_keys: [
-          { columns: ['item_id'], referenced_table: 'items', referenced_columns: ['id'], on_delete: 'CASCADE' },
+          {
+            columns: ['item_id'],
+            referenced_table: 'items',
+            referenced_columns: ['id'],
+            on_delete: 'CASCADE',
+          },
         ],
       });
       expect(data.indexes).toEqual(
@@ -129,7 +136,9 @@ describe('PostgreSQL as the application database', () => {
       expect(items.referenced_by).toEqual([
         expect.objectContaining({ table: 'sales.orders', columns: ['item_id'] }),
       ]);
-      expect(items.checks).toEqual([expect.objectContaining({ expression: expect.stringContaining('price') as string })]);
+      expect(items.checks).toEqual([
+        expect.objectContaining({ expression: expect.stringContaining('price') as string }),
+      ]);
       expect(await refused('describe_table', { table: 'nope' })).toContain('UNKNOWN_TABLE');
     });
 
@@ -165,7 +174,9 @@ describe('PostgreSQL as the application database', () => {
         sql: 'SELECT * FROM sales.orders WHERE item_id = $1',
         params: [1],
       });
-      expect((data.plan as { detail: string }[]).map((step) => step.detail).join('\n')).toMatch(/orders/);
+      expect((data.plan as { detail: string }[]).map((step) => step.detail).join('\n')).toMatch(
+        /orders/,
+      );
     });
 
     it('updates and deletes rows by filters, within expected_max_rows, and dry-runs', async () => {
@@ -185,7 +196,9 @@ describe('PostgreSQL as the application database', () => {
           expected_max_rows: 1,
         }),
       ).toContain('TOO_MANY_ROWS');
-      expect(await admin('SELECT count(*)::int AS n FROM items WHERE stock = 0')).toEqual([{ n: 0 }]);
+      expect(await admin('SELECT count(*)::int AS n FROM items WHERE stock = 0')).toEqual([
+        { n: 0 },
+      ]);
       const dry = await client.ok('delete_rows', {
         table: 'sales.orders',
         where: [{ column: 'quantity', op: '=', value: 2 }],
@@ -210,22 +223,31 @@ describe('PostgreSQL as the application database', () => {
       });
       expect(data).toMatchObject({ affected_rows: 1, rows: [{ name: 'book', stock: '6' }] });
       expect(await refused('execute', { sql: 'SELECT * FROM items' })).toContain('NOT_A_WRITE');
-      expect(await refused('execute', { sql: 'DROP TABLE sales.orders' })).toMatch(/NOT_A_WRITE|PERMISSION/);
+      expect(await refused('execute', { sql: 'DROP TABLE sales.orders' })).toMatch(
+        /NOT_A_WRITE|PERMISSION/,
+      );
       expect(await admin("SELECT to_regclass('sales.orders') IS NOT NULL AS present")).toEqual([
         { present: true },
       ]);
     });
 
     it('applies a migration once, records it once, and refuses the same name with other SQL', async () => {
-      const sql = 'CREATE TABLE notes (id serial PRIMARY KEY, body text); CREATE INDEX notes_body ON notes (body)';
-      expect(await client.ok('apply_migration', { name: 'notes', sql, dry_run: true })).toMatchObject({
+      const sql =
+        'CREATE TABLE notes (id serial PRIMARY KEY, body text); CREATE INDEX notes_body ON notes (body)';
+      expect(
+        await client.ok('apply_migration', { name: 'notes', sql, dry_run: true }),
+      ).toMatchObject({
         applied: false,
         dry_run: true,
         statements: 2,
       });
       expect(await admin("SELECT to_regclass('public.notes') AS t")).toEqual([{ t: null }]);
-      expect(await client.ok('apply_migration', { name: 'notes', sql })).toMatchObject({ applied: true });
-      expect(await client.ok('apply_migration', { name: 'notes', sql })).toMatchObject({ applied: false });
+      expect(await client.ok('apply_migration', { name: 'notes', sql })).toMatchObject({
+        applied: true,
+      });
+      expect(await client.ok('apply_migration', { name: 'notes', sql })).toMatchObject({
+        applied: false,
+      });
       expect(await refused('apply_migration', { name: 'notes', sql: `${sql};` })).toContain(
         'MIGRATION_CONFLICT',
       );
@@ -269,7 +291,7 @@ describe('PostgreSQL as the application database', () => {
 
     it.each([
       ["INSERT INTO items (name, price) VALUES ('x', 1)"],
-      ["WITH gone AS (DELETE FROM items RETURNING 1) SELECT count(*) FROM gone"],
+      ['WITH gone AS (DELETE FROM items RETURNING 1) SELECT count(*) FROM gone'],
       ["SELECT nextval('items_id_seq')"],
       ['CREATE TABLE t_read (id int)'],
     ])('refuses a write through query: %s', async (sql) => {
@@ -280,7 +302,10 @@ describe('PostgreSQL as the application database', () => {
 
     // Row 12 divides by zero: the answer shows that no more than max_rows + 1 rows were computed.
     it.each([
-      ['a streamed series', 'SELECT n, 1 / (n - 12) AS trap FROM (SELECT generate_series(1, 100000000) AS n) AS s'],
+      [
+        'a streamed series',
+        'SELECT n, 1 / (n - 12) AS trap FROM (SELECT generate_series(1, 100000000) AS n) AS s',
+      ],
       ['a table scan', 'SELECT id, 1 / (id - 12) AS trap FROM big'],
     ])('cuts %s at max_rows without computing the rest', async (_label, sql) => {
       const data = await client.ok('query', { sql, max_rows: 10 });
@@ -305,7 +330,11 @@ describe('PostgreSQL as the application database', () => {
     };
 
     it.each([
-      ['set_config(..., false) in a read', "SELECT set_config('scopedb.leak', 'yes', false)", 'query'],
+      [
+        'set_config(..., false) in a read',
+        "SELECT set_config('scopedb.leak', 'yes', false)",
+        'query',
+      ],
       ['SET SESSION in a migration', "SET SESSION scopedb.leak = 'yes'", 'migration'],
     ])('%s', async (_label, sql, how) => {
       if (how === 'query') await client.call('query', { sql });
@@ -323,7 +352,7 @@ describe('PostgreSQL as the application database', () => {
     });
 
     it.each([
-      ["PREPARE leak AS SELECT 1"],
+      ['PREPARE leak AS SELECT 1'],
       ['DECLARE leak CURSOR WITH HOLD FOR SELECT 1'],
       ['LISTEN leak'],
     ])('does not keep %s', async (sql) => {
@@ -356,9 +385,9 @@ describe('PostgreSQL as the application database', () => {
       await postgres.admin.query('BEGIN');
       try {
         await postgres.admin.query('LOCK TABLE items IN ACCESS EXCLUSIVE MODE');
-        expect(await refused('query', { sql: 'SELECT count(*) FROM items', timeout_ms: 300 })).toContain(
-          'TIMEOUT',
-        );
+        expect(
+          await refused('query', { sql: 'SELECT count(*) FROM items', timeout_ms: 300 }),
+        ).toContain('TIMEOUT');
         expect(
           await refused('execute', { sql: "UPDATE items SET stock = 1 WHERE name = 'pen'" }),
         ).toContain('TIMEOUT');
@@ -373,15 +402,25 @@ describe('PostgreSQL as the application database', () => {
     it('does not list them', async () => {
       const data = await client.ok('list_tables', { pattern: '%scopedb%' });
       expect(data.tables).toEqual([]);
-      expect(await refused('describe_table', { table: 'scopedb.audit_log' })).toContain('UNKNOWN_TABLE');
+      expect(await refused('describe_table', { table: 'scopedb.audit_log' })).toContain(
+        'UNKNOWN_TABLE',
+      );
     });
 
     it.each([
       ['a plain read', 'query', 'SELECT count(*) FROM scopedb.audit_log'],
       ['a subquery', 'query', 'SELECT (SELECT max(id) FROM scopedb.audit_log) AS m'],
       ['the ledger', 'query', 'SELECT * FROM scopedb.scopedb_migrations'],
-      ['RETURNING', 'execute', "UPDATE items SET stock = stock WHERE name = 'pen' RETURNING (SELECT count(*) FROM scopedb.audit_log)"],
-      ['a copy', 'execute', 'INSERT INTO items (name, price) SELECT principal, 0 FROM scopedb.audit_log'],
+      [
+        'RETURNING',
+        'execute',
+        "UPDATE items SET stock = stock WHERE name = 'pen' RETURNING (SELECT count(*) FROM scopedb.audit_log)",
+      ],
+      [
+        'a copy',
+        'execute',
+        'INSERT INTO items (name, price) SELECT principal, 0 FROM scopedb.audit_log',
+      ],
       ['a forged record', 'execute', "INSERT INTO scopedb.audit_log (outcome) VALUES ('success')"],
     ])('refuses %s', async (_label, tool, sql) => {
       expect(await refused(tool, { sql })).toContain('PERMISSION_DENIED');
@@ -389,22 +428,37 @@ describe('PostgreSQL as the application database', () => {
 
     it.each([
       ['a view', 'CREATE VIEW peek AS SELECT * FROM scopedb.audit_log'],
-      ['a function', 'CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM scopedb.audit_log $$'],
-      ['a trigger', `CREATE FUNCTION forge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO scopedb.audit_log (outcome) VALUES ('success'); RETURN NEW; END $$;
-                     CREATE TRIGGER forge AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION forge()`],
+      [
+        'a function',
+        'CREATE FUNCTION peek() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM scopedb.audit_log $$',
+      ],
+      [
+        'a trigger',
+        `CREATE FUNCTION forge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO scopedb.audit_log (outcome) VALUES ('success'); RETURN NEW; END $$;
+                     CREATE TRIGGER forge AFTER INSERT ON items FOR EACH ROW EXECUTE FUNCTION forge()`,
+      ],
     ])('refuses %s over them, whether at creation or when it runs', async (label, sql) => {
       const name = `peek_${label.replace(/\W/g, '_')}`;
       const created = await client.call('apply_migration', { name, sql });
       if (!created.isError) {
         const attempts = [
-          await client.call('query', { sql: label === 'a view' ? 'SELECT * FROM peek' : 'SELECT peek()' }),
-          await client.call('insert_rows', { table: 'items', rows: [{ name: `via ${name}`, price: 1 }] }),
+          await client.call('query', {
+            sql: label === 'a view' ? 'SELECT * FROM peek' : 'SELECT peek()',
+          }),
+          await client.call('insert_rows', {
+            table: 'items',
+            rows: [{ name: `via ${name}`, price: 1 }],
+          }),
         ];
-        expect(attempts.some((r) => r.isError && textOf(r).includes('PERMISSION_DENIED'))).toBe(true);
+        expect(attempts.some((r) => r.isError && textOf(r).includes('PERMISSION_DENIED'))).toBe(
+          true,
+        );
       } else expect(textOf(created)).toContain('PERMISSION_DENIED');
-      expect(await admin("SELECT count(*)::int AS n FROM scopedb.audit_log WHERE subject IS NULL AND outcome = 'success'")).toEqual([
-        { n: 0 },
-      ]);
+      expect(
+        await admin(
+          "SELECT count(*)::int AS n FROM scopedb.audit_log WHERE subject IS NULL AND outcome = 'success'",
+        ),
+      ).toEqual([{ n: 0 }]);
     });
 
     it('audits every call above in the shared store, out of the tools reach', async () => {
@@ -430,9 +484,13 @@ describe('PostgreSQL start-up checks', () => {
   });
 
   const start = (env: Record<string, string>) =>
-    startTestApp({ AUTH_ISSUER: issuer.url, INTERNAL_DATABASE_URL: postgres.urls.internal, ...env });
+    startTestApp({
+      AUTH_ISSUER: issuer.url,
+      INTERNAL_DATABASE_URL: postgres.urls.internal,
+      ...env,
+    });
 
-  it('refuses a superuser; allowed, only where it cannot reach ScopeDB\'s own tables', async () => {
+  it("refuses a superuser; allowed, only where it cannot reach ScopeDB's own tables", async () => {
     const superuser = new URL(postgres.database.url);
     superuser.username = 'postgres';
     await expect(start({ DATABASE_URL: superuser.toString() })).rejects.toThrow(

@@ -81,7 +81,7 @@ export function auditDataSourceOptions(location: AuditDatabaseLocation): DataSou
 }
 
 /** An error message with the URL's password (if the driver echoed it) replaced by ***. */
-function withoutPassword(message: string, location: AuditDatabaseLocation): string {
+export function withoutPassword(message: string, location: AuditDatabaseLocation): string {
   if (location.type !== 'postgres') return message;
   const { password } = new URL(location.url);
   return password === ''

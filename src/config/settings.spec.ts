@@ -240,14 +240,22 @@ describe(readSettings.name, () => {
     });
 
     it.each([
-      'postgres://scopedb:secret@db.example.com/scopedb',
-      'postgresql://db.example.com/scopedb',
-    ])('DATABASE_URL=%s is not supported yet', (url) => {
+      ['postgres://scopedb:secret@db.example.com', 'must name a host and a database'],
+      ['postgres://scopedb:secret@db.example.com/a/b', 'must name a host and a database'],
+      ['mysql://db.example.com/scopedb', 'must be sqlite:<path> or postgres://'],
+    ])('DATABASE_URL=%s is refused', (url, message) => {
       const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, DATABASE_URL: url });
       expect(error.variable).toBe('DATABASE_URL');
-      expect(error.message).toBe(
-        'DATABASE_URL: PostgreSQL is not supported yet; use sqlite:<path>',
-      );
+      expect(error.message).toContain(message);
+      expect(error.message).not.toContain('secret');
+    });
+
+    it('refuses DATABASE_READER_URL without a PostgreSQL DATABASE_URL', () => {
+      const error = configurationErrorOf({
+        AUTH_ISSUER: ISSUER,
+        DATABASE_READER_URL: 'postgres://reader@db/app',
+      });
+      expect(error.message).toBe('DATABASE_READER_URL: needs a postgres:// DATABASE_URL');
     });
 
     it.each(['sqlite:', 'sqlite::memory:'])('DATABASE_URL=%s has no file path', (url) => {
@@ -322,7 +330,22 @@ describe(readDatabaseSettings.name, () => {
   });
 
   it('refuses a bad DATABASE_URL as the server does', () => {
-    expect(() => sut({ DATABASE_URL: 'postgres://db/scopedb' })).toThrow(ConfigurationError);
+    expect(() => sut({ DATABASE_URL: 'postgres://db' })).toThrow(ConfigurationError);
+  });
+
+  it.each([
+    'postgres://scopedb:s3cret@db.example.com:5433/app',
+    'postgresql://scopedb@10.0.0.5/app?sslmode=require&application_name=x',
+  ])('reads a PostgreSQL DATABASE_URL, its parameters passed on: %s', (url) => {
+    expect(
+      sut({ DATABASE_URL: url, DATABASE_READER_URL: 'postgres://reader:pw@db/app' }),
+    ).toMatchObject({
+      type: 'postgres',
+      connection: { url, redactedUrl: url.replace('s3cret', '***') },
+      reader: { url: 'postgres://reader:pw@db/app', redactedUrl: 'postgres://reader:***@db/app' },
+      poolSize: 10,
+      allowPrivilegedRole: false,
+    });
   });
 });
 
@@ -460,11 +483,40 @@ describe(readInternalSettings.name, () => {
   }
 
   it('puts the internal database beside the application database by default', () => {
-    expect(sut({})).toEqual({ path: 'data/scopedb-internal.sqlite', busyTimeoutMs: 5000 });
+    expect(sut({})).toEqual({
+      type: 'sqlite',
+      path: 'data/scopedb-internal.sqlite',
+      busyTimeoutMs: 5000,
+    });
     expect(
       sut({ DATABASE_URL: 'sqlite:///var/lib/scopedb/app.sqlite', DATABASE_BUSY_TIMEOUT_MS: '80' }),
-    ).toEqual({ path: '/var/lib/scopedb/scopedb-internal.sqlite', busyTimeoutMs: 80 });
+    ).toEqual({
+      type: 'sqlite',
+      path: '/var/lib/scopedb/scopedb-internal.sqlite',
+      busyTimeoutMs: 80,
+    });
+    expect(sut({ DATABASE_URL: 'postgres://tools@db/app' })).toMatchObject({
+      path: 'data/scopedb-internal.sqlite',
+    });
     expect(readSettings({ AUTH_ISSUER: ISSUER }).internal).toEqual(sut({}));
+  });
+
+  it('reads a PostgreSQL INTERNAL_DATABASE_URL, schema scopedb, and keeps the audit log there', () => {
+    const env = {
+      DATABASE_URL: 'postgres://tools@db/app',
+      INTERNAL_DATABASE_URL: 'postgres://owner:hunter2@db/app',
+    };
+    const internal = {
+      type: 'postgres',
+      url: 'postgres://owner:hunter2@db/app',
+      redactedUrl: 'postgres://owner:***@db/app',
+      schema: 'scopedb',
+    };
+    expect(sut(env)).toEqual(internal);
+    expect(readAuditSettings(env)).toMatchObject({
+      database: internal,
+      setting: 'INTERNAL_DATABASE_URL',
+    });
   });
 
   it.each([
@@ -491,9 +543,17 @@ describe(readInternalSettings.name, () => {
       'INTERNAL_DATABASE_URL: names the AUDIT_DATABASE_URL file; leave AUDIT_DATABASE_URL unset to keep the audit log in the internal database',
     ],
     [
-      'PostgreSQL',
-      { INTERNAL_DATABASE_URL: 'postgres://u:hunter2@db/internal' },
-      'INTERNAL_DATABASE_URL: must be sqlite:<path>, got "postgres://u:***@db/internal"',
+      'another scheme',
+      { INTERNAL_DATABASE_URL: 'mysql://u:hunter2@db/internal' },
+      'INTERNAL_DATABASE_URL: must be sqlite:<path> or postgres://user:password@host[:port]/database, got "mysql://u:***@db/internal"',
+    ],
+    [
+      "the tools' role",
+      {
+        DATABASE_URL: 'postgres://tools:hunter2@db/app',
+        INTERNAL_DATABASE_URL: 'postgres://tools:hunter2@db/app',
+      },
+      "INTERNAL_DATABASE_URL: connects as the role that runs the tools' SQL; ScopeDB's own tables need a role of their own, which the tools' roles cannot act as",
     ],
   ])('refuses %s in one line naming the variable', (_case, env, message) => {
     expect(refusal(env).message).toBe(message);

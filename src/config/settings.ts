@@ -274,7 +274,9 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
     maxInFlightPerPrincipal: integer(env, 'SQL_MAX_IN_FLIGHT_PER_PRINCIPAL', 1000, 1, 100_000),
     queueTimeoutMs: integer(env, 'SQL_QUEUE_TIMEOUT_MS', 10_000, 100, 600_000),
   };
-  if (raw.startsWith('sqlite:'))
+  if (raw.startsWith('sqlite:')) {
+    if (value(env, 'DATABASE_READER_URL') !== undefined)
+      throw new ConfigurationError('DATABASE_READER_URL', 'needs a postgres:// DATABASE_URL');
     return {
       type: 'sqlite',
       path: sqlitePath(name, raw),
@@ -284,6 +286,7 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
       workerMemoryMb: integer(env, 'SQL_WORKER_MEMORY_MB', 512, 128, 65_536),
       ...common,
     };
+  }
   if (POSTGRES_SCHEME.test(raw)) {
     const readerRaw = value(env, 'DATABASE_READER_URL');
     return {
@@ -295,8 +298,6 @@ export function readDatabaseSettings(env: Environment): DatabaseSettings {
       ...common,
     };
   }
-  if (value(env, 'DATABASE_READER_URL') !== undefined)
-    throw new ConfigurationError('DATABASE_READER_URL', 'needs a postgres:// DATABASE_URL');
   throw new ConfigurationError(
     name,
     `must be sqlite:<path> or postgres://user:password@host[:port]/database, got "${redactUrl(raw)}"`,

@@ -37,6 +37,12 @@ export class SqliteDatabase implements OnApplicationShutdown {
     return this.reader;
   }
 
+  /** Readiness: the application database answers through TypeORM's connection. */
+  async ping(): Promise<void> {
+    if (!this.dataSource.isInitialized) throw new Error('the application database is closed');
+    await this.dataSource.query('SELECT 1');
+  }
+
   /** The catalog's own spelling of a table or view name, matched exactly, else undefined. */
   resolve(name: string): CatalogEntry | undefined {
     return catalog(this.readConnection).find((entry) => entry.name === name);

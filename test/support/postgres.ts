@@ -109,14 +109,20 @@ export async function createScopedbPostgres(prefix: string): Promise<ScopedbPost
   const admin = database.client;
   const { tools, reader, internal } = roles;
   for (const role of [tools, reader, internal]) await admin.query(`CREATE ROLE ${role} LOGIN`);
-  await admin.query(`GRANT CONNECT ON DATABASE ${database.name} TO ${tools}, ${reader}, ${internal}`);
+  await admin.query(
+    `GRANT CONNECT ON DATABASE ${database.name} TO ${tools}, ${reader}, ${internal}`,
+  );
   // db:admin creates schemas too; ScopeDB's own is the internal role's.
   await admin.query(`GRANT CREATE ON DATABASE ${database.name} TO ${internal}, ${tools}`);
   await admin.query(`REVOKE ALL ON SCHEMA public FROM PUBLIC`);
   await admin.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${tools}`);
   await admin.query(`GRANT USAGE ON SCHEMA public TO ${reader}`);
-  await admin.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} GRANT USAGE ON SCHEMAS TO ${reader}`);
-  await admin.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} GRANT SELECT ON TABLES TO ${reader}`);
+  await admin.query(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} GRANT USAGE ON SCHEMAS TO ${reader}`,
+  );
+  await admin.query(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} GRANT SELECT ON TABLES TO ${reader}`,
+  );
   const urlOf = (role: string) => {
     const url = new URL(database.url);
     url.username = role;
@@ -131,7 +137,8 @@ export async function createScopedbPostgres(prefix: string): Promise<ScopedbPost
       await database.drop();
       const cluster = await connect(POSTGRES_ADMIN_URL);
       try {
-        for (const role of [tools, reader, internal]) await cluster.query(`DROP ROLE IF EXISTS ${role}`);
+        for (const role of [tools, reader, internal])
+          await cluster.query(`DROP ROLE IF EXISTS ${role}`);
       } finally {
         await cluster.end();
       }

@@ -116,7 +116,6 @@ function transactionOf(schemaBefore: string | null): string | null {
   return schemaBefore?.startsWith(XACT_PREFIX) ? schemaBefore.slice(XACT_PREFIX.length) : null;
 }
 
-
 /**
  * The ledger in the internal PostgreSQL database, schema `scopedb`, owned by the role of
  * INTERNAL_DATABASE_URL: rows are written pending and settled once; the database refuses any other

@@ -84,7 +84,10 @@ export class PostgresMigrations {
         client,
         this.deadline,
         async () => {
-          await client.query({ text: 'SELECT pg_advisory_xact_lock($1)', values: [MIGRATION_LOCK_KEY] });
+          await client.query({
+            text: 'SELECT pg_advisory_xact_lock($1)',
+            values: [MIGRATION_LOCK_KEY],
+          });
           // Under the lock: what another replica left or did is settled and visible now.
           const found = await this.liveSettled(client, name);
           if (found) return found;
@@ -107,7 +110,11 @@ export class PostgresMigrations {
             };
           }
           for (const statement of statements)
-            await runStatement(client, statement, [], { drain: true, limit: 1, onRow: () => false });
+            await runStatement(client, statement, [], {
+              drain: true,
+              limit: 1,
+              onRow: () => false,
+            });
           return undefined;
         },
         { commit: !dryRun },
@@ -173,7 +180,9 @@ export class PostgresMigrations {
       }
     } catch (failure) {
       // Left pending: the next apply of any migration, or the next start, settles it.
-      this.logger.warn(`Migration ${name} stays pending until its outcome can be read: ${messageOf(failure)}`);
+      this.logger.warn(
+        `Migration ${name} stays pending until its outcome can be read: ${messageOf(failure)}`,
+      );
     }
   }
 

@@ -59,6 +59,8 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
   private readonly reader: FairPool;
   private readonly migrations: PostgresMigrations;
   private readonly writeDeadline: Deadline;
+  /** One connection of its own for /readyz: a busy pool must not read as a database that is down. */
+  private readonly probe: pg.Pool;
 
   constructor(
     // Provided in PostgreSQL mode only (PostgresModule), where the settings are PostgreSQL's.
@@ -77,13 +79,14 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
     this.writer = fair(cfg.connection, 'scopedb-tools');
     this.reader = cfg.reader ? fair(cfg.reader, 'scopedb-reader') : this.writer;
     this.writeDeadline = { ms: cfg.writeTimeoutMs, source: 'WRITE_TIMEOUT_MS' };
+    this.probe = this.pool(cfg.connection, 'scopedb-probe', 1);
     this.migrations = new PostgresMigrations(this.writer, ledger, this.writeDeadline);
   }
 
-  private pool(role: PostgresUrl, applicationName: string): pg.Pool {
+  private pool(role: PostgresUrl, applicationName: string, size = this.cfg.poolSize): pg.Pool {
     const pool = new pg.Pool({
       connectionString: role.url,
-      max: this.cfg.poolSize,
+      max: size,
       connectionTimeoutMillis: 10_000,
       application_name: applicationName,
     });
@@ -217,14 +220,7 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
   }
 
   async ping(timeoutMs: number): Promise<void> {
-    const client = await this.writer.pool.connect();
-    try {
-      await client.query({ text: 'SELECT 1', query_timeout: timeoutMs } as pg.QueryConfig);
-      client.release();
-    } catch (error) {
-      client.release(true);
-      throw error;
-    }
+    await this.probe.query({ text: 'SELECT 1', query_timeout: timeoutMs } as pg.QueryConfig);
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -232,6 +228,7 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
       this.writer.close(),
       this.reader === this.writer ? undefined : this.reader.close(),
       this.ledger.close(),
+      this.probe.ended ? undefined : this.probe.end(),
     ]);
   }
 }

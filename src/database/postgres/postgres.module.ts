@@ -1,7 +1,9 @@
 import { type FactoryProvider, Module } from '@nestjs/common';
 import { AuditModule } from '../../audit/audit.module.js';
 import { internalConfig } from '../../config/configuration.js';
-import type { InternalSettings } from '../../config/settings.js';
+import type { InternalSettings, PostgresInternalSettings } from '../../config/settings.js';
+import { messageOf } from '../../mcp/tool-context.js';
+import { withoutPassword } from '../../audit/audit-database.js';
 import { InternalModule } from '../../internal/internal.module.js';
 import { MigrationLedger } from '../../internal/migration-ledger.js';
 import { DatabaseEngine } from '../engine.js';
@@ -14,15 +16,21 @@ const ledgerStoreProvider: FactoryProvider<LedgerStore> = {
   inject: [internalConfig.KEY, { token: MigrationLedger, optional: true }],
   useFactory: async (internal: InternalSettings, sqlite: MigrationLedger | undefined) => {
     if (internal.type === 'sqlite') return new SqliteLedgerStore(sqlite!);
-    try {
-      return await PostgresLedgerStore.open(internal);
-    } catch (error) {
-      throw new Error(
-        `the internal database (INTERNAL_DATABASE_URL=${internal.redactedUrl}) could not be opened: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
+    return PostgresLedgerStore.open(internal).catch((error: unknown) => {
+      throw openFailure(internal, error);
+    });
   },
 };
+
+/**
+ * Why the internal database could not be opened, in the message alone (as for the audit
+ * database: Nest logs a cause in full, and a driver's error may carry connection details).
+ */
+function openFailure(internal: PostgresInternalSettings, error: unknown): Error {
+  return new Error(
+    `the internal database (INTERNAL_DATABASE_URL=${internal.redactedUrl}) could not be opened: ${withoutPassword(messageOf(error), { ...internal, type: 'postgres' })}`,
+  );
+}
 
 /** The PostgreSQL engine (DATABASE_URL=postgres://...). */
 @Module({})

@@ -31,6 +31,7 @@ export async function checkRole(
     [SERVER_ACCESS_ROLES],
   );
   const role = rows[0];
+  await warnAboutSignals(client, role.name, setting, logger);
   const powers = [
     role.rolsuper && 'is a superuser (it can read the server’s files with a plain SELECT)',
     role.rolbypassrls && 'has BYPASSRLS (row-level security does not apply to it)',
@@ -109,4 +110,31 @@ export async function checkUnreachable(
     if (found.tables.length > 0)
       refuse(`has privileges on ${found.tables.map((t) => `${store.schema}.${t}`).join(', ')}`);
   }
+}
+
+/** Functions with which one session signals another of the same role (PUBLIC may run them). */
+const SIGNAL_FUNCTIONS = [
+  'pg_catalog.pg_cancel_backend(integer)',
+  'pg_catalog.pg_terminate_backend(integer, bigint)',
+];
+
+/**
+ * Every principal's SQL runs as this role, and PostgreSQL lets a role cancel or end its own
+ * sessions: one caller could stop another's statements. ScopeDB cancels through the protocol and
+ * needs neither function, so revoking them is advised (README "PostgreSQL").
+ */
+async function warnAboutSignals(
+  client: pg.ClientBase,
+  name: string,
+  setting: string,
+  logger: Logger,
+): Promise<void> {
+  const { rows } = await client.query<{ fn: string }>(
+    `SELECT fn FROM unnest($1::text[]) AS fn WHERE has_function_privilege(current_user, fn, 'EXECUTE')`,
+    [SIGNAL_FUNCTIONS],
+  );
+  if (rows.length > 0)
+    logger.warn(
+      `the role ${name} of ${setting} may run ${rows.map((row) => row.fn.replace('pg_catalog.', '').replace(/\(.*/, '')).join(' and ')}: one caller could cancel another's statements; revoke them from PUBLIC (README "PostgreSQL")`,
+    );
 }

@@ -17,9 +17,13 @@ function skipQuoted(sql: string, at: number): number {
     let depth = 1;
     let i = at + 2;
     while (i < sql.length && depth > 0) {
-      if (sql.startsWith('/*', i)) (depth++, (i += 2));
-      else if (sql.startsWith('*/', i)) (depth--, (i += 2));
-      else i++;
+      if (sql.startsWith('/*', i)) {
+        depth++;
+        i += 2;
+      } else if (sql.startsWith('*/', i)) {
+        depth--;
+        i += 2;
+      } else i++;
     }
     if (depth > 0) throw unterminated('comment');
     return i;

@@ -165,7 +165,6 @@ export class SqliteEngine extends DatabaseEngine implements OnModuleInit {
   }
 
   ping(): Promise<void> {
-    this.database.readConnection.prepare('SELECT 1').get();
-    return Promise.resolve();
+    return this.database.ping();
   }
 }
