@@ -365,6 +365,35 @@ describe('PostgreSQL as the application database', () => {
     });
   });
 
+  describe('fair shares of the connections', () => {
+    it("answers another principal's read while one principal's slow reads hold what they may", async () => {
+      const settled: string[] = [];
+      const slow = toolClient(
+        sut.mcpUrl,
+        issuer.token({ audience: `${sut.baseUrl}/mcp`, scope: 'db:query', claims: { sub: 'hog' } }),
+        settled,
+      );
+      const other = toolClient(
+        sut.mcpUrl,
+        issuer.token({
+          audience: `${sut.baseUrl}/mcp`,
+          scope: 'db:query',
+          claims: { sub: 'other' },
+        }),
+        settled,
+      );
+      const hogs = [1, 2, 3].map((i) =>
+        slow.timed(`hog ${i}`, 'query', { sql: 'SELECT pg_sleep(1.5)' }),
+      );
+      // Two connections: the hog holds one at most, so the other principal never waits for it.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await other.timed('other', 'query', { sql: 'SELECT 1' });
+      await Promise.all(hogs);
+      expect(settled[0]).toBe('other');
+      expect(settled.slice(1).sort()).toEqual(['hog 1', 'hog 2', 'hog 3']);
+    });
+  });
+
   describe('deadlines stop the database', () => {
     it('cancels pg_sleep at timeout_ms', async () => {
       const text = await refused('query', { sql: 'SELECT pg_sleep(600)', timeout_ms: 300 });

@@ -85,7 +85,7 @@ export class PostgresMigrations {
         this.deadline,
         async () => {
           await client.query({
-            text: 'SELECT pg_advisory_xact_lock($1)',
+            text: 'SELECT pg_catalog.pg_advisory_xact_lock($1)',
             values: [MIGRATION_LOCK_KEY],
           });
           // Under the lock: what another replica left or did is settled and visible now.
@@ -93,7 +93,7 @@ export class PostgresMigrations {
           if (found) return found;
           if (!dryRun) {
             const { rows } = await client.query<{ xid: string }>({
-              text: 'SELECT pg_current_xact_id()::text AS xid',
+              text: 'SELECT pg_catalog.pg_current_xact_id()::pg_catalog.text AS xid',
               values: [],
             });
             const transactionId = rows[0].xid;
@@ -196,7 +196,7 @@ export class PostgresMigrations {
         ? null
         : (
             await client.query<{ status: string | null }>(
-              'SELECT pg_xact_status($1::text::xid8) AS status',
+              'SELECT pg_catalog.pg_xact_status($1::pg_catalog.text::pg_catalog.xid8) AS status',
               [row.transactionId],
             )
           ).rows[0].status;

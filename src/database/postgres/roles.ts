@@ -8,6 +8,8 @@ const SERVER_ACCESS_ROLES = [
   'pg_execute_server_program',
 ];
 
+// Catalog names are qualified: the checks must not resolve through a search_path a role set.
+
 /**
  * Refuses a role that could step around the database's own checks: a superuser (reads any file
  * with a plain SELECT), BYPASSRLS, or a member of the server-file roles; unless allowed, then
@@ -26,8 +28,8 @@ export async function checkRole(
     server_access: string[];
   }>(
     `SELECT r.rolname AS name, r.rolsuper, r.rolbypassrls,
-            ARRAY(SELECT s FROM unnest($1::text[]) AS s WHERE pg_has_role(r.oid, s, 'MEMBER')) AS server_access
-     FROM pg_roles r WHERE r.rolname = current_user`,
+            ARRAY(SELECT s FROM pg_catalog.unnest($1::text[]) AS s WHERE pg_catalog.pg_has_role(r.oid, s, 'MEMBER')) AS server_access
+     FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
     [SERVER_ACCESS_ROLES],
   );
   const role = rows[0];
@@ -64,7 +66,7 @@ export async function storeIdentity(
   tables: string[],
 ): Promise<StoreIdentity> {
   const [row] = await query(
-    'SELECT current_user AS "user", current_database() AS database, current_schema() AS schema',
+    'SELECT current_user AS "user", pg_catalog.current_database() AS database, current_schema() AS schema',
   );
   return { what, ...row, tables };
 }
@@ -80,7 +82,7 @@ export async function checkUnreachable(
   stores: StoreIdentity[],
 ): Promise<void> {
   const { rows } = await client.query<{ user: string; database: string }>(
-    'SELECT current_user AS "user", current_database() AS database',
+    'SELECT current_user AS "user", pg_catalog.current_database() AS database',
   );
   const tool = rows[0];
   for (const store of stores) {
@@ -95,13 +97,13 @@ export async function checkUnreachable(
       schema_usage: boolean;
       tables: string[];
     }>(
-      `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)
-                   THEN pg_has_role(current_user, $1, 'USAGE') ELSE false END AS acts_as,
-              (n.oid IS NOT NULL AND n.nspname <> 'public' AND has_schema_privilege(current_user, n.oid, 'USAGE, CREATE')) AS schema_usage,
-              ARRAY(SELECT c.relname::text FROM pg_class c
+      `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)
+                   THEN pg_catalog.pg_has_role(current_user, $1, 'USAGE') ELSE false END AS acts_as,
+              (n.oid IS NOT NULL AND n.nspname <> 'public' AND pg_catalog.has_schema_privilege(current_user, n.oid, 'USAGE, CREATE')) AS schema_usage,
+              ARRAY(SELECT c.relname::text FROM pg_catalog.pg_class c
                     WHERE c.relnamespace = n.oid AND c.relname = ANY($3::text[])
-                      AND has_table_privilege(current_user, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) AS tables
-       FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $2`,
+                      AND pg_catalog.has_table_privilege(current_user, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) AS tables
+       FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $2`,
       [store.user, store.schema, store.tables],
     );
     const [found] = reach;
@@ -130,7 +132,7 @@ async function warnAboutSignals(
   logger: Logger,
 ): Promise<void> {
   const { rows } = await client.query<{ fn: string }>(
-    `SELECT fn FROM unnest($1::text[]) AS fn WHERE has_function_privilege(current_user, fn, 'EXECUTE')`,
+    `SELECT fn FROM pg_catalog.unnest($1::text[]) AS fn WHERE pg_catalog.has_function_privilege(current_user, fn, 'EXECUTE')`,
     [SIGNAL_FUNCTIONS],
   );
   if (rows.length > 0)
