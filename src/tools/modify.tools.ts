@@ -43,7 +43,9 @@ const deleteRowsInput = z.object({
   dry_run: dryRun,
 });
 const executeInput = z.object({
-  sql: sqlText.describe('Exactly one INSERT, UPDATE, DELETE or REPLACE statement'),
+  sql: sqlText.describe(
+    'Exactly one INSERT, UPDATE or DELETE statement (SQLite: also REPLACE; PostgreSQL: also MERGE)',
+  ),
   params: sqlParams,
   expected_max_rows: expectedMaxRows.optional(),
   dry_run: dryRun,
@@ -166,7 +168,7 @@ export class ModifyTools {
     name: 'execute',
     title: 'Change rows with SQL',
     description:
-      'Runs exactly one INSERT, UPDATE, DELETE or REPLACE statement (RETURNING allowed) with bound parameters in a transaction. With expected_max_rows, a statement that would change more rows changes nothing. dry_run runs and rolls back. RETURNING rows come back within 500 rows and the result size budget, long values shortened (truncated and truncation_reason say so); the statement always runs in full. Schema changes are refused.',
+      'Runs exactly one INSERT, UPDATE or DELETE statement (SQLite: also REPLACE; PostgreSQL: also MERGE; RETURNING allowed) with bound parameters in a transaction. With expected_max_rows, a statement that would change more rows changes nothing. dry_run runs and rolls back. RETURNING rows come back within 500 rows and the result size budget, long values shortened (truncated and truncation_reason say so); the statement always runs in full. Schema changes are refused.',
     input: executeInput,
     output: writeResult,
     annotations: destructive,

@@ -120,7 +120,8 @@ export class QueryTools {
   @McpTool({
     name: 'list_tables',
     title: 'List tables',
-    description: 'Lists the tables and views of the database with a row count for each table.',
+    description:
+      "Lists the tables and views of the database with a row count for each table (PostgreSQL: the planner's estimate). Tables outside the search path are named schema.name.",
     input: listTablesInput,
     output: listTablesOutput,
     annotations: readOnly,

@@ -15,7 +15,7 @@ export const sqlParams = z
   ])
   .optional()
   .describe(
-    'Values bound to ? placeholders (array) or to :name placeholders (object); never pasted into the SQL',
+    'Values bound to the placeholders, never pasted into the SQL: an array for ? (SQLite) or $1, $2, ... (PostgreSQL), an object for :name (SQLite)',
   );
 
 export const sqlText = z.string().min(1).max(100_000);
