@@ -33,7 +33,7 @@ async function startReplicas(
   env: Record<string, string>,
 ): Promise<MainServer[]> {
   const started = await Promise.allSettled(
-    Array.from({ length: REPLICAS }, () => startMain(dir, issuer, { QUERY_WORKERS: '1', ...env })),
+    Array.from({ length: REPLICAS }, () => startMain(dir, issuer, env)),
   );
   const servers = started.flatMap((outcome) =>
     outcome.status === 'fulfilled' ? [outcome.value] : [],
@@ -287,15 +287,19 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
             );
             const running = rows
               .map(({ query }) => /\/\* (term-\S+) \*\//.exec(query)?.[1])
-              .filter((id) => calls.some((c) => c.requestId === id && c.replica === stoppingIndex));
+              .filter(
+                (id): id is string =>
+                  id !== undefined &&
+                  calls.some((c) => c.requestId === id && c.replica === stoppingIndex),
+              );
             if (running.length > 0) {
-              runningAtTerm = running as string[];
+              runningAtTerm = running;
               termSent = true;
               stopping.child.kill('SIGTERM');
               return;
             }
           }
-          await new Promise((resolve) => setImmediate(resolve));
+          await new Promise((resolve) => setTimeout(resolve, 2));
         }
       }
 
