@@ -81,7 +81,9 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
   });
 
   const replicaEnv = (perMinute: number) => ({
-    ...postgres.env,
+    DATABASE_URL: postgres.urls.tools,
+    DATABASE_READER_URL: postgres.urls.reader,
+    INTERNAL_DATABASE_URL: postgres.urls.internal,
     RESOURCE_URL,
     RATE_LIMIT_REDIS_URL: redis.url,
     RATE_LIMIT_REDIS_PREFIX: redis.prefix,
@@ -283,7 +285,7 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
           if (acknowledged >= ANSWERED_BEFORE_TERM) {
             const { rows } = await postgres.admin.query<{ query: string }>(
               "SELECT query FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()",
-              [postgres.database],
+              [postgres.database.name],
             );
             const running = rows
               .map(({ query }) => /\/\* (term-\S+) \*\//.exec(query)?.[1])

@@ -52,120 +52,58 @@ export async function createTestDatabase(prefix: string): Promise<TestPostgresDa
   };
 }
 
-/** The three roles of a ScopeDB deployment on PostgreSQL (role names, generated here). */
-export interface ScopedbRoles {
-  /** INTERNAL_DATABASE_URL's: owns the `scopedb` schema (ledger, audit log); CREATE on the database. */
-  internal: string;
-  /** DATABASE_URL's: runs the tools' SQL; USAGE and CREATE on `public`, owns the tables it creates. */
-  tools: string;
-  /** DATABASE_READER_URL's: USAGE on `public`, SELECT on its tables, those the tools role creates included. */
-  reader: string;
-}
-
-const roleNames = (roles: ScopedbRoles) => [roles.internal, roles.tools, roles.reader];
-
-/** A database of a test's own with ScopeDB's three roles, as a deployment would set it up. */
+/** A database with ScopeDB's three roles (random names), as README "PostgreSQL" recommends. */
 export interface ScopedbPostgres {
-  database: string;
-  roles: ScopedbRoles;
-  /** DATABASE_URL, DATABASE_READER_URL and INTERNAL_DATABASE_URL for `node dist/main.js`. */
-  env: {
-    DATABASE_URL: string;
-    DATABASE_READER_URL: string;
-    INTERNAL_DATABASE_URL: string;
-  };
-  /** A superuser's connection to the database (to read the audit log and the ledger directly). */
+  database: TestPostgresDatabase;
+  roles: { tools: string; reader: string; internal: string };
+  /** DATABASE_URL (the tools' role), DATABASE_READER_URL, INTERNAL_DATABASE_URL. */
+  urls: { tools: string; reader: string; internal: string };
+  /** A superuser connection to the database (checks and set-up only). */
   admin: pg.Client;
-  /** Ends every connection to the database, drops it and the three roles. */
   drop(): Promise<void>;
 }
 
-/** `POSTGRES_ADMIN_URL` as `role`, on `database` (trust authentication: no password). */
-function urlAs(role: string, database: string): string {
-  const url = new URL(POSTGRES_ADMIN_URL);
-  url.username = role;
-  url.password = '';
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
-/** Drops roles (cluster-wide) and whatever they still own or were granted in the admin database. */
-async function dropRoles(roles: string[]): Promise<void> {
-  if (roles.length === 0) return;
-  const admin = await connect(POSTGRES_ADMIN_URL);
-  try {
-    const { rows } = await admin.query<{ rolname: string }>(
-      'SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])',
-      [roles],
-    );
-    const existing = rows.map((row) => admin.escapeIdentifier(row.rolname));
-    if (existing.length === 0) return;
-    await admin.query(`DROP OWNED BY ${existing.join(', ')}`);
-    for (const role of existing) await admin.query(`DROP ROLE ${role}`);
-  } finally {
-    await admin.end();
-  }
-}
-
 /**
- * A fresh database with ScopeDB's three LOGIN roles (random suffix, so parallel runs never meet):
- * the internal owner (CREATE on the database, for its `scopedb` schema), the tools' role (USAGE and
- * CREATE on `public`) and a read-only role (USAGE on `public`, SELECT on its tables now and on those
- * the tools' role creates later). Neither tool role is a member of the internal one.
+ * Creates a database and three login roles: `internal` owns ScopeDB's schema (CREATE on the
+ * database), `tools` runs writes and migrations (CREATE on public), `reader` may only SELECT (also
+ * what the tools' role creates later). All are dropped with the database.
  */
 export async function createScopedbPostgres(prefix: string): Promise<ScopedbPostgres> {
-  const suffix = randomBytes(4).toString('hex');
-  const roles: ScopedbRoles = {
-    internal: `${prefix}_internal_${suffix}`,
-    tools: `${prefix}_tools_${suffix}`,
-    reader: `${prefix}_reader_${suffix}`,
+  const database = await createTestDatabase(prefix);
+  const suffix = database.name.slice(prefix.length + 1);
+  const roles = {
+    tools: `sdb_tools_${suffix}`,
+    reader: `sdb_reader_${suffix}`,
+    internal: `sdb_internal_${suffix}`,
   };
-  for (const role of roleNames(roles))
-    if (!/^[a-z][a-z0-9_]{0,62}$/.test(role)) throw new Error(`bad test role name ${role}`);
-  const created: string[] = [];
-  let database: TestPostgresDatabase | undefined;
-  try {
-    const admin = await connect(POSTGRES_ADMIN_URL);
-    try {
-      for (const role of roleNames(roles)) {
-        await admin.query(`CREATE ROLE ${admin.escapeIdentifier(role)} LOGIN`);
-        created.push(role);
-      }
-    } finally {
-      await admin.end();
-    }
-    database = await createTestDatabase(prefix);
-    const { client } = database;
-    const [internal, tools, reader] = roleNames(roles).map((role) => client.escapeIdentifier(role));
-    const db = client.escapeIdentifier(database.name);
-    await client.query(`GRANT CREATE ON DATABASE ${db} TO ${internal}`);
-    await client.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${tools}`);
-    await client.query(`GRANT USAGE ON SCHEMA public TO ${reader}`);
-    await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${reader}`);
-    await client.query(
-      `ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} IN SCHEMA public GRANT SELECT ON TABLES TO ${reader}`,
-    );
-  } catch (error) {
-    await database?.drop();
-    await dropRoles(created);
-    throw error;
-  }
-  const { name, client } = database;
+  const admin = database.client;
+  const { tools, reader, internal } = roles;
+  for (const role of [tools, reader, internal]) await admin.query(`CREATE ROLE ${role} LOGIN`);
+  await admin.query(`GRANT CONNECT ON DATABASE ${database.name} TO ${tools}, ${reader}, ${internal}`);
+  await admin.query(`GRANT CREATE ON DATABASE ${database.name} TO ${internal}`);
+  await admin.query(`REVOKE ALL ON SCHEMA public FROM PUBLIC`);
+  await admin.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${tools}`);
+  await admin.query(`GRANT USAGE ON SCHEMA public TO ${reader}`);
+  await admin.query(
+    `ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} IN SCHEMA public GRANT SELECT ON TABLES TO ${reader}`,
+  );
+  const urlOf = (role: string) => {
+    const url = new URL(database.url);
+    url.username = role;
+    return url.toString();
+  };
   return {
-    database: name,
+    database,
     roles,
-    env: {
-      DATABASE_URL: urlAs(roles.tools, name),
-      DATABASE_READER_URL: urlAs(roles.reader, name),
-      INTERNAL_DATABASE_URL: urlAs(roles.internal, name),
-    },
-    admin: client,
+    urls: { tools: urlOf(tools), reader: urlOf(reader), internal: urlOf(internal) },
+    admin,
     drop: async () => {
+      await database.drop();
+      const cluster = await connect(POSTGRES_ADMIN_URL);
       try {
-        // WITH (FORCE) ends the servers' connections, which would otherwise keep it in use.
-        await database.drop();
+        for (const role of [tools, reader, internal]) await cluster.query(`DROP ROLE IF EXISTS ${role}`);
       } finally {
-        await dropRoles(roleNames(roles));
+        await cluster.end();
       }
     },
   };

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
-import { ToolError } from '../../mcp/tool-context.js';
+import { messageOf, ToolError } from '../../mcp/tool-context.js';
 import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.js';
 import { SqlError } from '../sql-values.js';
-import { pgError } from './errors.js';
 import type { FairPool } from './fair-pool.js';
 import type { Attempt, LedgerStore } from './ledger-store.js';
-import { beginStatements, type Deadline, releaseLease } from './session.js';
+import { type Deadline, reusable, writeTransaction } from './session.js';
+import { runStatement } from './statement.js';
 import { firstWord, splitStatements, TRANSACTION_CONTROL } from './statements.js';
 
 /** pg_advisory_xact_lock key: one migration at a time across every replica on this database. */
@@ -73,6 +73,49 @@ export class PostgresMigrations {
     const { name, sql, dryRun } = request;
     const checksum = checksumOf(sql);
     const statements = migrationStatements(sql);
+    const lease = await this.pool.acquire(request.principal.subject);
+    const { client } = lease;
+    let opened: { id: number; transactionId: string } | undefined;
+    let existing: Attempt | undefined;
+    try {
+      existing = await writeTransaction(
+        client,
+        this.deadline,
+        async () => {
+          await client.query({ text: 'SELECT pg_advisory_xact_lock($1)', values: [MIGRATION_LOCK_KEY] });
+          // Under the lock: what another replica left or did is settled and visible now.
+          const found = await this.liveSettled(client, name);
+          if (found) return found;
+          if (!dryRun) {
+            const { rows } = await client.query<{ xid: string }>({
+              text: 'SELECT pg_current_xact_id()::text AS xid',
+              values: [],
+            });
+            const transactionId = rows[0].xid;
+            opened = {
+              transactionId,
+              id: await this.ledger.open({
+                name,
+                checksum,
+                sql,
+                appliedBy: request.principal.subject,
+                clientId: request.principal.clientId ?? null,
+                transactionId,
+              }),
+            };
+          }
+          for (const statement of statements)
+            await runStatement(client, statement, [], { drain: true, limit: 1, onRow: () => false });
+          return undefined;
+        },
+        { commit: !dryRun },
+      );
+    } catch (error) {
+      if (opened) await this.settleAfterFailure(opened.id, name, opened.transactionId, error);
+      throw error;
+    } finally {
+      lease.done(reusable(client));
+    }
     const result = (applied: boolean): MigrationResult => ({
       name,
       applied,
@@ -80,75 +123,21 @@ export class PostgresMigrations {
       statements: statements.length,
       checksum,
     });
-
-    const lease = await this.pool.acquire(request.principal.subject);
-    const { client } = lease;
-    let reusable = false;
-    let id: number | undefined;
-    try {
-      await beginStatements(client, 'READ WRITE', this.deadline);
-      await client.query({
-        text: 'SELECT pg_advisory_xact_lock($1)',
-        values: [MIGRATION_LOCK_KEY],
-      });
-      // Under the lock: what another replica left or did is settled and visible now.
-      const existing = await this.liveSettled(client, name);
-      if (existing) {
-        await client.query('ROLLBACK');
-        reusable = true;
-        if (existing.checksum !== checksum)
-          throw new ToolError(
-            `A migration named ${name} was already ${existing.status === 'applied' ? 'applied' : 'attempted'} with different SQL; choose a new name.`,
-            'MIGRATION_CONFLICT',
-          );
-        if (existing.status === 'diverged')
-          throw new ToolError(
-            `Migration ${name} was interrupted and its outcome is unknown; check the schema, then apply what is missing under a new name.`,
-            'MIGRATION_DIVERGED',
-          );
-        return result(false);
-      }
-      if (!dryRun) {
-        const { rows } = await client.query<{ xid: string }>({
-          text: 'SELECT pg_current_xact_id()::text AS xid',
-          queryMode: 'extended',
-        } as pg.QueryConfig);
-        id = await this.ledger.open({
-          name,
-          checksum,
-          sql,
-          appliedBy: request.principal.subject,
-          clientId: request.principal.clientId ?? null,
-          transactionId: rows[0].xid,
-        });
-      }
-      for (const statement of statements) {
-        await client.query({ text: statement, queryMode: 'extended' } as pg.QueryConfig);
-        if (client.getTransactionStatus() !== 'T')
-          throw new SqlError(
-            'A statement ended the migration transaction; the migration was rolled back.',
-            'TRANSACTION_CONTROL',
-          );
-      }
-      await client.query(dryRun ? 'ROLLBACK' : 'COMMIT');
-      reusable = true;
-      if (id !== undefined) await this.ledger.settle(id, 'applied', null);
-      return result(!dryRun);
-    } catch (error) {
-      const failure =
-        error instanceof ToolError || error instanceof SqlError
-          ? error
-          : pgError(error, this.deadline);
-      if (client.getTransactionStatus() !== 'I')
-        await client.query('ROLLBACK').then(
-          () => (reusable = true),
-          () => (reusable = false),
+    if (existing) {
+      if (existing.checksum !== checksum)
+        throw new ToolError(
+          `A migration named ${name} was already ${existing.status === 'applied' ? 'applied' : 'attempted'} with different SQL; choose a new name.`,
+          'MIGRATION_CONFLICT',
         );
-      if (id !== undefined) await this.settleAfterFailure(id, name, failure.message, client);
-      throw failure;
-    } finally {
-      await releaseLease(lease, reusable);
+      if (existing.status === 'diverged')
+        throw new ToolError(
+          `Migration ${name} was interrupted and its outcome is unknown; check the schema, then apply what is missing under a new name.`,
+          'MIGRATION_DIVERGED',
+        );
+      return result(false);
     }
+    if (opened) await this.ledger.settle(opened.id, 'applied', null);
+    return result(!dryRun);
   }
 
   /** The live row of a name, once a pending one has been settled from its transaction's fate. */
@@ -159,22 +148,30 @@ export class PostgresMigrations {
     return this.ledger.live(name);
   }
 
-  /** A failed apply: its transaction rolled back unless COMMIT's answer was lost; PostgreSQL knows. */
+  /**
+   * A failed apply: rolled back, unless it failed while COMMIT was under way (a deadline, a lost
+   * connection); PostgreSQL's record of the transaction tells, read on a connection of its own.
+   */
   private async settleAfterFailure(
     id: number,
     name: string,
-    message: string,
-    client: pg.PoolClient,
+    transactionId: string,
+    error: unknown,
   ): Promise<void> {
-    const row = (await this.ledger.pending()).find((attempt) => attempt.id === id);
-    if (!row) return;
     try {
-      if (client.getTransactionStatus() === 'I')
-        await this.settleByTransaction(client, row, message);
-      else await this.ledger.settle(id, 'failed', message);
-    } catch {
-      // The connection is gone: the next apply or start-up settles it from pg_xact_status.
-      this.logger.warn(`Migration ${name} stays pending until its transaction's outcome is read`);
+      const client = await this.pool.pool.connect();
+      try {
+        await this.settleByTransaction(
+          client,
+          { id, name, checksum: '', status: 'pending', transactionId },
+          messageOf(error),
+        );
+      } finally {
+        client.release();
+      }
+    } catch (failure) {
+      // Left pending: the next apply of any migration, or the next start, settles it.
+      this.logger.warn(`Migration ${name} stays pending until its outcome can be read: ${messageOf(failure)}`);
     }
   }
 

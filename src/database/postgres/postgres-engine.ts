@@ -35,9 +35,10 @@ import { describeTable, listTables } from './catalog.js';
 import { FairPool, type Lease } from './fair-pool.js';
 import { LedgerStore } from './ledger-store.js';
 import { PostgresMigrations } from './migrations.js';
-import { explainQuery, runQuery } from './reads.js';
+import { explainQuery } from './explain.js';
+import { runQuery } from './reads.js';
 import { checkRole, checkUnreachable, type StoreIdentity, storeIdentity } from './roles.js';
-import { type Deadline, releaseLease } from './session.js';
+import { type Deadline, reusable } from './session.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
 /** Deadline of the catalog tools (list_tables, describe_table): bounded catalog reads. */
@@ -151,13 +152,10 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
     work: (client: pg.PoolClient) => Promise<T>,
   ): Promise<T> {
     const lease: Lease = await pool.acquire(principal.subject);
-    let reusable = false;
     try {
-      const result = await work(lease.client);
-      reusable = true;
-      return result;
+      return await work(lease.client);
     } finally {
-      await releaseLease(lease, reusable);
+      lease.done(reusable(lease.client));
     }
   }
 
@@ -175,12 +173,14 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
 
   query(request: QueryRequest, principal: Principal): Promise<ReadResult> {
     return this.withLease(this.reader, principal, (client) =>
-      runQuery(client, request, { ...this.limits, maxRows: request.maxRows }),
+      runQuery(client, request, this.limits, { ms: request.timeoutMs, source: 'timeout_ms' }),
     );
   }
 
   explain(request: ExplainRequest, principal: Principal): Promise<ExplainResult> {
-    return this.withLease(this.reader, principal, (client) => explainQuery(client, request));
+    return this.withLease(this.reader, principal, (client) =>
+      explainQuery(client, request, { ms: request.timeoutMs, source: 'timeout_ms' }),
+    );
   }
 
   execute(request: ExecuteRequest, principal: Principal): Promise<WriteResult> {
