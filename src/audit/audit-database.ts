@@ -19,8 +19,11 @@ const POSTGRES_CONNECT_TIMEOUT_MS = 10_000;
  * server fails the write (and the call, fail closed) instead of holding every caller.
  */
 const POSTGRES_STATEMENT_TIMEOUT_MS = 10_000;
-/** pg_advisory_lock key: replicas starting together migrate the audit database one at a time. */
-const MIGRATION_LOCK_KEY = 7_265_044_001;
+/**
+ * pg_advisory_lock key: replicas starting together migrate the audit database one at a time; the
+ * migrations ledger's set-up takes it too, since both may create the internal schema.
+ */
+export const STORE_SETUP_LOCK_KEY = 7_265_044_001;
 
 /**
  * The database the audit log lives in: the internal database (INTERNAL_DATABASE_URL) unless
@@ -111,11 +114,11 @@ export async function openAuditDataSource(settings: AuditSettings): Promise<Data
     if (location.type === 'postgres') {
       const lock = source.createQueryRunner();
       try {
-        await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        await lock.query('SELECT pg_advisory_lock($1)', [STORE_SETUP_LOCK_KEY]);
         if (location.schema !== undefined)
           await lock.query(`CREATE SCHEMA IF NOT EXISTS ${source.driver.escape(location.schema)}`);
         await source.runMigrations({ transaction: 'all' });
-        await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+        await lock.query('SELECT pg_advisory_unlock($1)', [STORE_SETUP_LOCK_KEY]);
       } finally {
         // On failure the unlock does not run; destroying the data source ends the session and the lock.
         await lock.release();

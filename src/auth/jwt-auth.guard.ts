@@ -72,7 +72,7 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
       return isObservable(result) ? await lastValueFrom(result) : await result;
     } catch (error) {
       // Refused callers have no principal: their IP's budget is charged (429 once it is spent).
-      this.rateLimit.limitAnonymous(context);
+      await this.rateLimit.limitAnonymous(context);
       throw error;
     }
   }

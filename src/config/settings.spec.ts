@@ -3,6 +3,7 @@ import {
   readAuditSettings,
   readInternalSettings,
   readDatabaseSettings,
+  readRateLimitSettings,
   readSettings,
   redactUrl,
   type Environment,
@@ -94,9 +95,13 @@ describe(readSettings.name, () => {
       expect(sut.mcp.allowedOrigins).toEqual(['http://localhost:3000']);
     });
 
-    it('logs at info and limits 600 requests a minute per principal, 60 per anonymous IP', () => {
+    it('logs at info and limits 600 requests a minute per principal, 60 per anonymous IP, in memory', () => {
       expect(sut.log).toEqual({ level: 'info' });
-      expect(sut.rateLimit).toEqual({ perMinute: 600, anonymousPerMinute: 60 });
+      expect(sut.rateLimit).toStrictEqual({
+        perMinute: 600,
+        anonymousPerMinute: 60,
+        redis: undefined,
+      });
     });
 
     it('treats blank values as unset', () => {
@@ -499,6 +504,60 @@ describe(readInternalSettings.name, () => {
       'INTERNAL_DATABASE_URL: needs a file path',
     );
   });
+});
+
+describe(readRateLimitSettings.name, () => {
+  const sut = readRateLimitSettings;
+
+  it.each([
+    ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
+    ['rediss://:s3cret@cache.example.com:6380/2', 'rediss://:***@cache.example.com:6380/2'],
+    ['redis://scopedb:s3cret@cache/', 'redis://scopedb:***@cache/'],
+  ])('shares the limits through RATE_LIMIT_REDIS_URL=%s, logged as %s', (url, redactedUrl) => {
+    expect(sut({ RATE_LIMIT_REDIS_URL: url }).redis).toEqual({
+      url,
+      redactedUrl,
+      prefix: 'scopedb',
+    });
+  });
+
+  it('keys them under RATE_LIMIT_REDIS_PREFIX', () => {
+    const env = { RATE_LIMIT_REDIS_URL: 'redis://cache', RATE_LIMIT_REDIS_PREFIX: 'staging:eu-1' };
+
+    expect(sut(env).redis).toMatchObject({ prefix: 'staging:eu-1' });
+  });
+
+  it('counts in memory when RATE_LIMIT_REDIS_URL is unset or blank', () => {
+    expect(sut({}).redis).toBeUndefined();
+    expect(sut({ RATE_LIMIT_REDIS_URL: ' ', RATE_LIMIT_REDIS_PREFIX: 'x' }).redis).toBeUndefined();
+  });
+
+  it.each([
+    'http://cache:6379',
+    'redis://',
+    'redis://cache/db',
+    'redis://cache/0/1',
+    'redis://cache#x',
+    'cache:6379',
+    'rediss://u:s3cret@',
+  ])('refuses RATE_LIMIT_REDIS_URL=%s in one line naming it, never echoing a password', (url) => {
+    const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, RATE_LIMIT_REDIS_URL: url });
+
+    expect(error.variable).toBe('RATE_LIMIT_REDIS_URL');
+    expect(error.message).toMatch(
+      /^RATE_LIMIT_REDIS_URL: must be redis\[s\]:\/\/\[\[user\]:password@\]host\[:port\]\[\/db\], got "/,
+    );
+    expect(error.message).not.toContain('s3cret');
+  });
+
+  it.each(['*', 'has space', 'a/b', 'x'.repeat(65)])(
+    'refuses RATE_LIMIT_REDIS_PREFIX=%s',
+    (prefix) => {
+      expect(() => sut({ RATE_LIMIT_REDIS_PREFIX: prefix })).toThrow(
+        /^RATE_LIMIT_REDIS_PREFIX: must be 1-64 letters/,
+      );
+    },
+  );
 });
 
 describe(redactUrl.name, () => {

@@ -156,6 +156,16 @@ export interface RateLimitSettings {
   perMinute: number;
   /** Requests per minute from one IP address without a valid token (refusals included). */
   anonymousPerMinute: number;
+  /** Where every replica counts (RATE_LIMIT_REDIS_URL); unset: each process counts in memory. */
+  redis: RateLimitRedisSettings | undefined;
+}
+
+export interface RateLimitRedisSettings {
+  url: string;
+  /** The URL with its password replaced by ***, for messages and logs. */
+  redactedUrl: string;
+  /** Starts every key (RATE_LIMIT_REDIS_PREFIX), so deployments sharing one Redis stay apart. */
+  prefix: string;
 }
 
 export interface Settings {
@@ -444,6 +454,46 @@ function readAuditLocation(env: Environment): Pick<AuditSettings, 'database' | '
   );
 }
 
+/** RATE_LIMIT_*: the limits, and the Redis that replicas share them through (optional). */
+export function readRateLimitSettings(env: Environment): RateLimitSettings {
+  const prefix = value(env, 'RATE_LIMIT_REDIS_PREFIX') ?? 'scopedb';
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix))
+    throw new ConfigurationError(
+      'RATE_LIMIT_REDIS_PREFIX',
+      `must be 1-64 letters, digits, '.', '_', ':' or '-', got "${prefix}"`,
+    );
+  return {
+    perMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+    anonymousPerMinute: integer(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', 60, 1, 1_000_000),
+    redis: readRedisUrl(env, prefix),
+  };
+}
+
+function readRedisUrl(env: Environment, prefix: string): RateLimitRedisSettings | undefined {
+  const name = 'RATE_LIMIT_REDIS_URL';
+  const raw = value(env, name);
+  if (raw === undefined) return undefined;
+  const redactedUrl = redactUrl(raw);
+  const refusal = new ConfigurationError(
+    name,
+    `must be redis[s]://[[user]:password@]host[:port][/db], got "${redactedUrl}"`,
+  );
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw refusal;
+  }
+  if (
+    !['redis:', 'rediss:'].includes(url.protocol) ||
+    url.hostname === '' ||
+    !/^(\/\d{0,2})?$/.test(url.pathname) ||
+    url.hash
+  )
+    throw refusal;
+  return { url: raw, redactedUrl, prefix };
+}
+
 /** Reads and validates every setting; throws a ConfigurationError naming the first bad variable. */
 export function readSettings(env: Environment): Settings {
   const port = integer(env, 'PORT', 3000, 0, 65535);
@@ -527,9 +577,6 @@ export function readSettings(env: Environment): Settings {
     internal: readInternalSettings(env),
     audit: readAuditSettings(env),
     log: readLogSettings(env),
-    rateLimit: {
-      perMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
-      anonymousPerMinute: integer(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', 60, 1, 1_000_000),
-    },
+    rateLimit: readRateLimitSettings(env),
   };
 }

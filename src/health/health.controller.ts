@@ -14,6 +14,7 @@ import { authConfig } from '../config/configuration.js';
 import { AuditHealthIndicator } from './audit.health.js';
 import { DatabaseHealthIndicator } from './database.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
+import { RateLimitHealthIndicator } from './rate-limit.health.js';
 
 /** Probes for orchestrators and load balancers: no token, no Origin check, no audit record. */
 // Not rate limited: orchestrators probe often, and a 429 would read as an outage.
@@ -27,6 +28,7 @@ export class HealthController {
     private readonly jwks: JwksHealthIndicator,
     private readonly auditLog: AuditHealthIndicator,
     private readonly applicationDatabase: DatabaseHealthIndicator,
+    private readonly rateLimit: RateLimitHealthIndicator,
     private readonly audit: AuditDatabase,
     @Inject(authConfig.KEY) private readonly auth: ConfigType<typeof authConfig>,
   ) {}
@@ -42,7 +44,8 @@ export class HealthController {
    * Readiness: the database and the audit database answer, the audit log can be written
    * (`audit`: after a failed record, until a probe write succeeds) and tokens can be verified;
    * else 503 naming the failed check. The checks share the JWKS timeout, so the probe answers
-   * within AUTH_JWKS_TIMEOUT_MS.
+   * within AUTH_JWKS_TIMEOUT_MS. `rate_limit` says where requests are counted; it is never down
+   * (an unreachable Redis makes it `degraded`: still 200).
    */
   @Get('readyz')
   @HealthCheck()
@@ -54,6 +57,7 @@ export class HealthController {
       ping('audit_database', this.audit.dataSource),
       () => this.auditLog.isHealthy('audit'),
       () => this.jwks.isHealthy('jwks'),
+      () => this.rateLimit.isHealthy('rate_limit'),
     ]);
   }
 }

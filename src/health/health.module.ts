@@ -6,10 +6,17 @@ import { HealthController } from './health.controller.js';
 import { AuditHealthIndicator } from './audit.health.js';
 import { DatabaseHealthIndicator } from './database.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
+import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
+import { RateLimitHealthIndicator } from './rate-limit.health.js';
 
 @Module({
-  imports: [TerminusModule.forRoot(), AuditModule, AuthModule],
+  imports: [TerminusModule.forRoot(), AuditModule, AuthModule, RateLimitModule],
   controllers: [HealthController],
-  providers: [JwksHealthIndicator, AuditHealthIndicator, DatabaseHealthIndicator],
+  providers: [
+    JwksHealthIndicator,
+    AuditHealthIndicator,
+    DatabaseHealthIndicator,
+    RateLimitHealthIndicator,
+  ],
 })
 export class HealthModule {}

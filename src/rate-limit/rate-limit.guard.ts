@@ -27,25 +27,25 @@ export class RateLimitGuard implements CanActivate {
     @Inject(rateLimitConfig.KEY) private readonly cfg: ConfigType<typeof rateLimitConfig>,
   ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     if (context.getType() !== 'http') return true;
     const skip = this.reflector.getAllAndOverride<boolean | undefined>(SKIP_RATE_LIMIT_KEY, [
       context.getHandler(),
       context.getClass(),
     ]);
-    if (!skip) this.charge(context.switchToHttp().getRequest<AuthenticatedRequest>());
+    if (!skip) await this.charge(context.switchToHttp().getRequest<AuthenticatedRequest>());
     return true;
   }
 
   /** Charges a request that failed authentication to its IP; throws 429 once that is spent. */
-  limitAnonymous(context: ExecutionContext): void {
-    this.charge(context.switchToHttp().getRequest<AuthenticatedRequest>());
+  async limitAnonymous(context: ExecutionContext): Promise<void> {
+    await this.charge(context.switchToHttp().getRequest<AuthenticatedRequest>());
   }
 
-  private charge(request: AuthenticatedRequest): void {
+  private async charge(request: AuthenticatedRequest): Promise<void> {
     const tracker = trackerOf(request);
     const limit = request.user ? this.cfg.perMinute : this.cfg.anonymousPerMinute;
-    const hit = this.limiter.hit(tracker, limit, WINDOW_MS);
+    const hit = await this.limiter.hit(tracker, limit, WINDOW_MS);
     if (!hit.allowed) throw new RateLimitExceededException(hit.retryAfterS, tracker);
   }
 }

@@ -1,34 +1,26 @@
-import { Injectable } from '@nestjs/common';
-
 export interface RateLimitHit {
   allowed: boolean;
   /** Seconds until this key's window resets (at least 1). */
   retryAfterS: number;
 }
 
-/**
- * Fixed one-window counters in memory: per process, so N replicas allow N times the limit.
- * Expired windows are swept once per window length, so memory follows the active callers only.
- */
-@Injectable()
-export class RateLimiter {
-  private readonly windows = new Map<string, { count: number; resetAt: number }>();
-  private nextSweep = 0;
+/** Where requests are being counted now, as /readyz shows it. */
+export interface RateLimitState {
+  store: 'redis' | 'memory';
+  /** Only when RATE_LIMIT_REDIS_URL is set. */
+  redis?: 'connected' | 'unreachable';
+}
 
-  hit(key: string, limit: number, windowMs: number, now = Date.now()): RateLimitHit {
-    if (now >= this.nextSweep) {
-      for (const [k, w] of this.windows) if (w.resetAt <= now) this.windows.delete(k);
-      this.nextSweep = now + windowMs;
-    }
-    let window = this.windows.get(key);
-    if (!window || window.resetAt <= now) {
-      window = { count: 0, resetAt: now + windowMs };
-      this.windows.set(key, window);
-    }
-    window.count++;
-    return {
-      allowed: window.count <= limit,
-      retryAfterS: Math.max(1, Math.ceil((window.resetAt - now) / 1000)),
-    };
-  }
+/**
+ * Fixed windows of request counts per key (`sub:<subject>`, `ip:<address>`); the injection token
+ * too. RATE_LIMIT_REDIS_URL chooses RedisRateLimiter (shared by replicas), else MemoryRateLimiter.
+ */
+export abstract class RateLimiter {
+  abstract hit(key: string, limit: number, windowMs: number): Promise<RateLimitHit>;
+  abstract state(): RateLimitState;
+}
+
+/** Whole seconds until `msLeft` has passed, at least 1: the Retry-After of a refusal. */
+export function retryAfterS(msLeft: number): number {
+  return Math.max(1, Math.ceil(msLeft / 1000));
 }

@@ -78,6 +78,8 @@ export async function startTestApp(
     // their own spec (operations.e2e-spec.ts), which sets them.
     RATE_LIMIT_PER_MINUTE: '1000000',
     RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000000',
+    RATE_LIMIT_REDIS_URL: undefined,
+    RATE_LIMIT_REDIS_PREFIX: undefined,
     ...env,
   };
   for (const [name, value] of Object.entries(settings)) {

@@ -48,7 +48,7 @@ export async function untilReadiness(baseUrl: string, status: number): Promise<v
 
 /** The JSON log lines of a server whose `msg` matches, once at least `count` have been written. */
 export async function logLines(
-  server: NodeProcess,
+  server: Pick<NodeProcess, 'output'>,
   pattern: RegExp,
   count = 1,
 ): Promise<{ msg: string; level: number }[]> {

@@ -11,7 +11,26 @@ export interface TestPostgresDatabase {
   url: string;
   /** A connection of the test's own to the database. */
   client: pg.Client;
+  /**
+   * A new LOGIN role (not a superuser), dropped with the database; `url` connects to the
+   * database as that role (trust auth).
+   */
+  createRole(prefix: string): Promise<TestPostgresRole>;
   drop(): Promise<void>;
+}
+
+export interface TestPostgresRole {
+  name: string;
+  url: string;
+  /** A new connection to the database as this role (the caller ends it). */
+  connect(): Promise<pg.Client>;
+}
+
+/** A name of this run's own, checked to be a plain identifier (it is pasted into DDL). */
+function uniqueName(prefix: string): string {
+  const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
+  if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad test object name ${name}`);
+  return name;
 }
 
 async function connect(url: string): Promise<pg.Client> {
@@ -25,8 +44,7 @@ async function connect(url: string): Promise<pg.Client> {
  * tests fail, never skip, when it is not). The name is generated here, never taken from input.
  */
 export async function createTestDatabase(prefix: string): Promise<TestPostgresDatabase> {
-  const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
-  if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bad test database name ${name}`);
+  const name = uniqueName(prefix);
   const admin = await connect(POSTGRES_ADMIN_URL);
   try {
     await admin.query(`CREATE DATABASE ${name}`);
@@ -36,15 +54,27 @@ export async function createTestDatabase(prefix: string): Promise<TestPostgresDa
   const url = new URL(POSTGRES_ADMIN_URL);
   url.pathname = `/${name}`;
   const client = await connect(url.toString());
+  const roles: string[] = [];
   return {
     name,
     url: url.toString(),
     client,
+    createRole: async (rolePrefix) => {
+      const role = uniqueName(rolePrefix);
+      await client.query(`CREATE ROLE ${role} LOGIN`);
+      roles.push(role);
+      const roleUrl = new URL(url);
+      roleUrl.username = role;
+      roleUrl.password = '';
+      return { name: role, url: roleUrl.toString(), connect: () => connect(roleUrl.toString()) };
+    },
     drop: async () => {
       await client.end();
       const admin = await connect(POSTGRES_ADMIN_URL);
       try {
         await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        // Roles are the cluster's: dropped once their only database is gone.
+        for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${role}`);
       } finally {
         await admin.end();
       }
@@ -80,13 +110,13 @@ export async function createScopedbPostgres(prefix: string): Promise<ScopedbPost
   const { tools, reader, internal } = roles;
   for (const role of [tools, reader, internal]) await admin.query(`CREATE ROLE ${role} LOGIN`);
   await admin.query(`GRANT CONNECT ON DATABASE ${database.name} TO ${tools}, ${reader}, ${internal}`);
-  await admin.query(`GRANT CREATE ON DATABASE ${database.name} TO ${internal}`);
+  // db:admin creates schemas too; ScopeDB's own is the internal role's.
+  await admin.query(`GRANT CREATE ON DATABASE ${database.name} TO ${internal}, ${tools}`);
   await admin.query(`REVOKE ALL ON SCHEMA public FROM PUBLIC`);
   await admin.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${tools}`);
   await admin.query(`GRANT USAGE ON SCHEMA public TO ${reader}`);
-  await admin.query(
-    `ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} IN SCHEMA public GRANT SELECT ON TABLES TO ${reader}`,
-  );
+  await admin.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} GRANT USAGE ON SCHEMAS TO ${reader}`);
+  await admin.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${tools} GRANT SELECT ON TABLES TO ${reader}`);
   const urlOf = (role: string) => {
     const url = new URL(database.url);
     url.username = role;

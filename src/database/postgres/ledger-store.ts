@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { STORE_SETUP_LOCK_KEY } from '../../audit/audit-database.js';
 import type { PostgresInternalSettings } from '../../config/settings.js';
 import type { MigrationLedger } from '../../internal/migration-ledger.js';
 import { LEDGER_TABLE } from '../../internal/store-tables.js';
@@ -115,8 +116,6 @@ function transactionOf(schemaBefore: string | null): string | null {
   return schemaBefore?.startsWith(XACT_PREFIX) ? schemaBefore.slice(XACT_PREFIX.length) : null;
 }
 
-/** pg_advisory_lock key: replicas starting together create the ledger one at a time. */
-const LEDGER_LOCK_KEY = 7_265_044_002;
 
 /**
  * The ledger in the internal PostgreSQL database, schema `scopedb`, owned by the role of
@@ -149,7 +148,7 @@ export class PostgresLedgerStore extends LedgerStore {
     const schema = client.escapeIdentifier(settings.schema);
     const table = `${schema}.${client.escapeIdentifier(LEDGER_TABLE)}`;
     try {
-      await client.query('SELECT pg_advisory_lock($1)', [LEDGER_LOCK_KEY]);
+      await client.query('SELECT pg_advisory_lock($1)', [STORE_SETUP_LOCK_KEY]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
       await client.query(`REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC`);
       await client.query(
@@ -189,7 +188,7 @@ export class PostgresLedgerStore extends LedgerStore {
         `CREATE OR REPLACE TRIGGER scopedb_migrations_settle_once BEFORE UPDATE OR DELETE ON ${table}
          FOR EACH ROW EXECUTE FUNCTION ${schema}.scopedb_migrations_settle_once()`,
       );
-      await client.query('SELECT pg_advisory_unlock($1)', [LEDGER_LOCK_KEY]);
+      await client.query('SELECT pg_advisory_unlock($1)', [STORE_SETUP_LOCK_KEY]);
       client.release();
     } catch (error) {
       client.release(true);

@@ -6,7 +6,9 @@ import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.
 import { SqlError } from '../sql-values.js';
 import type { FairPool } from './fair-pool.js';
 import type { Attempt, LedgerStore } from './ledger-store.js';
-import { type Deadline, reusable, writeTransaction } from './session.js';
+import { reusable } from './connection.js';
+import type { Deadline } from './deadline.js';
+import { writeTransaction } from './session.js';
 import { runStatement } from './statement.js';
 import { firstWord, splitStatements, TRANSACTION_CONTROL } from './statements.js';
 

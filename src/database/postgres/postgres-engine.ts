@@ -38,7 +38,8 @@ import { PostgresMigrations } from './migrations.js';
 import { explainQuery } from './explain.js';
 import { runQuery } from './reads.js';
 import { checkRole, checkUnreachable, type StoreIdentity, storeIdentity } from './roles.js';
-import { type Deadline, reusable } from './session.js';
+import { reusable } from './connection.js';
+import type { Deadline } from './deadline.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
 /** Deadline of the catalog tools (list_tables, describe_table): bounded catalog reads. */
