@@ -9,7 +9,7 @@ import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
 import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { createScopedbPostgres, type ScopedbPostgres } from './support/postgres.js';
-import { createRedisPrefix, type TestRedisPrefix } from './support/redis-prefix.js';
+import { openTestRedis, REDIS_TEST_URL, type TestRedis } from './support/redis.js';
 import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
 
 const REPLICAS = 3;
@@ -62,7 +62,7 @@ const mcpUrlOf = (server: MainServer) => `${server.url}/mcp`;
 describe('three replicas on one PostgreSQL database and one Redis', () => {
   let issuer: TestIssuer;
   let postgres: ScopedbPostgres;
-  let redis: TestRedisPrefix;
+  let redis: TestRedis;
   let dir: string;
   /** Unique to the run: request ids and names carry it. */
   const run = randomBytes(4).toString('hex');
@@ -70,12 +70,12 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
   beforeAll(async () => {
     issuer = await TestIssuer.start();
     postgres = await createScopedbPostgres('scopedb_replicas');
-    redis = createRedisPrefix('scopedb-replicas');
+    redis = await openTestRedis();
     dir = mkdtempSync(join(tmpdir(), 'scopedb-replicas-'));
   });
   afterAll(async () => {
     await postgres?.drop();
-    await redis?.drop();
+    await redis?.close();
     await issuer?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -85,7 +85,7 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
     DATABASE_READER_URL: postgres.urls.reader,
     INTERNAL_DATABASE_URL: postgres.urls.internal,
     RESOURCE_URL,
-    RATE_LIMIT_REDIS_URL: redis.url,
+    RATE_LIMIT_REDIS_URL: REDIS_TEST_URL,
     RATE_LIMIT_REDIS_PREFIX: redis.prefix,
     RATE_LIMIT_PER_MINUTE: String(perMinute),
   });
