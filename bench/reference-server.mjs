@@ -2,25 +2,31 @@
  * The benchmark's reference: the MCP SDK used the way its docs show, with nothing else. A plain
  * Express app, express.json(), `createMcpHandler` with a factory that builds an McpServer and
  * registers the tool on every request, `toNodeHandler` to mount it; no auth, no scopes, no audit.
- * The one tool, `query`, has ScopeDB's input and output shapes and reads SQLite the same way
- * (better-sqlite3, read-only connection, prepare + iterate up to max_rows + 1).
+ * The one tool, `query`, has ScopeDB's input and output shapes and reads
+ * - SQLite (REFERENCE_DB): better-sqlite3, read-only connection, prepare + iterate up to
+ *   max_rows + 1;
+ * - or PostgreSQL (REFERENCE_DATABASE_URL): node-postgres, a pg.Pool of 10 connections (as
+ *   ScopeDB's default DATABASE_POOL_SIZE), each SQL text a named prepared statement with bound
+ *   parameters, the first max_rows rows kept (the whole result is fetched: the benchmark reads one
+ *   row).
  *
- * Env: REFERENCE_DB (path of the SQLite file, required), PORT (default 0 = any free port),
+ * Env: REFERENCE_DB or REFERENCE_DATABASE_URL (one required), PORT (default 0 = any free port),
  * HOST (default 127.0.0.1). Prints `listening <url>` once it accepts connections.
  */
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import express from 'express';
+import pg from 'pg';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 
 const path = process.env.REFERENCE_DB;
-if (!path) {
-  process.stderr.write('REFERENCE_DB is required\n');
+const postgresUrl = process.env.REFERENCE_DATABASE_URL;
+if (!path === !postgresUrl) {
+  process.stderr.write('one of REFERENCE_DB and REFERENCE_DATABASE_URL is required\n');
   process.exit(1);
 }
-const db = new Database(path, { readonly: true, fileMustExist: true });
-db.pragma('query_only = 1');
 
 const sqlValue = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 const inputSchema = z.object({
@@ -49,22 +55,8 @@ function bindable(params) {
   return [Object.fromEntries(Object.entries(params).map(([key, value]) => [key, convert(value)]))];
 }
 
-function query({ sql, params, max_rows: maxRows }) {
-  const started = performance.now();
-  const statement = db.prepare(sql);
-  if (!statement.reader || !statement.readonly)
-    throw new Error('query runs one read-only statement that returns rows');
-  statement.raw(true);
-  const columns = statement.columns().map((column) => ({ name: column.name, type: column.type }));
-  const rows = [];
-  let truncated = false;
-  for (const row of statement.iterate(...bindable(params))) {
-    if (rows.length === maxRows) {
-      truncated = true;
-      break;
-    }
-    rows.push(row);
-  }
+/** The tool's answer: structured rows and the same as text. */
+function answer(columns, rows, truncated, maxRows, started) {
   const data = {
     columns,
     rows,
@@ -80,6 +72,63 @@ function query({ sql, params, max_rows: maxRows }) {
   ].join('\n');
   return { content: [{ type: 'text', text }], structuredContent: data };
 }
+
+function sqliteReader(file) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('query_only = 1');
+  return ({ sql, params, max_rows: maxRows }) => {
+    const started = performance.now();
+    const statement = db.prepare(sql);
+    if (!statement.reader || !statement.readonly)
+      throw new Error('query runs one read-only statement that returns rows');
+    statement.raw(true);
+    const columns = statement.columns().map((column) => ({ name: column.name, type: column.type }));
+    const rows = [];
+    let truncated = false;
+    for (const row of statement.iterate(...bindable(params))) {
+      if (rows.length === maxRows) {
+        truncated = true;
+        break;
+      }
+      rows.push(row);
+    }
+    return answer(columns, rows, truncated, maxRows, started);
+  };
+}
+
+async function postgresReader(url) {
+  const pool = new pg.Pool({ connectionString: url, max: 10, application_name: 'reference' });
+  pool.on('error', () => undefined); // an idle connection's error: the next query reports it
+  const { rows: types } = await pool.query(
+    'SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_type',
+  );
+  const typeNames = new Map(types.map((type) => [type.oid, type.name]));
+  const names = new Map();
+  return async ({ sql, params, max_rows: maxRows }) => {
+    if (params !== undefined && !Array.isArray(params))
+      throw new Error('PostgreSQL takes positional parameters ($1, $2, ...)');
+    const started = performance.now();
+    let name = names.get(sql);
+    if (name === undefined) {
+      name = `q${createHash('sha1').update(sql).digest('hex')}`;
+      if (names.size < 1000) names.set(sql, name);
+    }
+    const result = await pool.query({ name, text: sql, values: params ?? [], rowMode: 'array' });
+    const columns = result.fields.map((field) => ({
+      name: field.name,
+      type: typeNames.get(field.dataTypeID) ?? null,
+    }));
+    return answer(
+      columns,
+      result.rows.slice(0, maxRows),
+      result.rows.length > maxRows,
+      maxRows,
+      started,
+    );
+  };
+}
+
+const query = path ? sqliteReader(path) : await postgresReader(postgresUrl);
 
 const handler = createMcpHandler(() => {
   const server = new McpServer({ name: 'reference', version: '1.0.0' });

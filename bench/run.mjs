@@ -1,15 +1,20 @@
 /**
- * `npm run bench`: ScopeDB's full stack against the bare MCP SDK, on loopback, in one run.
+ * `npm run bench`: ScopeDB's full stack against the bare MCP SDK, on loopback, in one run, in two
+ * series: SQLite, then PostgreSQL.
  *
- * 1. Two SQLite files with the same 100,000-row `items` table; ScopeDB's also gets a
- *    1,000,000-row `big` table.
+ * 1. SQLite: two files with the same 100,000-row `items` table; ScopeDB's also gets a
+ *    1,000,000-row `big` table. PostgreSQL: a throwaway database with ScopeDB's three roles
+ *    (bench/postgres.mjs) and the same two tables, made by the tools' role, VACUUM ANALYZEd.
  * 2. A loopback Casdoor-shaped issuer (discovery + JWKS, RSA 4096) signs a db:query token.
  * 3. Child processes: ScopeDB as in production (`node dist/main.js`, configured by env) and the
- *    reference (bench/reference-server.mjs: Express + the SDK's createMcpHandler, no auth).
+ *    reference (bench/reference-server.mjs: Express + the SDK's createMcpHandler, no auth,
+ *    better-sqlite3 or node-postgres).
  * 4. Each server must answer the point lookup correctly before any load is sent.
  * 5. Peak RSS growth of ScopeDB during `SELECT * FROM big` (sampled from /proc).
  * 6. autocannon, same settings for both, alternating reference/ScopeDB runs after a warm-up.
- * 7. Prints the results and rewrites BENCHMARKS.md with them (BENCH_WRITE=0 to skip).
+ * 7. Prints the results and rewrites BENCHMARKS.md with them (BENCH_WRITE=0 to skip; only a run
+ *    of both series writes it). The PostgreSQL database and its roles are dropped at the end,
+ *    whatever happened.
  *
  * Exits non-zero only when the benchmark could not run (or a load saw errors, which makes its
  * numbers meaningless); a missed target is reported as MISS.
@@ -17,7 +22,9 @@
  * Knobs (env): BENCH_DURATION (s per run, 10), BENCH_WARMUP (s, 3), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (10), BENCH_WRITE (1), BENCH_VERBOSE (0: 1 echoes the servers' output),
  * BENCH_PROFILE_DIR (unset: a folder to run both servers with --cpu-prof into; written at exit),
- * BENCH_LOG_LEVEL (unset: ScopeDB logs at its default level; e.g. warn to leave out request lines).
+ * BENCH_LOG_LEVEL (unset: ScopeDB logs at its default level; e.g. warn to leave out request lines),
+ * BENCH_SERIES (all: sqlite, postgres or all), BENCH_POSTGRES_URL (a superuser's connection string,
+ * postgres://postgres@127.0.0.1:5432/test).
  */
 import { spawn } from 'node:child_process';
 import {
@@ -38,6 +45,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { startIssuer } from './issuer.mjs';
+import { backendCpu, backendCpuSpent, createScopedbPostgres, fillTables } from './postgres.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const LEGACY_PROTOCOL = '2025-11-25';
@@ -47,7 +55,8 @@ const RSS_MAX_ROWS = 1000;
 const RSS_CALLS = 3;
 const RATIO_TARGET = 1.3;
 const RSS_TARGET_MB = 50;
-const POINT_SQL = 'SELECT id, name, price FROM items WHERE id = ?';
+const POINT_SQL = { sqlite: 'SELECT id, name, price FROM items WHERE id = ?' };
+POINT_SQL.postgres = 'SELECT id, name, price FROM items WHERE id = $1';
 const KEY_STEP = 7919; // prime, so successive requests walk all 100,000 ids in a scattered order
 
 function knob(name, fallback, min, max) {
@@ -65,14 +74,25 @@ const CONNECTIONS = knob('BENCH_CONNECTIONS', 10, 1, 256);
 const WRITE = knob('BENCH_WRITE', 1, 0, 1) === 1;
 const VERBOSE = knob('BENCH_VERBOSE', 0, 0, 1) === 1;
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR?.trim() || undefined;
-// Whole run, worst case: build is done; DB set-up, start-up, RSS and the loads, with room.
-const WATCHDOG_MS = 120_000 + ROUNDS * 2 * (DURATION + 5) * 1000 + 2 * WARMUP * 1000;
+const SERIES_NAMES = ['sqlite', 'postgres'];
+const SERIES = (() => {
+  const raw = process.env.BENCH_SERIES?.trim() || 'all';
+  if (raw === 'all') return SERIES_NAMES;
+  if (!SERIES_NAMES.includes(raw))
+    throw new Error(`BENCH_SERIES must be sqlite, postgres or all, got "${raw}"`);
+  return [raw];
+})();
+// Whole run, worst case: build is done; per series DB set-up, start-up, RSS and the loads, with room.
+const WATCHDOG_MS =
+  SERIES.length * (120_000 + ROUNDS * 2 * (DURATION + 5) * 1000 + 2 * WARMUP * 1000);
 
 const LOAD_BEFORE = os.loadavg()[0];
 const log = (line = '') => process.stdout.write(`${line}\n`);
 const children = new Set();
 let workDir;
 let issuer;
+/** The PostgreSQL series' database and roles, while they exist. */
+let postgres;
 
 // ---------------------------------------------------------------------------------------------
 // Set-up
@@ -117,7 +137,7 @@ function prepareDatabases(dir) {
   fillTable(db, 'big', BIG);
   const bigMs = performance.now() - started;
   const sample = new Database(reference, { readonly: true });
-  const expected = (id) => sample.prepare(POINT_SQL).raw(true).get(id);
+  const expected = (id) => sample.prepare(POINT_SQL.sqlite).raw(true).get(id);
   const check = [1, 4242, ITEMS].map((id) => ({ id, row: expected(id) }));
   sample.close();
   db.close();
@@ -191,12 +211,12 @@ function environmentWithout(prefixes) {
 // ---------------------------------------------------------------------------------------------
 // MCP over HTTP
 
-function pointLookupBody(id, rpcId = 1) {
+function pointLookupBody(sql, id, rpcId = 1) {
   return JSON.stringify({
     jsonrpc: '2.0',
     id: rpcId,
     method: 'tools/call',
-    params: { name: 'query', arguments: { sql: POINT_SQL, params: [id] } },
+    params: { name: 'query', arguments: { sql, params: [id] } },
   });
 }
 
@@ -237,7 +257,7 @@ async function postMcp(target, body) {
 
 async function verify(target, check) {
   for (const { id, row } of check) {
-    const { status, message, text } = await postMcp(target, pointLookupBody(id));
+    const { status, message, text } = await postMcp(target, pointLookupBody(target.sql, id));
     target.answered++;
     const rows = message?.result?.structuredContent?.rows;
     if (
@@ -317,9 +337,10 @@ async function measureRss(target, pid) {
   } finally {
     clearInterval(sampler);
   }
-  sampledPeak = Math.max(sampledPeak, rss());
+  const afterKb = rss();
+  sampledPeak = Math.max(sampledPeak, afterKb);
   const peak = hwmReset ? Math.max(sampledPeak, procStatusKb(pid, 'VmHWM')) : sampledPeak;
-  return { baselineKb: baseline, peakKb: peak, latencies, hwmReset, rows };
+  return { baselineKb: baseline, peakKb: peak, afterKb, latencies, hwmReset, rows };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,6 +394,7 @@ function percentile(sorted, p) {
 
 async function load(target, seconds) {
   const cpuBefore = target.pid === undefined ? NaN : treeCpuSeconds(target.pid);
+  const backendsBefore = target.backends && (await target.backends.snapshot());
   let key = 0;
   let toolErrors = 0;
   let firstToolError;
@@ -388,10 +410,10 @@ async function load(target, seconds) {
         method: 'POST',
         path: new URL(target.mcpUrl).pathname,
         headers: target.headers,
-        body: pointLookupBody(1),
+        body: pointLookupBody(target.sql, 1),
         setupRequest: (request) => {
           key = (key + KEY_STEP) % ITEMS;
-          request.body = pointLookupBody(key + 1, key + 1);
+          request.body = pointLookupBody(target.sql, key + 1, key + 1);
           return request;
         },
         onResponse: (status, body) => {
@@ -409,9 +431,13 @@ async function load(target, seconds) {
   const result = await instance;
   target.answered += result['2xx'];
   const cpuSeconds = target.pid === undefined ? NaN : treeCpuSeconds(target.pid) - cpuBefore;
+  const backendSeconds = target.backends
+    ? backendCpuSpent(backendsBefore, await target.backends.snapshot(), target.backends.reference)
+    : NaN;
   latencies.sort((a, b) => a - b);
   return {
     cpuMsPerRequest: (cpuSeconds * 1000) / result['2xx'],
+    backendCpuMsPerRequest: (backendSeconds * 1000) / result['2xx'],
     server: target.name,
     requests: result.requests.total,
     rps: result.requests.average,
@@ -451,66 +477,93 @@ function machine() {
 const fixed = (value, digits) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 const mb = (kb) => kb / 1024;
 
-function report({ date, host, ref, ours, ratio, rss, runs, audit }) {
-  const growthMb = mb(rss.peakKb - rss.baselineKb);
-  const verdict = (ok) => (ok ? 'PASS' : 'MISS');
-  const sortedLatencies = [...rss.latencies].sort((a, b) => a - b);
-  const lines = [
+function header({ date, host }) {
+  return [
     '## Results',
     '',
     `- Date: ${date}`,
     `- Machine: ${host.cpus} CPUs (\`nproc\`), ${host.cpu}, ${fixed(host.memoryGiB, 1)} GiB RAM, ${host.os}; 1-minute load average ${fixed(host.loadBefore, 2)} before the run`,
-    `- Node.js: ${host.node}`,
-    `- Command: \`npm run bench\` (autocannon, ${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up per server, then ${ROUNDS} alternating ${DURATION} s runs per server: reference, ScopeDB, reference, ...; the table shows each server's median run by req/s)`,
+    `- Node.js: ${host.node}${host.postgres ? `; ${host.postgres}` : ''}`,
+    `- Command: \`npm run bench\` (autocannon, ${CONNECTIONS} connections, pipelining 1; per series, ${WARMUP} s warm-up per server, then ${ROUNDS} alternating ${DURATION} s runs per server: reference, ScopeDB, reference, ...; the tables show each server's median run by req/s)`,
+  ];
+}
+
+const verdict = (ok) => (ok ? 'PASS' : 'MISS');
+
+/** One series' tables: the medians and their ratio, RSS growth, every run. */
+function seriesReport({ title, refLabel, ref, ours, ratio, rss, runs, audit, backendCpu }) {
+  const growthMb = mb(rss.peakKb - rss.baselineKb);
+  const sortedLatencies = [...rss.latencies].sort((a, b) => a - b);
+  const cpuHeader = backendCpu
+    ? 'CPU ms per request (server) | CPU ms per request (PostgreSQL backends)'
+    : 'CPU ms per request';
+  const cpuCells = (run) =>
+    backendCpu
+      ? `${fixed(run.cpuMsPerRequest, 3)} | ${fixed(run.backendCpuMsPerRequest, 3)}`
+      : fixed(run.cpuMsPerRequest, 3);
+  const cpuAlign = backendCpu ? '---:|---:' : '---:';
+  return [
+    `### ${title}: \`tools/call query\`: point lookup in a 100,000-row table`,
     '',
-    '### `tools/call query`: point lookup in a 100,000-row table',
-    '',
-    '| server | req/s | p50 ms | p99 ms | CPU ms per request | non-2xx |',
-    '|---|---:|---:|---:|---:|---:|',
-    `| reference (Express + SDK \`createMcpHandler\`, no auth) | ${fixed(ref.rps, 1)} | ${fixed(ref.p50, 2)} | ${fixed(ref.p99, 2)} | ${fixed(ref.cpuMsPerRequest, 3)} | ${ref.non2xx} |`,
-    `| ScopeDB (JWT + JWKS, scopes, audit) | ${fixed(ours.rps, 1)} | ${fixed(ours.p50, 2)} | ${fixed(ours.p99, 2)} | ${fixed(ours.cpuMsPerRequest, 3)} | ${ours.non2xx} |`,
+    `| server | req/s | p50 ms | p99 ms | ${cpuHeader} | non-2xx |`,
+    `|---|---:|---:|---:|${cpuAlign}|---:|`,
+    `| ${refLabel} | ${fixed(ref.rps, 1)} | ${fixed(ref.p50, 2)} | ${fixed(ref.p99, 2)} | ${cpuCells(ref)} | ${ref.non2xx} |`,
+    `| ScopeDB (JWT + JWKS, scopes, audit) | ${fixed(ours.rps, 1)} | ${fixed(ours.p50, 2)} | ${fixed(ours.p99, 2)} | ${cpuCells(ours)} | ${ours.non2xx} |`,
     '',
     `ratio ours/reference = ${fixed(ratio, 2)}x (target >= ${RATIO_TARGET.toFixed(2)}x): **${verdict(ratio >= RATIO_TARGET)}**`,
     '',
     `ScopeDB's audit log holds ${audit.audited} successful \`query\` calls for the ${audit.answered} it answered in the run (warm-up and checks included).`,
     '',
-    `### Peak RSS growth: \`SELECT * FROM big\` (1,000,000 rows, max_rows ${RSS_MAX_ROWS})`,
+    `### ${title}: peak RSS growth: \`SELECT * FROM big\` (1,000,000 rows, max_rows ${RSS_MAX_ROWS})`,
     '',
-    `| baseline RSS | peak RSS | growth | rows returned | call latency (first / median of ${RSS_CALLS}) |`,
-    '|---:|---:|---:|---:|---:|',
-    `| ${fixed(mb(rss.baselineKb), 1)} MB | ${fixed(mb(rss.peakKb), 1)} MB | ${fixed(growthMb, 1)} MB | ${rss.rows} | ${fixed(rss.latencies[0], 1)} ms / ${fixed(percentile(sortedLatencies, 50), 1)} ms |`,
+    `| baseline RSS | peak RSS | RSS after | growth (peak - baseline) | rows returned | call latency (first / median of ${RSS_CALLS}) |`,
+    '|---:|---:|---:|---:|---:|---:|',
+    `| ${fixed(mb(rss.baselineKb), 1)} MB | ${fixed(mb(rss.peakKb), 1)} MB | ${fixed(mb(rss.afterKb), 1)} MB | ${fixed(growthMb, 1)} MB | ${rss.rows} | ${fixed(rss.latencies[0], 1)} ms / ${fixed(percentile(sortedLatencies, 50), 1)} ms |`,
     '',
     `peak RSS growth = ${fixed(growthMb, 1)} MB (target < ${RSS_TARGET_MB} MB): **${verdict(growthMb < RSS_TARGET_MB)}**`,
     '',
-    '### Every run, in order',
+    `### ${title}: every run, in order`,
     '',
-    '| # | server | requests | req/s | p50 ms | p99 ms | CPU ms per request | non-2xx | errors | timeouts |',
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| # | server | requests | req/s | p50 ms | p99 ms | ${cpuHeader} | non-2xx | errors | timeouts |`,
+    `|---:|---|---:|---:|---:|---:|${cpuAlign}|---:|---:|---:|`,
     ...runs.map(
       (run, i) =>
-        `| ${i + 1} | ${run.server} | ${run.requests} | ${fixed(run.rps, 1)} | ${fixed(run.p50, 2)} | ${fixed(run.p99, 2)} | ${fixed(run.cpuMsPerRequest, 3)} | ${run.non2xx} | ${run.errors} | ${run.timeouts} |`,
+        `| ${i + 1} | ${run.server} | ${run.requests} | ${fixed(run.rps, 1)} | ${fixed(run.p50, 2)} | ${fixed(run.p99, 2)} | ${cpuCells(run)} | ${run.non2xx} | ${run.errors} | ${run.timeouts} |`,
     ),
   ];
-  return lines.join('\n');
 }
 
 const HOW = `## How it is measured
 
-\`npm run bench\` builds the project and runs \`bench/run.mjs\`, everything on 127.0.0.1. It creates
-two SQLite files with the same \`items\` table (100,000 rows: \`id INTEGER PRIMARY KEY, name, price,
-created_at\`), starts a loopback Casdoor-shaped issuer (OIDC discovery and a JWKS with an RSA 4096
-key) and two servers as child processes: ScopeDB as in production (\`node dist/main.js\`, from a
-copy of \`dist/\` taken at the start, configured by environment variables, WAL-mode SQLite, audit
-log on) and the reference
+\`npm run bench\` builds the project and runs \`bench/run.mjs\`, everything on 127.0.0.1, in two
+series, SQLite then PostgreSQL, each with a server pair of its own (the other series' servers are
+stopped). Both series start a loopback Casdoor-shaped issuer (OIDC discovery and a JWKS with an
+RSA 4096 key) and two servers as child processes: ScopeDB as in production (\`node dist/main.js\`,
+from a copy of \`dist/\` taken at the start, configured by environment variables, audit log on,
+request log at its default level, in-memory rate limits) and the reference
 (\`bench/reference-server.mjs\`: a plain Express 5 app with \`express.json()\` and the SDK's
 \`createMcpHandler\` + \`toNodeHandler\`, whose factory builds an \`McpServer\` and registers the same
-\`query\` tool, same zod input and output schemas, on every request; no auth, no audit). Both read
-with better-sqlite3 on a read-only connection. The request is a 2025-11-25 (legacy, stateless)
-JSON-RPC \`tools/call\` of \`query\` with \`SELECT id, name, price FROM items WHERE id = ?\`, the id
-walking all 100,000 rows in a scattered order; ScopeDB's carries an RS256 \`db:query\` token, so
-every request is signature-checked (JWKS cached), scope-checked and written to the audit log. Each
-server must first answer three lookups with the right row. autocannon (same process as the issuer,
-${CONNECTIONS} connections, pipelining 1) warms each server up for ${WARMUP} s, then runs alternate
+\`query\` tool, same zod input and output schemas, on every request; no auth, no audit). The
+request is a 2025-11-25 (legacy, stateless) JSON-RPC \`tools/call\` of \`query\` with \`SELECT id,
+name, price FROM items WHERE id = ?\` (\`$1\` on PostgreSQL) on the same \`items\` table (100,000
+rows: \`id\` integer primary key, \`name\`, \`price\`, \`created_at\`), the id walking all 100,000 rows
+in a scattered order; ScopeDB's carries an RS256 \`db:query\` token, so every request is
+signature-checked (JWKS cached), scope-checked and written to the audit log.
+
+- SQLite: two files with the same \`items\` table, WAL mode; both servers read with better-sqlite3
+  on a read-only connection.
+- PostgreSQL: a throwaway database (dropped at the end, with its roles) with ScopeDB's three roles
+  (\`bench/postgres.mjs\`: the internal owner, with CREATE on the database; the tools' role, which
+  creates \`items\` and \`big\`; a read-only role with SELECT on them) and the tables VACUUM ANALYZEd.
+  ScopeDB runs with \`DATABASE_URL\`, \`DATABASE_READER_URL\` and \`INTERNAL_DATABASE_URL\` (its ledger
+  and audit log in the \`scopedb\` schema of the same database), default pool size (10). The
+  reference reads as the read-only role through a node-postgres \`pg.Pool\` of 10 connections,
+  each SQL text a named prepared statement with bound parameters. The PostgreSQL server's CPU time
+  spent for each server (its backends' user + system time, \`/proc/<pid>/stat\`, told apart by
+  \`application_name\`) is a column of its own.
+
+Each server must first answer three lookups with the right row. autocannon (same process as the
+issuer, ${CONNECTIONS} connections, pipelining 1) warms each server up for ${WARMUP} s, then runs alternate
 between the two (${ROUNDS} runs of ${DURATION} s each) so that drift on the machine hits both; req/s is
 autocannon's mean of per-second counts, p50/p99 come from every 2xx response's latency, CPU ms
 per request is the user + system time of the server's process and its children (ScopeDB's SQL
@@ -520,10 +573,227 @@ during a run invalidates the benchmark. Memory is measured before the load, on S
 its RSS (\`/proc/<pid>/status\` VmRSS) is sampled every 10 ms while idle (baseline: the median) and
 during ${RSS_CALLS} \`tools/call query\` of \`SELECT * FROM big\` (a 1,000,000-row table of the same shape,
 max_rows ${RSS_MAX_ROWS}); the peak is the largest sample or the kernel's high-water mark VmHWM (reset
-just before the calls through \`/proc/<pid>/clear_refs\`), whichever is larger. Both servers and the
-load generator share the machine's cores, so the numbers are for comparing the two servers in one
-run, not absolute capacity.
+just before the calls through \`/proc/<pid>/clear_refs\`), whichever is larger; "RSS after" is read
+200 ms after the last call. Both servers, PostgreSQL and the load generator share the machine's
+cores, so the numbers are for comparing the two servers of a series in one run, not absolute
+capacity.
 `;
+
+// ---------------------------------------------------------------------------------------------
+// The series
+
+function baseEnvironment() {
+  return {
+    ...environmentWithout([
+      'AUTH_',
+      'MCP_',
+      'RESOURCE_',
+      'DATABASE_',
+      'INTERNAL_DATABASE_',
+      'AUDIT_',
+      'RATE_LIMIT_',
+      'PUBLIC_URL',
+      'PORT',
+      'HOST',
+      'REFERENCE_',
+      'QUERY_',
+      'WRITE_',
+    ]),
+    NODE_ENV: 'production',
+  };
+}
+
+/**
+ * Starts ScopeDB and the reference on a database, checks their answers, measures ScopeDB's RSS
+ * during SELECT * FROM big, then runs the interleaved loads. The servers are left running.
+ */
+async function measure({ app, oursEnv, refEnv, sql, check, backends }) {
+  const base = baseEnvironment();
+  const [ourPort, refPort] = [await freePort(), await freePort()];
+  const ourOrigin = `http://127.0.0.1:${ourPort}`;
+  const resourceUrl = `${ourOrigin}/mcp`;
+  const oursProcess = spawnServer('ScopeDB', [join(app, 'dist', 'main.js')], {
+    ...base,
+    PORT: String(ourPort),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: ourOrigin,
+    AUTH_ISSUER: issuer.url,
+    // One client is the whole load here: the per-principal limit (600/min by default) would cap
+    // it. The limiter still counts every request; LOG_LEVEL stays at its default (a line each).
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    ...(process.env.BENCH_LOG_LEVEL && { LOG_LEVEL: process.env.BENCH_LOG_LEVEL }),
+    ...oursEnv,
+  });
+  const refProcess = spawnServer('reference', [join(ROOT, 'bench', 'reference-server.mjs')], {
+    ...base,
+    PORT: String(refPort),
+    HOST: '127.0.0.1',
+    ...refEnv,
+  });
+  const servers = { oursProcess, refProcess };
+  const ours = {
+    name: 'ScopeDB',
+    mcpUrl: resourceUrl,
+    headers: mcpHeaders(issuer.token({ audience: resourceUrl, scope: 'db:query' })),
+    answered: 0,
+    pid: oursProcess.pid,
+    sql,
+    backends: backends && { snapshot: backends, reference: false },
+  };
+  const ref = {
+    name: 'reference',
+    mcpUrl: `http://127.0.0.1:${refPort}/mcp`,
+    headers: mcpHeaders(),
+    answered: 0,
+    pid: refProcess.pid,
+    sql,
+    backends: backends && { snapshot: backends, reference: true },
+  };
+  await Promise.all([
+    waitListening(oursProcess, `${ourOrigin}/.well-known/oauth-protected-resource`),
+    waitListening(refProcess, ref.mcpUrl),
+  ]);
+  log(`  ScopeDB pid ${oursProcess.pid} at ${ours.mcpUrl} (issuer ${issuer.url})`);
+  log(`  reference pid ${refProcess.pid} at ${ref.mcpUrl}`);
+
+  await verify(ref, check);
+  await verify(ours, check);
+  log('  both answer the point lookup with the right row');
+
+  log(`  peak RSS: ${RSS_CALLS} x SELECT * FROM big (max_rows ${RSS_MAX_ROWS}) on ScopeDB ...`);
+  const rss = await measureRss(ours, oursProcess.pid);
+  log(
+    `  baseline ${fixed(mb(rss.baselineKb), 1)} MB, peak ${fixed(mb(rss.peakKb), 1)} MB, after ${fixed(mb(rss.afterKb), 1)} MB${rss.hwmReset ? '' : ' (VmHWM reset not allowed: sampled only)'}`,
+  );
+
+  if (WARMUP > 0) {
+    log(`  warm-up: ${WARMUP} s each ...`);
+    for (const target of [ref, ours]) {
+      const run = await load(target, WARMUP);
+      if (run.non2xx || run.errors || run.timeouts || run.toolErrors)
+        throw new Error(`warm-up of ${target.name} failed: ${JSON.stringify(run)}`);
+    }
+  }
+  const runs = [];
+  for (let round = 1; round <= ROUNDS; round++)
+    for (const target of [ref, ours]) {
+      const run = await load(target, DURATION);
+      runs.push(run);
+      const backendCpu = backends
+        ? `  PostgreSQL CPU ${fixed(run.backendCpuMsPerRequest, 3)} ms/req`
+        : '';
+      log(
+        `  run ${runs.length}/${ROUNDS * 2} ${target.name.padEnd(9)} ${fixed(run.rps, 1).padStart(8)} req/s  CPU ${fixed(run.cpuMsPerRequest, 3)} ms/req${backendCpu}  p50 ${fixed(run.p50, 2)} ms  p99 ${fixed(run.p99, 2)} ms  non-2xx ${run.non2xx}  errors ${run.errors}  timeouts ${run.timeouts}  tool errors ${run.toolErrors}`,
+      );
+    }
+  for (const server of [oursProcess, refProcess])
+    if (server.exited) throw childFailure(server, `exited during the load`);
+  return { ours, ref, rss, runs, servers };
+}
+
+/** Medians, ratio and the audit check of a measured series; stops its servers. */
+async function conclude(measured, countAudited) {
+  const { ours, ref, runs, rss, servers } = measured;
+  // The full stack was exercised: every answered call of ScopeDB's is in its audit log (a call
+  // that autocannon cut off at the end of a run may be there too, unanswered).
+  await sleep(500);
+  const audited = await countAudited();
+  if (audited < ours.answered)
+    throw new Error(
+      `ScopeDB answered ${ours.answered} query calls but its audit log has ${audited} successful ones`,
+    );
+  await Promise.all([stopServer(servers.oursProcess), stopServer(servers.refProcess)]);
+  const refMedian = median(runs.filter((run) => run.server === ref.name));
+  const ourMedian = median(runs.filter((run) => run.server === ours.name));
+  return {
+    ref: refMedian,
+    ours: ourMedian,
+    ratio: ourMedian.rps / refMedian.rps,
+    rss,
+    runs,
+    audit: { audited, answered: ours.answered },
+  };
+}
+
+async function sqliteSeries(app) {
+  const dir = join(workDir, 'sqlite');
+  mkdirSync(dir);
+  log(`SQLite: preparing files in ${dir} ...`);
+  const dbs = prepareDatabases(dir);
+  log(`  items: ${ITEMS} rows in each; big: ${BIG} rows in ScopeDB's (${fixed(dbs.bigMs, 0)} ms)`);
+  const measured = await measure({
+    app,
+    oursEnv: { DATABASE_URL: `sqlite://${dbs.ours}` },
+    refEnv: { REFERENCE_DB: dbs.reference },
+    sql: POINT_SQL.sqlite,
+    check: dbs.check,
+  });
+  const result = await conclude(measured, () => {
+    const auditDb = new Database(join(dirname(dbs.ours), 'scopedb-internal.sqlite'), {
+      readonly: true,
+      fileMustExist: true,
+    });
+    try {
+      return auditDb
+        .prepare("SELECT count(*) AS n FROM audit_log WHERE tool = 'query' AND outcome = 'success'")
+        .get().n;
+    } finally {
+      auditDb.close();
+    }
+  });
+  return {
+    ...result,
+    title: 'SQLite',
+    refLabel: 'reference (Express + SDK `createMcpHandler`, no auth, better-sqlite3)',
+  };
+}
+
+async function postgresSeries(app) {
+  log('PostgreSQL: creating a database and roles ...');
+  postgres = await createScopedbPostgres('scopedb_bench');
+  const { rows: version } = await postgres.admin.query('SHOW server_version');
+  const started = performance.now();
+  await fillTables(postgres.env.DATABASE_URL, ITEMS, BIG);
+  log(
+    `  ${postgres.database}: items ${ITEMS} rows, big ${BIG} rows, VACUUM ANALYZE (${fixed(performance.now() - started, 0)} ms)`,
+  );
+  const check = [];
+  for (const id of [1, 4242, ITEMS]) {
+    const { rows } = await postgres.admin.query({
+      text: POINT_SQL.postgres,
+      values: [id],
+      rowMode: 'array',
+    });
+    check.push({ id, row: rows[0] });
+  }
+  const measured = await measure({
+    app,
+    oursEnv: postgres.env,
+    refEnv: { REFERENCE_DATABASE_URL: postgres.env.DATABASE_READER_URL },
+    sql: POINT_SQL.postgres,
+    check,
+    backends: () => backendCpu(postgres.admin, postgres.database),
+  });
+  const result = await conclude(
+    measured,
+    async () =>
+      (
+        await postgres.admin.query(
+          "SELECT count(*)::int AS n FROM scopedb.audit_log WHERE tool = 'query' AND outcome = 'success'",
+        )
+      ).rows[0].n,
+  );
+  await postgres.drop();
+  postgres = undefined;
+  return {
+    ...result,
+    title: 'PostgreSQL',
+    refLabel:
+      'reference (Express + SDK `createMcpHandler`, no auth, node-postgres `pg.Pool`, prepared statement)',
+    backendCpu: true,
+    version: `PostgreSQL ${version[0].server_version}`,
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -539,147 +809,43 @@ async function main() {
   cpSync(join(ROOT, 'package.json'), join(app, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'), 'dir');
 
-  log(`Preparing SQLite files in ${workDir} ...`);
-  const dbs = prepareDatabases(workDir);
-  log(`  items: ${ITEMS} rows in each; big: ${BIG} rows in ScopeDB's (${fixed(dbs.bigMs, 0)} ms)`);
-
   issuer = await startIssuer();
-  const [ourPort, refPort] = [await freePort(), await freePort()];
-  const ourOrigin = `http://127.0.0.1:${ourPort}`;
-  const resourceUrl = `${ourOrigin}/mcp`;
-  const base = {
-    ...environmentWithout([
-      'AUTH_',
-      'MCP_',
-      'RESOURCE_',
-      'DATABASE_',
-      'PUBLIC_URL',
-      'PORT',
-      'HOST',
-      'REFERENCE_',
-      'QUERY_',
-      'WRITE_',
-    ]),
-    NODE_ENV: 'production',
-  };
-  const oursProcess = spawnServer('ScopeDB', [join(app, 'dist', 'main.js')], {
-    ...base,
-    PORT: String(ourPort),
-    HOST: '127.0.0.1',
-    PUBLIC_URL: ourOrigin,
-    AUTH_ISSUER: issuer.url,
-    DATABASE_URL: `sqlite://${dbs.ours}`,
-    // One client is the whole load here: the per-principal limit (600/min by default) would cap
-    // it. The limiter still counts every request; LOG_LEVEL stays at its default (a line each).
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    ...(process.env.BENCH_LOG_LEVEL && { LOG_LEVEL: process.env.BENCH_LOG_LEVEL }),
-  });
-  const refProcess = spawnServer('reference', [join(ROOT, 'bench', 'reference-server.mjs')], {
-    ...base,
-    PORT: String(refPort),
-    HOST: '127.0.0.1',
-    REFERENCE_DB: dbs.reference,
-  });
-  const ours = {
-    name: 'ScopeDB',
-    mcpUrl: resourceUrl,
-    headers: mcpHeaders(issuer.token({ audience: resourceUrl, scope: 'db:query' })),
-    answered: 0,
-    pid: oursProcess.pid,
-  };
-  const ref = {
-    name: 'reference',
-    mcpUrl: `http://127.0.0.1:${refPort}/mcp`,
-    headers: mcpHeaders(),
-    answered: 0,
-    pid: refProcess.pid,
-  };
-  await Promise.all([
-    waitListening(oursProcess, `${ourOrigin}/.well-known/oauth-protected-resource`),
-    waitListening(refProcess, ref.mcpUrl),
-  ]);
-  log(`  ScopeDB pid ${oursProcess.pid} at ${ours.mcpUrl} (issuer ${issuer.url})`);
-  log(`  reference pid ${refProcess.pid} at ${ref.mcpUrl}`);
-
-  await verify(ref, dbs.check);
-  await verify(ours, dbs.check);
-  log('  both answer the point lookup with the right row');
-
-  log(`Peak RSS: ${RSS_CALLS} x SELECT * FROM big (max_rows ${RSS_MAX_ROWS}) on ScopeDB ...`);
-  const rss = await measureRss(ours, oursProcess.pid);
-  log(
-    `  baseline ${fixed(mb(rss.baselineKb), 1)} MB, peak ${fixed(mb(rss.peakKb), 1)} MB${rss.hwmReset ? '' : ' (VmHWM reset not allowed: sampled only)'}`,
-  );
-
-  if (WARMUP > 0) {
-    log(`Warm-up: ${WARMUP} s each ...`);
-    for (const target of [ref, ours]) {
-      const run = await load(target, WARMUP);
-      if (run.non2xx || run.errors || run.timeouts || run.toolErrors)
-        throw new Error(`warm-up of ${target.name} failed: ${JSON.stringify(run)}`);
-    }
+  const series = [];
+  const run = { sqlite: sqliteSeries, postgres: postgresSeries };
+  for (const name of SERIES) {
+    const result = await run[name](app);
+    series.push(result);
+    log();
+    log(seriesReport(result).join('\n'));
+    log();
   }
-  const runs = [];
-  for (let round = 1; round <= ROUNDS; round++)
-    for (const target of [ref, ours]) {
-      const run = await load(target, DURATION);
-      runs.push(run);
-      log(
-        `  run ${runs.length}/${ROUNDS * 2} ${target.name.padEnd(9)} ${fixed(run.rps, 1).padStart(8)} req/s  CPU ${fixed(run.cpuMsPerRequest, 3)} ms/req  p50 ${fixed(run.p50, 2)} ms  p99 ${fixed(run.p99, 2)} ms  non-2xx ${run.non2xx}  errors ${run.errors}  timeouts ${run.timeouts}  tool errors ${run.toolErrors}`,
-      );
-    }
-  for (const server of [oursProcess, refProcess])
-    if (server.exited) throw childFailure(server, `exited during the load`);
 
-  // The full stack was exercised: every answered call of ScopeDB's is in its audit log (a call
-  // that autocannon cut off at the end of a run may be there too, unanswered).
-  await sleep(500);
-  const auditDb = new Database(join(dirname(dbs.ours), 'scopedb-internal.sqlite'), {
-    readonly: true,
-    fileMustExist: true,
-  });
-  const audited = auditDb
-    .prepare("SELECT count(*) AS n FROM audit_log WHERE tool = 'query' AND outcome = 'success'")
-    .get().n;
-  auditDb.close();
-  if (audited < ours.answered)
-    throw new Error(
-      `ScopeDB answered ${ours.answered} query calls but its audit log has ${audited} successful ones`,
-    );
-  const audit = { audited, answered: ours.answered };
+  const host = machine();
+  host.postgres = series.find((result) => result.version)?.version;
+  const results = [
+    ...header({ date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), host }),
+    ...series.flatMap((result) => ['', ...seriesReport(result)]),
+  ].join('\n');
 
-  const refMedian = median(runs.filter((run) => run.server === ref.name));
-  const ourMedian = median(runs.filter((run) => run.server === ours.name));
-  const ratio = ourMedian.rps / refMedian.rps;
-  const results = report({
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    host: machine(),
-    ref: refMedian,
-    ours: ourMedian,
-    ratio,
-    rss,
-    runs,
-    audit,
-  });
-  log();
-  log(results);
-  log();
-
-  const failed = runs.filter((run) => run.non2xx || run.errors || run.timeouts || run.toolErrors);
+  const failed = series.flatMap((result) =>
+    result.runs
+      .filter((run) => run.non2xx || run.errors || run.timeouts || run.toolErrors)
+      .map((run) => ({ ...run, series: result.title })),
+  );
   if (failed.length > 0) {
     for (const run of failed.filter((r) => r.firstToolError))
-      log(`${run.server} answered a tool error: ${run.firstToolError}`);
+      log(`${run.series} ${run.server} answered a tool error: ${run.firstToolError}`);
     throw new Error(
       `${failed.length} run(s) saw non-2xx responses, errors, timeouts or tool errors: the numbers are not valid (BENCHMARKS.md left as it was)`,
     );
   }
-  if (WRITE) {
+  if (WRITE && SERIES.length === SERIES_NAMES.length) {
     writeFileSync(
       join(ROOT, 'BENCHMARKS.md'),
       `# Benchmarks\n\nWritten by \`npm run bench\` (\`bench/run.mjs\`) from its last run; run it again to refresh.\n\n${results}\n\n${HOW}${keptNotes()}`,
     );
     log('Wrote BENCHMARKS.md');
-  }
+  } else if (WRITE) log(`BENCHMARKS.md left as it was: BENCH_SERIES=${SERIES[0]} ran one series`);
 }
 
 /** The hand-written notes at the end of BENCHMARKS.md (from NOTES_HEADING on), kept across runs. */
@@ -695,21 +861,36 @@ function keptNotes() {
 async function cleanup() {
   await Promise.all([...children].map((server) => stopServer(server)));
   await issuer?.close();
+  await dropPostgres();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
+}
+
+/** Drops the PostgreSQL series' database and roles, if they are there; reports a failure. */
+async function dropPostgres() {
+  if (!postgres) return;
+  try {
+    await postgres.drop();
+    postgres = undefined;
+  } catch (error) {
+    process.stderr.write(
+      `bench: could not drop the PostgreSQL database ${postgres.database} and its roles: ${error.message}\n`,
+    );
+  }
+}
+
+/** After a signal or the watchdog: the servers are killed, the database and files removed. */
+async function abandon(code) {
+  for (const server of children) server.child.kill('SIGKILL');
+  await Promise.race([dropPostgres(), sleep(15_000)]);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  process.exit(code);
 }
 
 const watchdog = setTimeout(() => {
   process.stderr.write(`bench: gave up after ${WATCHDOG_MS / 1000} s\n`);
-  for (const server of children) server.child.kill('SIGKILL');
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
-  process.exit(1);
+  void abandon(1);
 }, WATCHDOG_MS);
-for (const signal of ['SIGINT', 'SIGTERM'])
-  process.on(signal, () => {
-    for (const server of children) server.child.kill('SIGKILL');
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-    process.exit(130);
-  });
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => void abandon(130));
 
 let exitCode = 0;
 try {
