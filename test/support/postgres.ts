@@ -134,13 +134,17 @@ export async function createScopedbPostgres(prefix: string): Promise<ScopedbPost
     urls: { tools: urlOf(tools), reader: urlOf(reader), internal: urlOf(internal) },
     admin,
     drop: async () => {
-      await database.drop();
-      const cluster = await connect(POSTGRES_ADMIN_URL);
       try {
-        for (const role of [tools, reader, internal])
-          await cluster.query(`DROP ROLE IF EXISTS ${role}`);
+        await database.drop();
       } finally {
-        await cluster.end();
+        // The roles go even when the database could not: they are the cluster's, not its.
+        const cluster = await connect(POSTGRES_ADMIN_URL);
+        try {
+          for (const role of [tools, reader, internal])
+            await cluster.query(`DROP ROLE IF EXISTS ${role}`);
+        } finally {
+          await cluster.end();
+        }
       }
     },
   };
