@@ -402,8 +402,9 @@ describe('PostgreSQL engine core', () => {
       (await db.client.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory'")).rowCount;
 
     it('starts clean: the role default search_path, the role itself, nothing left over', () => {
-      // The one cursor is the probe's own portal (pg-cursor's), listed while it runs.
-      expect(clean).toEqual(['"$user", public', tool.name, '4MB', '0', '1', '0', '0']);
+      // The two portals are the probe's own and the unnamed one of its transaction's opening
+      // statements (statement.ts), listed while it runs.
+      expect(clean).toEqual(['"$user", public', tool.name, '4MB', '0', '2', '0', '0']);
     });
 
     it('undoes set_config and SET of a read, and of a committed write', async () => {

@@ -3,7 +3,7 @@ import type { QueryRequest, ReadResult } from '../engine.js';
 import { RowCollector, type SizeLimits } from '../result-rows.js';
 import { SqlError } from '../sql-values.js';
 import type { Deadline } from './deadline.js';
-import { readTransaction } from './session.js';
+import { readStatementTransaction } from './session.js';
 import { bindParams, runStatement } from './statement.js';
 import { typeNames } from './values.js';
 
@@ -19,14 +19,20 @@ export async function runQuery(
 ): Promise<ReadResult> {
   const params = bindParams(request.params);
   const started = performance.now();
-  return readTransaction(client, deadline, async () => {
+  return readStatementTransaction(client, deadline, async (prologue) => {
     const collector = new RowCollector<unknown[]>({ ...limits, maxRows: request.maxRows });
-    const outcome = await runStatement<unknown[]>(client, request.sql, params, {
-      rowMode: 'array',
-      onRow: (row) => collector.add(row),
-      drain: false,
-      limit: request.maxRows + 1,
-    });
+    const outcome = await runStatement<unknown[]>(
+      client,
+      request.sql,
+      params,
+      {
+        rowMode: 'array',
+        onRow: (row) => collector.add(row),
+        drain: false,
+        limit: request.maxRows + 1,
+      },
+      prologue,
+    );
     // A statement that returns no rows (SET, LISTEN, PREPARE, ...) ran, and was undone.
     if (outcome.fields.length === 0 && outcome.command !== null && outcome.command !== 'SELECT')
       throw new SqlError(

@@ -3,6 +3,7 @@ import { SqlError } from '../sql-values.js';
 import { reusable, spoil } from './connection.js';
 import { type Deadline, underDeadline } from './deadline.js';
 import { timeoutError, toSqlError } from './errors.js';
+import type { Prologue } from './statement.js';
 
 // The connection discipline every tool call follows on a pooled connection (the security core).
 //
@@ -48,6 +49,16 @@ const RESET_SQL = [
 ].join('; ');
 
 /**
+ * What a rolled-back READ ONLY transaction leaves behind (the table above): session advisory
+ * locks and prepared statements, and nothing else.
+ */
+const READ_ONLY_END_SQL = [
+  'ROLLBACK',
+  'DEALLOCATE ALL',
+  'SELECT pg_catalog.pg_advisory_unlock_all()',
+].join('; ');
+
+/**
  * Resets a connection used outside this module's transactions (whose own end resets already);
  * true when it may be reused.
  */
@@ -86,29 +97,62 @@ function beginSql(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): string 
   ].join('; ');
 }
 
-/** One transaction under the deadline, ended (and the session reset) before it returns. */
+/**
+ * The same as beginSql, as statements the transaction's first caller statement carries in its
+ * round trip (statement.ts): BEGIN, then every limit in one set_config call each.
+ */
+function prologueOf(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): Prologue {
+  const { ms } = deadline;
+  if (!Number.isInteger(ms) || ms < 1 || ms > MAX_TIMEOUT_MS)
+    throw new Error(`deadline must be an integer number of ms, got ${ms}`);
+  return {
+    statements: [
+      { text: `BEGIN ${mode}`, values: [] },
+      {
+        text: `SELECT pg_catalog.set_config('statement_timeout', $1, true),
+                      pg_catalog.set_config('lock_timeout', $2, true),
+                      pg_catalog.set_config('idle_in_transaction_session_timeout', $1, true),
+                      pg_catalog.set_config('DateStyle', 'ISO', true),
+                      pg_catalog.set_config('IntervalStyle', 'postgres', true),
+                      pg_catalog.set_config('bytea_output', 'hex', true),
+                      pg_catalog.set_config('extra_float_digits', '1', true)`,
+        values: [String(ms), String(Math.max(1, Math.floor(ms * 0.9)))],
+      },
+    ],
+  };
+}
+
+/**
+ * One transaction under the deadline, ended (and the session reset) before it returns. With
+ * `lazy`, nothing is sent up front: fn gets the prologue and must hand it to its first
+ * runStatement, which sends it in the same round trip.
+ */
 async function transaction<T>(
   client: pg.ClientBase,
   deadline: Deadline,
   mode: 'READ ONLY' | 'READ WRITE',
   commit: boolean,
-  fn: () => Promise<T>,
+  fn: (prologue: Prologue | undefined) => Promise<T>,
+  lazy = false,
 ): Promise<T> {
   const begin = beginSql(mode, deadline);
+  const prologue = lazy ? prologueOf(mode, deadline) : undefined;
   if (!reusable(client)) throw new Error('this database connection cannot be used again');
   let phase: 'running' | 'committing' | 'committed' = 'running';
   let clean = false;
+  // A READ ONLY transaction that is rolled back leaves less to reset than a write.
+  const rollback = mode === 'READ ONLY' ? READ_ONLY_END_SQL : `ROLLBACK; ${RESET_SQL}`;
   const run = async () => {
-    await client.query(begin);
+    if (!prologue) await client.query(begin);
     let value: T;
     try {
-      value = await fn();
+      value = await fn(prologue);
     } catch (error) {
-      clean = await closeWith(client, `ROLLBACK; ${RESET_SQL}`);
+      clean = await closeWith(client, rollback);
       throw error;
     }
     if (!commit) {
-      clean = await closeWith(client, `ROLLBACK; ${RESET_SQL}`);
+      clean = await closeWith(client, rollback);
       return value;
     }
     phase = 'committing';
@@ -143,6 +187,18 @@ export function readTransaction<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   return transaction(client, deadline, 'READ ONLY', false, fn);
+}
+
+/**
+ * A READ ONLY transaction, always rolled back, opened by fn's first statement: fn passes the
+ * prologue to runStatement and sends nothing else before it.
+ */
+export function readStatementTransaction<T>(
+  client: pg.ClientBase,
+  deadline: Deadline,
+  fn: (prologue: Prologue | undefined) => Promise<T>,
+): Promise<T> {
+  return transaction(client, deadline, 'READ ONLY', false, fn, true);
 }
 
 /** A READ WRITE transaction: committed when `commit` and fn succeeds, else rolled back. */

@@ -1,13 +1,15 @@
-import type pg from 'pg';
-import Cursor from 'pg-cursor';
+import { createRequire } from 'node:module';
+import pg from 'pg';
 import { type SqlParams, SqlError, type SqlValue } from '../sql-values.js';
 import { resultTypes } from './values.js';
 
 // The only way caller SQL reaches PostgreSQL: one statement through the extended protocol
-// (Parse/Bind/Describe/Execute of the unnamed statement, via pg-cursor; never the simple
-// protocol, never a named prepared statement), so PostgreSQL itself refuses a second statement
-// ("cannot insert multiple commands into a prepared statement"). Values are bound, never pasted.
-// Rows are fetched in batches: memory holds one batch, whatever the statement returns.
+// (Parse of the unnamed statement, Bind to a portal of its own, Execute with a row count; never
+// the simple protocol, never a named prepared statement), so PostgreSQL itself refuses a second
+// statement ("cannot insert multiple commands into a prepared statement"). Values are bound,
+// never pasted. Rows are fetched from the portal in batches: memory holds one batch, whatever the
+// statement returns. The messages of one batch leave in one write, with the transaction's own
+// opening statements (a Prologue) in front of the first: a key lookup is one round trip.
 
 const FIRST_BATCH = 20;
 const MAX_BATCH = 1000;
@@ -26,26 +28,15 @@ export function bindParams(params: SqlParams | undefined): SqlValue[] {
   return params;
 }
 
-/** pg's connection, as a COPY's messages reach the active query. */
-interface CopyConnection {
-  sendCopyFail(message: string): void;
-}
+/** pg's own conversion of a bound value to PostgreSQL's text format (arrays as array literals). */
+const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
+  prepareValue(value: unknown): string | Buffer | null;
+};
+const textOf = (value: unknown) => prepareValue(value) as string | null;
 
-/**
- * pg-cursor with COPY refused: pg's Client hands COPY messages to the active query, and
- * pg-cursor has no handlers for them (the TypeError would crash the process).
- */
-class CallerCursor<R> extends Cursor<R> {
-  copy = false;
-
-  handleCopyInResponse(connection: CopyConnection): void {
-    this.copy = true;
-    connection.sendCopyFail('COPY is not available through the database tools');
-  }
-
-  handleCopyData(): void {
-    this.copy = true; // COPY TO STDOUT's data: dropped; the statement is refused at its end
-  }
+/** Our own statements that open a transaction, sent in front of its first caller statement. */
+export interface Prologue {
+  statements: { text: string; values: unknown[] }[];
 }
 
 export interface StatementOutcome {
@@ -71,15 +62,137 @@ export interface StatementOptions<R> {
   limit: number;
 }
 
-function readBatch<R>(
-  cursor: Cursor<R>,
-  count: number,
-): Promise<{ rows: R[]; result: pg.QueryResult }> {
-  return new Promise((resolve, reject) => {
-    cursor.read(count, (error, rows, result) =>
-      error ? reject(error) : resolve({ rows, result }),
-    );
+/** pg's Result, which parses rows with a query's type parsers (not declared by @types/pg). */
+interface PgResult {
+  fields: pg.FieldDef[];
+  command: string | null;
+  rowCount: number | null;
+  addFields(fields: pg.FieldDef[]): void;
+  addCommandComplete(message: unknown): void;
+  parseRow(values: unknown[]): unknown;
+}
+const Result = (
+  pg as unknown as { Result: new (rowMode: string | undefined, types: unknown) => PgResult }
+).Result;
+
+/** pg's Connection as a Submittable drives it (the protocol messages this module sends). */
+interface PgConnection {
+  stream: { cork?(): void; uncork?(): void };
+  parse(query: { text: string }): void;
+  bind(config: { portal: string; values: (string | null)[] }): void;
+  describe(message: { type: 'P'; name: string }): void;
+  execute(config: { portal: string; rows: number }): void;
+  close(message: { type: 'P'; name: string }): void;
+  sync(): void;
+  sendCopyFail(message: string): void;
+  once(event: 'noData', listener: () => void): void;
+  removeListener(event: 'noData', listener: () => void): void;
+}
+
+interface Batch<R> {
+  rows: R[];
+  /** The portal has more rows (PortalSuspended). */
+  suspended: boolean;
+  /** The statement was COPY (refused at the end). */
+  copy: boolean;
+}
+
+let nextPortal = 0;
+
+/**
+ * One round trip on the connection: optionally the prologue and the caller's Parse/Bind/Describe,
+ * then Execute of up to `rows` rows and Sync, all in one write. pg's Client hands it the replies.
+ */
+class PortalBatch<R> implements pg.Submittable {
+  private readonly rows: R[] = [];
+  private suspended = false;
+  private copy = false;
+  /** CommandCompletes still expected from the prologue's statements (their rows are ignored). */
+  private prologueLeft: number;
+  private resolve!: (batch: Batch<R>) => void;
+  private reject!: (error: unknown) => void;
+  readonly done = new Promise<Batch<R>>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
   });
+
+  constructor(
+    private readonly portal: string,
+    private readonly result: PgResult,
+    private readonly batch: number,
+    private readonly open?: { sql: string; values: unknown[]; prologue: Prologue | undefined },
+    private readonly closeAfter = false,
+  ) {
+    this.prologueLeft = open?.prologue?.statements.length ?? 0;
+  }
+
+  submit(connection: pg.Connection): void {
+    const con = connection as unknown as PgConnection;
+    con.stream.cork?.();
+    try {
+      if (this.open) {
+        for (const statement of this.open.prologue?.statements ?? []) {
+          con.parse({ text: statement.text });
+          con.bind({ portal: '', values: statement.values.map(textOf) });
+          con.execute({ portal: '', rows: 0 });
+        }
+        con.parse({ text: this.open.sql });
+        con.bind({ portal: this.portal, values: this.open.values.map(textOf) });
+        con.describe({ type: 'P', name: this.portal });
+      }
+      if (this.closeAfter) con.close({ type: 'P', name: this.portal });
+      else con.execute({ portal: this.portal, rows: this.batch });
+      con.sync();
+    } finally {
+      con.stream.uncork?.();
+    }
+  }
+
+  handleRowDescription(message: { fields: pg.FieldDef[] }): void {
+    this.result.addFields(message.fields);
+  }
+
+  handleDataRow(message: { fields: unknown[] }): void {
+    if (this.prologueLeft === 0) this.rows.push(this.result.parseRow(message.fields) as R);
+  }
+
+  handleCommandComplete(message: unknown): void {
+    if (this.prologueLeft > 0) this.prologueLeft--;
+    else this.result.addCommandComplete(message);
+  }
+
+  handlePortalSuspended(): void {
+    this.suspended = true;
+  }
+
+  handleEmptyQuery(): void {
+    this.result.command = null;
+  }
+
+  /**
+   * COPY FROM STDIN: refused on the spot. PostgreSQL ignored the Sync that came during copy-in
+   * mode, and after the failure discards messages until the next one: hence a Sync of its own.
+   */
+  handleCopyInResponse(connection: pg.Connection): void {
+    this.copy = true;
+    const con = connection as unknown as PgConnection;
+    con.sendCopyFail('COPY is not available through the database tools');
+    con.sync();
+  }
+
+  /** COPY TO STDOUT's data: dropped; the statement is refused once it ends. */
+  handleCopyData(): void {
+    this.copy = true;
+  }
+
+  // pg's Client clears its active query before handing it an error: no ReadyForQuery follows.
+  handleError(error: unknown): void {
+    this.reject(this.copy ? copyRefusal() : error);
+  }
+
+  handleReadyForQuery(): void {
+    this.resolve({ rows: this.rows, suspended: this.suspended, copy: this.copy });
+  }
 }
 
 const copyRefusal = () =>
@@ -88,54 +201,64 @@ const copyRefusal = () =>
     'COPY_NOT_ALLOWED',
   );
 
-/** Runs the caller's statement inside the call's transaction (session.ts); see StatementOptions. */
+async function send<R>(client: pg.ClientBase, batch: PortalBatch<R>): Promise<Batch<R>> {
+  // client.query(submittable) returns the submittable; its outcome is `done`.
+  client.query(batch);
+  return batch.done;
+}
+
+/**
+ * Runs the caller's statement inside the call's transaction (session.ts); see StatementOptions.
+ * With a prologue, the transaction's opening statements travel with the statement's first batch.
+ */
 export async function runStatement<R>(
   client: pg.ClientBase,
   sql: string,
   params: unknown[],
   options: StatementOptions<R>,
+  prologue?: Prologue,
 ): Promise<StatementOutcome> {
   let wanted = true;
-  const cursor = client.query(
-    new CallerCursor<R>(sql, params, {
-      rowMode: options.rowMode,
-      types: resultTypes(() => !wanted),
-    }),
+  const result = new Result(
+    options.rowMode,
+    resultTypes(() => !wanted),
   );
+  const portal = `scopedb_${(nextPortal = (nextPortal + 1) % Number.MAX_SAFE_INTEGER)}`;
+  let batch = options.drain ? MAX_BATCH : Math.min(FIRST_BATCH, options.limit);
   let read = 0;
-  let batch = Math.min(FIRST_BATCH, options.limit);
-  let outcome: StatementOutcome;
-  try {
-    for (;;) {
-      const { rows, result } = await readBatch(cursor, batch);
-      for (const row of rows) if (wanted) wanted = options.onRow(row);
-      read += rows.length;
-      if (rows.length < batch) {
-        if (result.command === null)
-          throw new SqlError('The SQL has no statement (only blanks or comments).', 'EMPTY_SQL');
-        outcome = {
-          fields: result.fields,
-          command: result.command,
-          rowCount: result.rowCount,
-          rows: read,
-        };
-        break;
-      }
-      if (!options.drain && (!wanted || read >= options.limit)) {
-        await cursor.close();
-        outcome = { fields: result.fields, command: null, rowCount: null, rows: read };
-        break;
-      }
+  let next: PortalBatch<R> | undefined = new PortalBatch<R>(portal, result, batch, {
+    sql,
+    values: params,
+    prologue,
+  });
+  let outcome: StatementOutcome | undefined;
+  while (next) {
+    const reply = await send(client, next);
+    if (reply.copy) throw copyRefusal();
+    for (const row of reply.rows) if (wanted) wanted = options.onRow(row);
+    read += reply.rows.length;
+    next = undefined;
+    if (!reply.suspended) {
+      if (result.command === null)
+        throw new SqlError('The SQL has no statement (only blanks or comments).', 'EMPTY_SQL');
+      outcome = {
+        fields: result.fields,
+        command: result.command,
+        rowCount: result.rowCount,
+        rows: read,
+      };
+    } else if (!options.drain && (!wanted || read >= options.limit)) {
+      await send(client, new PortalBatch<R>(portal, result, 0, undefined, true));
+      outcome = { fields: result.fields, command: null, rowCount: null, rows: read };
+    } else {
       batch = Math.min(batch * 2, MAX_BATCH, options.drain ? MAX_BATCH : options.limit - read);
+      next = new PortalBatch<R>(portal, result, batch);
     }
-  } catch (error) {
-    throw cursor.copy ? copyRefusal() : error;
   }
-  if (cursor.copy) throw copyRefusal();
   if (client.getTransactionStatus() === 'I')
     throw new SqlError(
-      `Transaction control (${outcome.command ?? 'COMMIT, ROLLBACK'}) is not allowed: each call runs in a transaction of its own.`,
+      `Transaction control (${outcome!.command ?? 'COMMIT, ROLLBACK'}) is not allowed: each call runs in a transaction of its own.`,
       'TRANSACTION_CONTROL',
     );
-  return outcome;
+  return outcome!;
 }
