@@ -313,6 +313,18 @@ describe('PostgreSQL as the application database', () => {
       expect(await running()).toEqual([]);
       expect(await refused('query', { sql, max_rows: 12 })).toContain('division by zero');
     });
+
+    // Past the first batch (20 rows), a read runs again in a transaction of its own, in batches.
+    it('reads past the first batch, still no further than max_rows + 1', async () => {
+      const sql = 'SELECT id, 1 / (id - 52) AS trap FROM big';
+      const data = await client.ok('query', { sql, max_rows: 50 });
+      expect(data).toMatchObject({ row_count: 50, truncated: true, truncation_reason: 'max_rows' });
+      expect((data.rows as number[][]).map((row) => row[0])).toEqual(
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+      expect(await refused('query', { sql, max_rows: 52 })).toContain('division by zero');
+      expect(await running()).toEqual([]);
+    });
   });
 
   describe('no session state survives a call', () => {

@@ -52,11 +52,8 @@ const RESET_SQL = [
  * What a rolled-back READ ONLY transaction leaves behind (the table above): session advisory
  * locks and prepared statements, and nothing else.
  */
-const READ_ONLY_END_SQL = [
-  'ROLLBACK',
-  'DEALLOCATE ALL',
-  'SELECT pg_catalog.pg_advisory_unlock_all()',
-].join('; ');
+const READ_ONLY_END = ['ROLLBACK', 'DEALLOCATE ALL', 'SELECT pg_catalog.pg_advisory_unlock_all()'];
+const READ_ONLY_END_SQL = READ_ONLY_END.join('; ');
 
 /**
  * Resets a connection used outside this module's transactions (whose own end resets already);
@@ -119,6 +116,8 @@ function prologueOf(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): Prolo
         values: [String(ms), String(Math.max(1, Math.floor(ms * 0.9)))],
       },
     ],
+    epilogue:
+      mode === 'READ ONLY' ? READ_ONLY_END.map((text) => ({ text, values: [] })) : undefined,
   };
 }
 
@@ -152,7 +151,8 @@ async function transaction<T>(
       throw error;
     }
     if (!commit) {
-      clean = await closeWith(client, rollback);
+      // A read's first batch may have carried its end already (statement.ts).
+      clean = prologue?.ended === true || (await closeWith(client, rollback));
       return value;
     }
     phase = 'committing';

@@ -34,9 +34,21 @@ const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
 };
 const textOf = (value: unknown) => prepareValue(value) as string | null;
 
+interface OwnStatement {
+  text: string;
+  values: unknown[];
+}
+
 /** Our own statements that open a transaction, sent in front of its first caller statement. */
 export interface Prologue {
-  statements: { text: string; values: unknown[] }[];
+  statements: OwnStatement[];
+  /**
+   * A read's own end (ROLLBACK and the reset), sent right behind the statement's first batch in
+   * the same round trip; `ended` says it ran. When that batch is not the whole answer, the
+   * transaction is gone with it: the statement runs again in a new one, batch by batch.
+   */
+  epilogue?: OwnStatement[];
+  ended?: boolean;
 }
 
 export interface StatementOutcome {
@@ -109,6 +121,8 @@ class PortalBatch<R> implements pg.Submittable {
   private copy = false;
   /** CommandCompletes still expected from the prologue's statements (their rows are ignored). */
   private prologueLeft: number;
+  /** Past the caller's statement: the epilogue's replies are ignored too. */
+  private pastStatement = false;
   private resolve!: (batch: Batch<R>) => void;
   private reject!: (error: unknown) => void;
   readonly done = new Promise<Batch<R>>((resolve, reject) => {
@@ -120,10 +134,15 @@ class PortalBatch<R> implements pg.Submittable {
     private readonly portal: string,
     private readonly result: PgResult,
     private readonly batch: number,
-    private readonly open?: { sql: string; values: unknown[]; prologue: Prologue | undefined },
+    private readonly open?: {
+      sql: string;
+      values: unknown[];
+      prologue: OwnStatement[];
+      epilogue: OwnStatement[];
+    },
     private readonly closeAfter = false,
   ) {
-    this.prologueLeft = open?.prologue?.statements.length ?? 0;
+    this.prologueLeft = open?.prologue.length ?? 0;
   }
 
   submit(connection: pg.Connection): void {
@@ -131,17 +150,15 @@ class PortalBatch<R> implements pg.Submittable {
     con.stream.cork?.();
     try {
       if (this.open) {
-        for (const statement of this.open.prologue?.statements ?? []) {
-          con.parse({ text: statement.text });
-          con.bind({ portal: '', values: statement.values.map(textOf) });
-          con.execute({ portal: '', rows: 0 });
-        }
+        for (const statement of this.open.prologue) own(con, statement);
         con.parse({ text: this.open.sql });
         con.bind({ portal: this.portal, values: this.open.values.map(textOf) });
         con.describe({ type: 'P', name: this.portal });
       }
       if (this.closeAfter) con.close({ type: 'P', name: this.portal });
       else con.execute({ portal: this.portal, rows: this.batch });
+      // Skipped by PostgreSQL if anything before it failed (up to the Sync).
+      for (const statement of this.open?.epilogue ?? []) own(con, statement);
       con.sync();
     } finally {
       con.stream.uncork?.();
@@ -153,20 +170,26 @@ class PortalBatch<R> implements pg.Submittable {
   }
 
   handleDataRow(message: { fields: unknown[] }): void {
-    if (this.prologueLeft === 0) this.rows.push(this.result.parseRow(message.fields) as R);
+    if (this.prologueLeft === 0 && !this.pastStatement)
+      this.rows.push(this.result.parseRow(message.fields) as R);
   }
 
   handleCommandComplete(message: unknown): void {
     if (this.prologueLeft > 0) this.prologueLeft--;
-    else this.result.addCommandComplete(message);
+    else if (!this.pastStatement) {
+      this.result.addCommandComplete(message);
+      this.pastStatement = true;
+    }
   }
 
   handlePortalSuspended(): void {
     this.suspended = true;
+    this.pastStatement = true;
   }
 
   handleEmptyQuery(): void {
     this.result.command = null;
+    this.pastStatement = true;
   }
 
   /**
@@ -201,6 +224,16 @@ const copyRefusal = () =>
     'COPY_NOT_ALLOWED',
   );
 
+/** One of our own statements through the unnamed statement and portal, all its rows. */
+function own(con: PgConnection, statement: OwnStatement): void {
+  con.parse({ text: statement.text });
+  con.bind({ portal: '', values: statement.values.map(textOf) });
+  con.execute({ portal: '', rows: 0 });
+}
+
+/** Command tags of statements that end or split a transaction. */
+const TRANSACTION_TAGS = new Set(['BEGIN', 'START', 'COMMIT', 'ROLLBACK', 'SAVEPOINT', 'RELEASE']);
+
 async function send<R>(client: pg.ClientBase, batch: PortalBatch<R>): Promise<Batch<R>> {
   // client.query(submittable) returns the submittable; its outcome is `done`.
   client.query(batch);
@@ -218,6 +251,60 @@ export async function runStatement<R>(
   options: StatementOptions<R>,
   prologue?: Prologue,
 ): Promise<StatementOutcome> {
+  const epilogue = prologue?.epilogue;
+  if (prologue && epilogue && !options.drain) {
+    // One round trip: begin, the first rows, end. Rows wait until the batch proves to be whole.
+    const limit = Math.min(FIRST_BATCH, options.limit);
+    const first: R[] = [];
+    const outcome = await fetch(client, sql, params, {
+      ...options,
+      drain: false,
+      onRow: (row: R) => first.push(row) < limit,
+      limit,
+      prologue: prologue.statements,
+      epilogue,
+      batches: 1,
+    });
+    prologue.ended = true;
+    // Whole when it finished, or when it holds every row the caller could want.
+    if (outcome.command !== null || limit >= options.limit) {
+      let wanted = true;
+      for (const row of first) if (wanted) wanted = options.onRow(row);
+      if (outcome.command !== null && TRANSACTION_TAGS.has(outcome.command))
+        throw transactionControl(outcome.command);
+      return outcome;
+    }
+    // More rows than one batch: again, in a transaction of its own.
+    prologue.ended = false;
+  }
+  const outcome = await fetch(client, sql, params, {
+    ...options,
+    prologue: prologue?.statements ?? [],
+    epilogue: [],
+    batches: Infinity,
+  });
+  if (client.getTransactionStatus() === 'I') throw transactionControl(outcome.command);
+  return outcome;
+}
+
+function transactionControl(command: string | null): SqlError {
+  return new SqlError(
+    `Transaction control (${command ?? 'COMMIT, ROLLBACK'}) is not allowed: each call runs in a transaction of its own.`,
+    'TRANSACTION_CONTROL',
+  );
+}
+
+/** Reads the statement's rows batch by batch (at most `batches` of them), as StatementOptions says. */
+async function fetch<R>(
+  client: pg.ClientBase,
+  sql: string,
+  params: unknown[],
+  options: StatementOptions<R> & {
+    prologue: OwnStatement[];
+    epilogue: OwnStatement[];
+    batches: number;
+  },
+): Promise<StatementOutcome> {
   let wanted = true;
   const result = new Result(
     options.rowMode,
@@ -226,14 +313,17 @@ export async function runStatement<R>(
   const portal = `scopedb_${(nextPortal = (nextPortal + 1) % Number.MAX_SAFE_INTEGER)}`;
   let batch = options.drain ? MAX_BATCH : Math.min(FIRST_BATCH, options.limit);
   let read = 0;
+  let sent = 0;
   let next: PortalBatch<R> | undefined = new PortalBatch<R>(portal, result, batch, {
     sql,
     values: params,
-    prologue,
+    prologue: options.prologue,
+    epilogue: options.epilogue,
   });
   let outcome: StatementOutcome | undefined;
   while (next) {
     const reply = await send(client, next);
+    sent++;
     if (reply.copy) throw copyRefusal();
     for (const row of reply.rows) if (wanted) wanted = options.onRow(row);
     read += reply.rows.length;
@@ -247,6 +337,9 @@ export async function runStatement<R>(
         rowCount: result.rowCount,
         rows: read,
       };
+    } else if (sent >= options.batches) {
+      // The epilogue ended the transaction, and the portal with it.
+      outcome = { fields: result.fields, command: null, rowCount: null, rows: read };
     } else if (!options.drain && (!wanted || read >= options.limit)) {
       await send(client, new PortalBatch<R>(portal, result, 0, undefined, true));
       outcome = { fields: result.fields, command: null, rowCount: null, rows: read };
@@ -255,10 +348,5 @@ export async function runStatement<R>(
       next = new PortalBatch<R>(portal, result, batch);
     }
   }
-  if (client.getTransactionStatus() === 'I')
-    throw new SqlError(
-      `Transaction control (${outcome!.command ?? 'COMMIT, ROLLBACK'}) is not allowed: each call runs in a transaction of its own.`,
-      'TRANSACTION_CONTROL',
-    );
   return outcome!;
 }
