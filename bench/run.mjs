@@ -23,7 +23,9 @@
  * BENCH_CONNECTIONS (10), BENCH_WRITE (1), BENCH_VERBOSE (0: 1 echoes the servers' output),
  * BENCH_PROFILE_DIR (unset: a folder to run both servers with --cpu-prof into; written at exit),
  * BENCH_LOG_LEVEL (unset: ScopeDB logs at its default level; e.g. warn to leave out request lines),
- * BENCH_SERIES (all: sqlite, postgres or all), BENCH_POSTGRES_URL (a superuser's connection string,
+ * BENCH_SERIES (all: sqlite, postgres or all), BENCH_POSTGRES_INTERNAL (sqlite: ScopeDB's own records
+ * in its local file, the default of one server; postgres: in the scopedb schema, as replicas share
+ * them), BENCH_POSTGRES_URL (a superuser's connection string,
  * postgres://postgres@127.0.0.1:5432/test).
  */
 import { spawn } from 'node:child_process';
@@ -57,6 +59,12 @@ const RATIO_TARGET = 1.3;
 const RSS_TARGET_MB = 50;
 const POINT_SQL = { sqlite: 'SELECT id, name, price FROM items WHERE id = ?' };
 POINT_SQL.postgres = 'SELECT id, name, price FROM items WHERE id = $1';
+/**
+ * Where ScopeDB keeps its own records in the PostgreSQL series: `sqlite` (the default of one
+ * server: its local internal file, as in the SQLite series) or `postgres` (the `scopedb` schema,
+ * as replicas share it).
+ */
+const POSTGRES_INTERNAL = process.env.BENCH_POSTGRES_INTERNAL ?? 'sqlite';
 const KEY_STEP = 7919; // prime, so successive requests walk all 100,000 ids in a scattered order
 
 function knob(name, fallback, min, max) {
@@ -555,8 +563,8 @@ signature-checked (JWKS cached), scope-checked and written to the audit log.
 - PostgreSQL: a throwaway database (dropped at the end, with its roles) with ScopeDB's three roles
   (\`bench/postgres.mjs\`: the internal owner, with CREATE on the database; the tools' role, which
   creates \`items\` and \`big\`; a read-only role with SELECT on them) and the tables VACUUM ANALYZEd.
-  ScopeDB runs with \`DATABASE_URL\`, \`DATABASE_READER_URL\` and \`INTERNAL_DATABASE_URL\` (its ledger
-  and audit log in the \`scopedb\` schema of the same database), default pool size (10). The
+  ScopeDB runs with \`DATABASE_URL\` and \`DATABASE_READER_URL\`, default pool size (10), and
+  ${POSTGRES_INTERNAL === 'sqlite' ? "its ledger and audit log in its local internal SQLite file (one server's default; `BENCH_POSTGRES_INTERNAL=postgres` puts them in the `scopedb` schema, as replicas share them)" : '`INTERNAL_DATABASE_URL` (its ledger and audit log in the `scopedb` schema of the same database, as replicas share them)'}. The
   reference reads as the read-only role through a node-postgres \`pg.Pool\` of 10 connections,
   each SQL text a named prepared statement with bound parameters. The PostgreSQL server's CPU time
   spent for each server (its backends' user + system time, \`/proc/<pid>/stat\`, told apart by
@@ -728,19 +736,9 @@ async function sqliteSeries(app) {
     sql: POINT_SQL.sqlite,
     check: dbs.check,
   });
-  const result = await conclude(measured, () => {
-    const auditDb = new Database(join(dirname(dbs.ours), 'scopedb-internal.sqlite'), {
-      readonly: true,
-      fileMustExist: true,
-    });
-    try {
-      return auditDb
-        .prepare("SELECT count(*) AS n FROM audit_log WHERE tool = 'query' AND outcome = 'success'")
-        .get().n;
-    } finally {
-      auditDb.close();
-    }
-  });
+  const result = await conclude(measured, () =>
+    sqliteAuditCount(join(dirname(dbs.ours), 'scopedb-internal.sqlite')),
+  );
   return {
     ...result,
     title: 'SQLite',
@@ -748,7 +746,21 @@ async function sqliteSeries(app) {
   };
 }
 
+/** Successful `query` calls in the audit log of a SQLite internal database. */
+function sqliteAuditCount(path) {
+  const auditDb = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return auditDb
+      .prepare("SELECT count(*) AS n FROM audit_log WHERE tool = 'query' AND outcome = 'success'")
+      .get().n;
+  } finally {
+    auditDb.close();
+  }
+}
+
 async function postgresSeries(app) {
+  if (!['sqlite', 'postgres'].includes(POSTGRES_INTERNAL))
+    throw new Error(`BENCH_POSTGRES_INTERNAL must be sqlite or postgres, got ${POSTGRES_INTERNAL}`);
   log('PostgreSQL: creating a database and roles ...');
   postgres = await createScopedbPostgres('scopedb_bench');
   const { rows: version } = await postgres.admin.query('SHOW server_version');
@@ -766,22 +778,26 @@ async function postgresSeries(app) {
     });
     check.push({ id, row: rows[0] });
   }
+  const internalFile = join(workDir, 'postgres-internal.sqlite');
   const measured = await measure({
     app,
-    oursEnv: postgres.env,
+    oursEnv: {
+      ...postgres.env,
+      ...(POSTGRES_INTERNAL === 'sqlite' && { INTERNAL_DATABASE_URL: `sqlite:${internalFile}` }),
+    },
     refEnv: { REFERENCE_DATABASE_URL: postgres.env.DATABASE_READER_URL },
     sql: POINT_SQL.postgres,
     check,
     backends: () => backendCpu(postgres.admin, postgres.database),
   });
-  const result = await conclude(
-    measured,
-    async () =>
-      (
-        await postgres.admin.query(
-          "SELECT count(*)::int AS n FROM scopedb.audit_log WHERE tool = 'query' AND outcome = 'success'",
-        )
-      ).rows[0].n,
+  const result = await conclude(measured, async () =>
+    POSTGRES_INTERNAL === 'sqlite'
+      ? sqliteAuditCount(internalFile)
+      : (
+          await postgres.admin.query(
+            "SELECT count(*)::int AS n FROM scopedb.audit_log WHERE tool = 'query' AND outcome = 'success'",
+          )
+        ).rows[0].n,
   );
   await postgres.drop();
   postgres = undefined;
