@@ -27,7 +27,7 @@ const RELATIONS = `
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm') AND c.relpersistence <> 't'
     AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-    AND left(n.nspname, 8) <> 'pg_toast' AND left(n.nspname, 7) <> 'pg_temp'
+    AND pg_catalog.left(n.nspname, 8) <> 'pg_toast' AND pg_catalog.left(n.nspname, 7) <> 'pg_temp'
     AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
     AND pg_catalog.has_table_privilege(c.oid, 'SELECT')`;
 
@@ -39,7 +39,7 @@ function shownName(oid: string): string {
 
 /** The names of a constraint's or index's columns (attnums in `keys`) of relation `rel`, in order. */
 function columnNames(rel: string, keys: string): string {
-  return `ARRAY(SELECT a.attname FROM unnest(${keys}) WITH ORDINALITY k(attnum, i)
+  return `ARRAY(SELECT a.attname FROM pg_catalog.unnest(${keys}) WITH ORDINALITY k(attnum, i)
                 JOIN pg_catalog.pg_attribute a ON a.attrelid = ${rel} AND a.attnum = k.attnum ORDER BY k.i)`;
 }
 

@@ -30,7 +30,7 @@ export function bindParams(params: SqlParams | undefined): SqlValue[] {
 
 /** pg's own conversion of a bound value to PostgreSQL's text format (arrays as array literals). */
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
-  prepareValue(value: unknown): string | Buffer | null;
+  prepareValue: (value: unknown) => string | Buffer | null;
 };
 const textOf = (value: unknown) => prepareValue(value) as string | null;
 
