@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { SqlExecutor } from '../src/database/sql-executor.js';
+import { SqlExecutor } from '../src/database/sqlite/sql-executor.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { sampleMemory } from './support/proc.js';

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { SqlError } from '../sql-values.js';
-import { InFlightLimit } from '../sql-worker-pool.js';
+import { InFlightLimit } from '../in-flight-limit.js';
 
 export interface FairPoolOptions {
   /** Connections (pg.Pool's max). */

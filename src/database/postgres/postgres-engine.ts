@@ -30,7 +30,7 @@ import {
 } from '../engine.js';
 import { AUDIT_MIGRATIONS_TABLE, AUDIT_TABLE } from '../internal-tables.js';
 import type { SizeLimits } from '../result-rows.js';
-import { InFlightLimit } from '../sql-worker-pool.js';
+import { InFlightLimit } from '../in-flight-limit.js';
 import { describeTable, listTables } from './catalog.js';
 import { FairPool, type Lease } from './fair-pool.js';
 import { LedgerStore } from './ledger-store.js';

@@ -9,7 +9,8 @@ import { listTables } from './catalog.js';
 import { explainQuery, runQuery } from './reads.js';
 import type { ResultLimits, SizeLimits } from '../result-rows.js';
 import { compiledKeyword } from './statement-guard.js';
-import { deleteRows, execute, type Filter, insertRows, updateRows } from './writes.js';
+import type { Filter } from '../engine.js';
+import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
 // ScopeDB's own tables as the TypeORM migration creates them (same names, columns and guards).
 const INTERNAL_SCHEMA = `

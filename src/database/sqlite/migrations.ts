@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { splitStatements } from '../sql-statements.js';
+import { splitStatements } from './sql-statements.js';
 import { SqlError } from '../sql-values.js';
 import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
 import { guardDdl, guardSchemaAfterDdl } from './statement-guard.js';

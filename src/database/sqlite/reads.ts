@@ -1,20 +1,12 @@
 import type Database from 'better-sqlite3';
 import { bindable } from './bindable.js';
+import type { PlanStep, ReadResult } from '../engine.js';
 import type { SqlParams } from '../sql-values.js';
 import { isBoundedProgram } from './program.js';
-import { type ResultLimits, RowCollector, type TruncationReason } from '../result-rows.js';
+import { type ResultLimits, RowCollector } from '../result-rows.js';
 import { guardRead } from './statement-guard.js';
 
 // Reads: one read-only statement, its rows within limits.
-
-export interface ReadResult {
-  columns: { name: string; type: string | null }[];
-  rows: unknown[][];
-  row_count: number;
-  truncated: boolean;
-  truncation_reason: TruncationReason | null;
-  elapsed_ms: number;
-}
 
 const VALIDATED_STATEMENTS = 256;
 
@@ -143,12 +135,6 @@ export function readRows(
     elapsed_ms: Math.round((performance.now() - started) * 100) / 100,
   };
   return { result, valueBytes: collector.valueBytes };
-}
-
-export interface PlanStep {
-  id: number;
-  parent: number;
-  detail: string;
 }
 
 /** SQLite's query plan for one read-only statement, under the same rules as runQuery. */

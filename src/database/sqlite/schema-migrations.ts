@@ -5,8 +5,8 @@ import type { SqliteDatabaseSettings } from '../../config/settings.js';
 import { type LedgerRow, MigrationLedger } from '../../internal/migration-ledger.js';
 import { messageOf, ToolError } from '../../mcp/tool-context.js';
 import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.js';
-import { SqlExecutor } from '../sql-executor.js';
-import { SqliteDatabase } from '../sqlite-database.js';
+import { SqlExecutor } from './sql-executor.js';
+import { SqliteDatabase } from './sqlite-database.js';
 import {
   type MigrationOutcome,
   type MigrationPlan,

@@ -23,8 +23,8 @@ import {
   type WriteResult,
 } from '../engine.js';
 import type { SizeLimits } from '../result-rows.js';
-import { SqlExecutor } from '../sql-executor.js';
-import { SqliteDatabase } from '../sqlite-database.js';
+import { SqlExecutor } from './sql-executor.js';
+import { SqliteDatabase } from './sqlite-database.js';
 import { SchemaMigrations } from './schema-migrations.js';
 
 /** Deadline of list_tables, whose row counts are reads like any other (a worker's deadline). */

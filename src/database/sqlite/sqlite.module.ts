@@ -9,8 +9,8 @@ import type { SqliteDatabaseSettings } from '../../config/settings.js';
 import { InternalModule } from '../../internal/internal.module.js';
 import { LegacyUpgrade } from '../../internal/legacy-upgrade.js';
 import { DatabaseEngine } from '../engine.js';
-import { SqlExecutor } from '../sql-executor.js';
-import { SqliteDatabase } from '../sqlite-database.js';
+import { SqlExecutor } from './sql-executor.js';
+import { SqliteDatabase } from './sqlite-database.js';
 import { SchemaMigrations } from './schema-migrations.js';
 import { SqliteEngine } from './sqlite-engine.js';
 

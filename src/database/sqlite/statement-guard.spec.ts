@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { refusal } from '../../../test/support/sql-errors.js';
-import { splitStatements } from '../sql-statements.js';
+import { splitStatements } from './sql-statements.js';
 import { bindable } from './bindable.js';
 import {
   guardBuiltWrite,

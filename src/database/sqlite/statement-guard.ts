@@ -1,6 +1,6 @@
 import { types } from 'node:util';
 import type Database from 'better-sqlite3';
-import { leadingKeyword, stripLeadingComments, virtualTableModule } from '../sql-statements.js';
+import { leadingKeyword, stripLeadingComments, virtualTableModule } from './sql-statements.js';
 import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
 import { quoteIdentifier } from './catalog.js';
 import { SqlError } from '../sql-values.js';

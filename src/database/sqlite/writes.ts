@@ -1,25 +1,14 @@
 import type Database from 'better-sqlite3';
 import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
+import type { Filter, WriteResult } from '../engine.js';
 import { bindable } from './bindable.js';
 import { type Row, type SqlParams, SqlError, type SqlValue } from '../sql-values.js';
-import {
-  type ResultLimits,
-  RowCollector,
-  type SizeLimits,
-  type TruncationReason,
-} from '../result-rows.js';
+import { type ResultLimits, RowCollector, type SizeLimits } from '../result-rows.js';
 import { guardBuiltWrite, guardWrite } from './statement-guard.js';
 
 // Writes: rows changed in one transaction each, never the schema. Every transaction starts with
 // BEGIN IMMEDIATE: it takes the write lock before reading, so busy_timeout applies. (A deferred
 // transaction that has read cannot wait when it upgrades: SQLite answers SQLITE_BUSY at once.)
-
-export type FilterOp = '=' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'like' | 'is_null';
-export interface Filter {
-  column: string;
-  op: FilterOp;
-  value?: SqlValue | SqlValue[];
-}
 
 /** A WHERE clause from filters: columns checked against the catalog, values always bound. */
 function whereClause(
@@ -55,20 +44,6 @@ function whereClause(
     return `${column} ${filter.op === 'like' ? 'LIKE' : filter.op} ?`;
   });
   return { sql: parts.join(' AND '), params };
-}
-
-export interface WriteResult {
-  affected_rows: number;
-  dry_run: boolean;
-  /**
-   * Rows returned by RETURNING (execute, insert_rows) or, on a dry run, the rows affected: the
-   * first ones, as many as fit the limits, long values shortened.
-   */
-  rows?: Row[];
-  /** With rows: whether rows were left out or values shortened (the change itself never is). */
-  truncated?: boolean;
-  truncation_reason?: TruncationReason | null;
-  last_insert_rowid?: number | null;
 }
 
 /** Most rows execute and insert_rows return. */

@@ -5,13 +5,14 @@ import {
   type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
-import type { Principal } from '../auth/principal.js';
-import { databaseConfig } from '../config/configuration.js';
-import type { SqliteDatabaseSettings } from '../config/settings.js';
+import type { Principal } from '../../auth/principal.js';
+import { databaseConfig } from '../../config/configuration.js';
+import type { SqliteDatabaseSettings } from '../../config/settings.js';
 import { InlineReader } from './inline-reader.js';
 import { type JudgedRead, READ_JOBS, type SqlJob } from './sql-jobs.js';
-import type { SizeLimits } from './result-rows.js';
-import { InFlightLimit, SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
+import type { SizeLimits } from '../result-rows.js';
+import { InFlightLimit } from '../in-flight-limit.js';
+import { SqlWorkerPool, sqlWorkerFile } from './sql-worker-pool.js';
 import { SqliteDatabase } from './sqlite-database.js';
 
 /** An inline read of larger values than this pauses inline reads (InlineReader) for a minute. */

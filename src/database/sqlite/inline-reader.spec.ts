@@ -10,8 +10,8 @@ import {
   parameterBytes,
 } from './inline-reader.js';
 import type { SqlJob } from './sql-jobs.js';
-import { boundedAt, runQuery, validatedRead } from './sqlite/reads.js';
-import type { ResultLimits } from './result-rows.js';
+import { boundedAt, runQuery, validatedRead } from './reads.js';
+import type { ResultLimits } from '../result-rows.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
   maxRows: 100,

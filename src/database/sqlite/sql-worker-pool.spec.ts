@@ -2,16 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { match } from '../../test/support/matchers.js';
-import { processMemory } from '../../test/support/proc.js';
+import { match } from '../../../test/support/matchers.js';
+import { processMemory } from '../../../test/support/proc.js';
 import type { SqlJob } from './sql-jobs.js';
-import {
-  InFlightLimit,
-  SqlWorkerPool,
-  type SqlWorkerPoolOptions,
-  sqlWorkerFile,
-} from './sql-worker-pool.js';
-import type { ReadResult } from './sqlite/reads.js';
+import { InFlightLimit } from '../in-flight-limit.js';
+import { SqlWorkerPool, type SqlWorkerPoolOptions, sqlWorkerFile } from './sql-worker-pool.js';
+import type { ReadResult } from '../engine.js';
 
 const RUNAWAY =
   'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';

@@ -2,10 +2,10 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import Database from 'better-sqlite3';
 import { type DataSource, Table } from 'typeorm';
-import { databaseConfig } from '../config/configuration.js';
-import type { SqliteDatabaseSettings } from '../config/settings.js';
+import { databaseConfig } from '../../config/configuration.js';
+import type { SqliteDatabaseSettings } from '../../config/settings.js';
 import { type CheckConstraint, checkConstraints } from './sql-statements.js';
-import { catalog, type CatalogEntry } from './sqlite/catalog.js';
+import { catalog, type CatalogEntry } from './catalog.js';
 
 /**
  * The application database (the user's data only) as the main thread sees it: catalog look-ups,

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
-import type { SqlParams } from './sql-values.js';
-import { type ReadResult, readRows } from './sqlite/reads.js';
+import type { SqlParams } from '../sql-values.js';
+import type { ReadResult } from '../engine.js';
+import { readRows } from './reads.js';
 import type { SqlJob } from './sql-jobs.js';
 
 export interface InlineReaderOptions {

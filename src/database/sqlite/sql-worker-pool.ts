@@ -3,43 +3,19 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { SqlJob } from './sql-jobs.js';
 import type { SqlWorkerData, SqlWorkerReady, SqlWorkerReply } from './sql.worker.js';
-import { SqlError } from './sql-values.js';
+import type { InFlightLimit } from '../in-flight-limit.js';
+import { SqlError } from '../sql-values.js';
 
 /**
- * The compiled worker beside this module (dist/database). When this module itself runs from
+ * The compiled worker beside this module (dist/database/sqlite). When this module itself runs from
  * source (the test runner compiles TypeScript in memory), the build of the same source.
  */
 export function sqlWorkerFile(): URL {
   const sibling = new URL('./sql.worker.js', import.meta.url);
   if (existsSync(fileURLToPath(sibling))) return sibling;
-  const built = new URL('../../dist/database/sql.worker.js', import.meta.url);
+  const built = new URL('../../../dist/database/sqlite/sql.worker.js', import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
-  throw new Error('dist/database/sql.worker.js is missing: run npm run build');
-}
-
-/** How many SQL jobs each principal may have queued or running at once, over every pool. */
-export class InFlightLimit {
-  private readonly counts = new Map<string, number>();
-
-  constructor(readonly max: number) {}
-
-  /** Counts one more job for the principal; false (nothing counted) when it already has `max`. */
-  tryAcquire(principal: string): boolean {
-    const count = this.counts.get(principal) ?? 0;
-    if (count >= this.max) return false;
-    this.counts.set(principal, count + 1);
-    return true;
-  }
-
-  release(principal: string): void {
-    const count = (this.counts.get(principal) ?? 0) - 1;
-    if (count > 0) this.counts.set(principal, count);
-    else this.counts.delete(principal);
-  }
-
-  inFlight(principal: string): number {
-    return this.counts.get(principal) ?? 0;
-  }
+  throw new Error('dist/database/sqlite/sql.worker.js is missing: run npm run build');
 }
 
 export interface SqlWorkerPoolOptions {

@@ -1,10 +1,11 @@
 import type Database from 'better-sqlite3';
-import { listTables } from './sqlite/catalog.js';
-import type { Row, SqlParams } from './sql-values.js';
-import { applyMigration, planMigration } from './sqlite/migrations.js';
-import { boundedAt, explainQuery, type ReadResult, runQuery } from './sqlite/reads.js';
-import type { ResultLimits, SizeLimits } from './result-rows.js';
-import { deleteRows, execute, type Filter, insertRows, updateRows } from './sqlite/writes.js';
+import { listTables } from './catalog.js';
+import type { Row, SqlParams } from '../sql-values.js';
+import { applyMigration, planMigration } from './migrations.js';
+import type { Filter, ReadResult } from '../engine.js';
+import { boundedAt, explainQuery, runQuery } from './reads.js';
+import type { ResultLimits, SizeLimits } from '../result-rows.js';
+import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
 /**
  * The work a tool hands to a SQL worker process: plain JSON data both ways (the IPC channel is
