@@ -317,4 +317,39 @@ describe('PostgreSQL engine under attack (red team 3)', () => {
     expect(await admin("SELECT to_regclass('public.slow_commit') AS t")).toEqual([{ t: null }]);
     expect(await running()).toEqual([]);
   });
+  it('keeps query read-only when the reader may write and the statement tries to lift READ ONLY', async () => {
+    await admin(`GRANT INSERT ON items TO ${postgres.roles.reader}`);
+    try {
+      for (const sql of [
+        "SELECT set_config('transaction_read_only', 'off', true), pg_advisory_lock(1)",
+        "SELECT set_config('transaction_read_only', 'off', false) FROM generate_series(1, 50)",
+        'SET TRANSACTION READ WRITE',
+      ])
+        expect(await refused('query', { sql, max_rows: 100 })).toContain('PG_25001');
+      expect(
+        await refused('query', {
+          sql: "INSERT INTO items (name) VALUES ('via query') RETURNING id",
+        }),
+      ).toContain('NOT_READ_ONLY');
+      expect(
+        await refused('explain_query', { sql: "INSERT INTO items (name) VALUES ('via explain')" }),
+      ).toContain('NOT_READ_ONLY');
+    } finally {
+      await admin(`REVOKE INSERT ON items FROM ${postgres.roles.reader}`);
+    }
+    for (const [name, sql] of [
+      ['dblink', 'CREATE EXTENSION dblink'],
+      ['postgres_fdw', 'CREATE EXTENSION postgres_fdw'],
+      ['give_away', `ALTER TABLE items OWNER TO ${postgres.roles.internal}`],
+    ])
+      expect(await refused('apply_migration', { name, sql })).toContain('PERMISSION_DENIED');
+    for (const table of ['scopedb.audit_log', 'scopedb.scopedb_migrations', 'pg_catalog.pg_class'])
+      expect(await refused('insert_rows', { table, rows: [{ name: 'x' }] })).toContain(
+        'UNKNOWN_TABLE',
+      );
+    expect(await client.ok('list_tables', { pattern: 'scopedb%' })).toEqual({ tables: [] });
+    expect(await itemCount()).toBe(100);
+    expect(await admin("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'")).toEqual([]);
+    expect(await admin("SELECT objid FROM pg_locks WHERE locktype = 'advisory'")).toEqual([]);
+  });
 });
