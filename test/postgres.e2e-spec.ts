@@ -422,6 +422,14 @@ describe('PostgreSQL as the application database', () => {
       expect(await running()).toEqual([]);
     });
 
+    it('ends a statement that catches the cancel of its deadline', async () => {
+      const sql = `DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(1); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$`;
+      expect(await refused('query', { sql, timeout_ms: 300 })).toContain('TIMEOUT');
+      // pg_terminate_backend waited for the backend to end; nothing of the tools' roles runs.
+      expect(await running()).toEqual([]);
+      expect(await client.ok('query', { sql: 'SELECT 1 AS one' })).toMatchObject({ rows: [[1]] });
+    });
+
     it('cuts a read and a write that wait for a lock', async () => {
       await postgres.admin.query('BEGIN');
       try {
@@ -436,6 +444,38 @@ describe('PostgreSQL as the application database', () => {
         await postgres.admin.query('ROLLBACK');
       }
       expect(await running()).toEqual([]);
+    });
+  });
+
+  describe('names that could mean two tables', () => {
+    it('refuses a name a decoy table shares with schema.name, and writes nothing', async () => {
+      await client.ok('apply_migration', {
+        name: 'decoy',
+        sql: 'CREATE TABLE public."sales.orders" (id int, item_id int, quantity int)',
+      });
+      try {
+        const before = await admin('SELECT count(*)::int AS n FROM sales.orders');
+        for (const [tool, args] of [
+          ['insert_rows', { table: 'sales.orders', rows: [{ item_id: 1, quantity: 9 }] }],
+          [
+            'update_rows',
+            {
+              table: 'sales.orders',
+              set: { quantity: 9 },
+              where: [{ column: 'quantity', op: '=', value: 2 }],
+              expected_max_rows: 10,
+            },
+          ],
+          ['describe_table', { table: 'sales.orders' }],
+        ] as const)
+          expect(await refused(tool, args)).toContain('AMBIGUOUS_NAME');
+        expect(await admin('SELECT count(*)::int AS n FROM sales.orders')).toEqual(before);
+        expect(await admin('SELECT count(*)::int AS n FROM public."sales.orders"')).toEqual([
+          { n: 0 },
+        ]);
+      } finally {
+        await admin('DROP TABLE public."sales.orders"');
+      }
     });
   });
 

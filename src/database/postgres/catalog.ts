@@ -91,14 +91,16 @@ export interface Relation {
 
 /**
  * The relation a tool's name means (inside the call's transaction): the visible relation of
- * that exact name, else `schema.name` split at the first dot whose left part is a schema that
- * has that relation. Undefined when there is none the role may use.
+ * that exact name, or `schema.name` split at a dot. A name that could mean two relations (a
+ * visible table named `sales.orders` beside table `orders` of schema `sales`) is refused rather
+ * than guessed: a write must land where its caller meant. Undefined when there is none the role
+ * may use.
  */
 export async function resolveTable(
   client: pg.ClientBase,
   name: string,
 ): Promise<Relation | undefined> {
-  const [found] = await rows<{
+  const [found, other] = await rows<{
     oid: number;
     schema: string;
     name: string;
@@ -113,9 +115,14 @@ export async function resolveTable(
      FROM (${RELATIONS}) r
      WHERE (r.visible AND r.name = $1) OR r.schema || '.' || r.name = $1
      ORDER BY (r.visible AND r.name = $1) DESC, length(r.schema)
-     LIMIT 1`,
+     LIMIT 2`,
     [name],
   );
+  if (other)
+    throw new SqlError(
+      `${JSON.stringify(name)} could name more than one table or view (${[found, other].map((r) => `${JSON.stringify(r.name)} in schema ${JSON.stringify(r.schema)}`).join(' and ')}); nothing was done. Rename one of them (apply_migration) so that the name means one.`,
+      'AMBIGUOUS_NAME',
+    );
   return found && { ...found, type: kindOf(found.relkind) };
 }
 

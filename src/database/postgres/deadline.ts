@@ -1,13 +1,14 @@
 import { connect } from 'node:net';
 import type pg from 'pg';
 import { SqlError } from '../sql-values.js';
-import { internals, spoil } from './connection.js';
+import { internals, spoil, terminateBackend } from './connection.js';
 import { timeoutError, toSqlError } from './errors.js';
 
 // Deadlines that stop the database's work. The session's SET LOCAL timeouts (session.ts) are the
 // first line; this is the backstop: a call that has not answered CANCEL_GRACE_MS after its
 // deadline has its backend cancelled (a protocol CancelRequest on a new socket: it needs no pool
-// slot and no login), its connection closed and spoiled, and answers TIMEOUT.
+// slot and no login), its connection closed and spoiled, and answers TIMEOUT. A backend that
+// ignores the cancel is then ended with pg_terminate_backend, from a connection of the same role.
 
 /** A call's time limit and the setting it came from (`timeout_ms`, `WRITE_TIMEOUT_MS`). */
 export interface Deadline {
@@ -58,12 +59,16 @@ async function stop(client: pg.ClientBase, running: Promise<unknown>): Promise<v
   spoil(client);
   await cancelBackend(client);
   let waiting: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.allSettled([running]),
-    new Promise((resolve) => (waiting = setTimeout(resolve, CANCEL_WAIT_MS))),
+  const settled = await Promise.race([
+    Promise.allSettled([running]).then(() => true),
+    new Promise<false>((resolve) => (waiting = setTimeout(() => resolve(false), CANCEL_WAIT_MS))),
   ]);
   clearTimeout(waiting);
+  const { processID } = internals(client);
   await destroy(client);
+  // PL/pgSQL can catch a cancel (query_canceled) and go on, and a backend busy in its own loop
+  // does not notice its client is gone: such a backend is ended (it cannot catch that).
+  if (!settled && processID !== null) await terminateBackend(client, processID);
 }
 
 /**

@@ -38,9 +38,29 @@ import { PostgresMigrations } from './migrations.js';
 import { explainQuery } from './explain.js';
 import { runQuery } from './reads.js';
 import { checkRole, checkUnreachable, type StoreIdentity, storeIdentity } from './roles.js';
-import { reusable } from './connection.js';
+import { reusable, setTerminator } from './connection.js';
 import type { Deadline } from './deadline.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
+
+/** Ends a backend of the role from a connection of its own (a role may end its own sessions). */
+async function terminate(role: PostgresUrl, pid: number): Promise<void> {
+  const client = new pg.Client({
+    connectionString: role.url,
+    application_name: 'scopedb-terminator',
+    connectionTimeoutMillis: 5000,
+  });
+  client.on('error', () => undefined); // the query below reports what matters
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ ended: boolean }>(
+      'SELECT pg_catalog.pg_terminate_backend($1, 5000) AS ended',
+      [pid],
+    );
+    if (!rows[0]?.ended) throw new Error('pg_terminate_backend did not end it');
+  } finally {
+    await client.end();
+  }
+}
 
 /** Deadline of the catalog tools (list_tables, describe_table): bounded catalog reads. */
 const CATALOG_TIMEOUT_MS = 30_000;
@@ -94,6 +114,8 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
     pool.on('error', (error) =>
       this.logger.warn(`an idle database connection failed: ${error.message}`),
     );
+    // Should a backend of this pool outlive its deadline, a connection of the same role ends it.
+    pool.on('connect', (client) => setTerminator(client, (pid) => terminate(role, pid)));
     return pool;
   }
 

@@ -114,16 +114,11 @@ export async function checkUnreachable(
   }
 }
 
-/** Functions with which one session signals another of the same role (PUBLIC may run them). */
-const SIGNAL_FUNCTIONS = [
-  'pg_catalog.pg_cancel_backend(integer)',
-  'pg_catalog.pg_terminate_backend(integer, bigint)',
-];
-
 /**
- * Every principal's SQL runs as this role, and PostgreSQL lets a role cancel or end its own
- * sessions: one caller could stop another's statements. ScopeDB cancels through the protocol and
- * needs neither function, so revoking them is advised (README "PostgreSQL").
+ * Every principal's SQL runs as this role, and PostgreSQL lets a role cancel its own sessions'
+ * statements: one caller could stop another's (pg_cancel_backend; ScopeDB cancels through the
+ * protocol instead). pg_terminate_backend must stay: ScopeDB ends with it a backend that catches
+ * the cancel of its deadline (PL/pgSQL can) and runs on.
  */
 async function warnAboutSignals(
   client: pg.ClientBase,
@@ -131,12 +126,17 @@ async function warnAboutSignals(
   setting: string,
   logger: Logger,
 ): Promise<void> {
-  const { rows } = await client.query<{ fn: string }>(
-    `SELECT fn FROM pg_catalog.unnest($1::text[]) AS fn WHERE pg_catalog.has_function_privilege(current_user, fn, 'EXECUTE')`,
-    [SIGNAL_FUNCTIONS],
+  const { rows } = await client.query<{ cancel: boolean; terminate: boolean }>(
+    `SELECT pg_catalog.has_function_privilege(current_user, 'pg_catalog.pg_cancel_backend(integer)', 'EXECUTE') AS cancel,
+            pg_catalog.has_function_privilege(current_user, 'pg_catalog.pg_terminate_backend(integer, bigint)', 'EXECUTE') AS terminate`,
   );
-  if (rows.length > 0)
+  const { cancel, terminate } = rows[0];
+  if (cancel)
     logger.warn(
-      `the role ${name} of ${setting} may run ${rows.map((row) => row.fn.replace('pg_catalog.', '').replace(/\(.*/, '')).join(' and ')}: one caller could cancel another's statements; revoke them from PUBLIC (README "PostgreSQL")`,
+      `the role ${name} of ${setting} may run pg_cancel_backend: one caller could cancel another's statements; revoke it from PUBLIC (README "PostgreSQL")`,
+    );
+  if (!terminate)
+    logger.warn(
+      `the role ${name} of ${setting} may not run pg_terminate_backend: a statement that catches the cancel of its deadline cannot be ended, and runs on; grant it EXECUTE (README "PostgreSQL")`,
     );
 }
