@@ -399,7 +399,12 @@ describe('PostgreSQL engine core', () => {
       clean = await probe();
     });
     const advisoryLocks = async () =>
-      (await db.client.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory'")).rowCount;
+      (
+        await db.client.query(
+          // pg_locks is the cluster's: other suites' databases take advisory locks too.
+          "SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+        )
+      ).rowCount;
 
     it('starts clean: the role default search_path, the role itself, nothing left over', () => {
       // The two portals are the probe's own and the unnamed one of its transaction's opening

@@ -75,6 +75,13 @@ export class PostgresMigrations {
     const { name, sql, dryRun } = request;
     const checksum = checksumOf(sql);
     const statements = migrationStatements(sql);
+    const result = (applied: boolean): MigrationResult => ({
+      name,
+      applied,
+      dry_run: dryRun,
+      statements: statements.length,
+      checksum,
+    });
     const lease = await this.pool.acquire(request.principal.subject);
     const { client } = lease;
     let opened: { id: number; transactionId: string } | undefined;
@@ -120,18 +127,20 @@ export class PostgresMigrations {
         { commit: !dryRun },
       );
     } catch (error) {
-      if (opened) await this.settleAfterFailure(opened.id, name, opened.transactionId, error);
+      const fate = opened
+        ? await this.settleAfterFailure(opened.id, name, opened.transactionId, error)
+        : undefined;
+      // The answer to COMMIT was lost (its deadline, the connection): PostgreSQL's record tells.
+      if (fate === 'applied') return result(true);
+      if (fate === 'failed' && error instanceof SqlError && error.code === 'TIMEOUT')
+        throw new SqlError(
+          `${error.message.replace(/ whether it was committed is unknown\. Check before retrying\.$/, '')} PostgreSQL rolled the migration back: nothing was applied.`,
+          'TIMEOUT',
+        );
       throw error;
     } finally {
       lease.done(reusable(client));
     }
-    const result = (applied: boolean): MigrationResult => ({
-      name,
-      applied,
-      dry_run: dryRun,
-      statements: statements.length,
-      checksum,
-    });
     if (existing) {
       if (existing.checksum !== checksum)
         throw new ToolError(
@@ -166,11 +175,11 @@ export class PostgresMigrations {
     name: string,
     transactionId: string,
     error: unknown,
-  ): Promise<void> {
+  ): Promise<LedgerStatus | undefined> {
     try {
       const client = await this.pool.pool.connect();
       try {
-        await this.settleByTransaction(
+        return await this.settleByTransaction(
           client,
           { id, name, checksum: '', status: 'pending', transactionId },
           messageOf(error),
@@ -183,6 +192,7 @@ export class PostgresMigrations {
       this.logger.warn(
         `Migration ${name} stays pending until its outcome can be read: ${messageOf(failure)}`,
       );
+      return undefined;
     }
   }
 
