@@ -54,6 +54,7 @@ const RESET_SQL = [
  */
 const READ_ONLY_END = ['ROLLBACK', 'DEALLOCATE ALL', 'SELECT pg_catalog.pg_advisory_unlock_all()'];
 const READ_ONLY_END_SQL = READ_ONLY_END.join('; ');
+const READ_ONLY_EPILOGUE = READ_ONLY_END.map((text) => ({ text, values: [] }));
 
 /**
  * Resets a connection used outside this module's transactions (whose own end resets already);
@@ -76,48 +77,52 @@ async function closeWith(client: pg.ClientBase, sql: string): Promise<boolean> {
   }
 }
 
-function beginSql(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): string {
-  const ms = deadline.ms;
-  if (!Number.isInteger(ms) || ms < 1 || ms > MAX_TIMEOUT_MS)
-    throw new Error(`deadline must be an integer number of ms, got ${ms}`);
-  return [
-    `BEGIN ${mode}`,
-    `SET LOCAL statement_timeout = ${ms}`,
-    // A lock wait ends a little before the statement does, so that its error says it was a lock.
-    `SET LOCAL lock_timeout = ${Math.max(1, Math.floor(ms * 0.9))}`,
-    `SET LOCAL idle_in_transaction_session_timeout = ${ms}`,
-    // The forms values.ts reads, whatever the server's or the role's defaults are.
-    "SET LOCAL DateStyle = 'ISO'",
-    "SET LOCAL IntervalStyle = 'postgres'",
-    "SET LOCAL bytea_output = 'hex'",
-    'SET LOCAL extra_float_digits = 1',
-  ].join('; ');
-}
-
 /**
- * The same as beginSql, as statements the transaction's first caller statement carries in its
- * round trip (statement.ts): BEGIN, then every limit in one set_config call each.
+ * The settings every call's transaction starts with (SET LOCAL: they end with it): the call's
+ * deadline, and the text forms values.ts reads, whatever the server's or the role's defaults.
  */
-function prologueOf(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): Prologue {
+const SETTINGS = [
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'DateStyle',
+  'IntervalStyle',
+  'bytea_output',
+  'extra_float_digits',
+] as const;
+
+/** All of SETTINGS in one statement, their values bound ($1 to $7). */
+const SETTINGS_SQL = `SELECT ${SETTINGS.map((name, i) => `pg_catalog.set_config('${name}', $${i + 1}, true)`).join(', ')}`;
+
+/** The values of SETTINGS for a call: ours (integers computed here, constants), never a caller's. */
+function settingValues(deadline: Deadline): string[] {
   const { ms } = deadline;
   if (!Number.isInteger(ms) || ms < 1 || ms > MAX_TIMEOUT_MS)
     throw new Error(`deadline must be an integer number of ms, got ${ms}`);
+  // A lock wait ends a little before the statement does, so that its error says it was a lock.
+  const lock = Math.max(1, Math.floor(ms * 0.9));
+  return [String(ms), String(lock), String(ms), 'ISO', 'postgres', 'hex', '1'];
+}
+
+/** BEGIN and the settings as one simple-protocol message: one round trip. */
+function beginSql(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): string {
+  const values = settingValues(deadline);
+  return [`BEGIN ${mode}`, ...SETTINGS.map((name, i) => `SET LOCAL ${name} = '${values[i]}'`)].join(
+    '; ',
+  );
+}
+
+/**
+ * BEGIN and the settings as statements the transaction's first caller statement carries in its
+ * round trip (statement.ts); for a read, its end too.
+ */
+function prologueOf(mode: 'READ ONLY' | 'READ WRITE', deadline: Deadline): Prologue {
   return {
     statements: [
       { text: `BEGIN ${mode}`, values: [] },
-      {
-        text: `SELECT pg_catalog.set_config('statement_timeout', $1, true),
-                      pg_catalog.set_config('lock_timeout', $2, true),
-                      pg_catalog.set_config('idle_in_transaction_session_timeout', $1, true),
-                      pg_catalog.set_config('DateStyle', 'ISO', true),
-                      pg_catalog.set_config('IntervalStyle', 'postgres', true),
-                      pg_catalog.set_config('bytea_output', 'hex', true),
-                      pg_catalog.set_config('extra_float_digits', '1', true)`,
-        values: [String(ms), String(Math.max(1, Math.floor(ms * 0.9)))],
-      },
+      { text: SETTINGS_SQL, values: settingValues(deadline) },
     ],
-    epilogue:
-      mode === 'READ ONLY' ? READ_ONLY_END.map((text) => ({ text, values: [] })) : undefined,
+    epilogue: mode === 'READ ONLY' ? READ_ONLY_EPILOGUE : undefined,
   };
 }
 
@@ -134,15 +139,15 @@ async function transaction<T>(
   fn: (prologue: Prologue | undefined) => Promise<T>,
   lazy = false,
 ): Promise<T> {
-  const begin = beginSql(mode, deadline);
   const prologue = lazy ? prologueOf(mode, deadline) : undefined;
+  const begin = prologue ? undefined : beginSql(mode, deadline);
   if (!reusable(client)) throw new Error('this database connection cannot be used again');
   let phase: 'running' | 'committing' | 'committed' = 'running';
   let clean = false;
   // A READ ONLY transaction that is rolled back leaves less to reset than a write.
   const rollback = mode === 'READ ONLY' ? READ_ONLY_END_SQL : `ROLLBACK; ${RESET_SQL}`;
   const run = async () => {
-    if (!prologue) await client.query(begin);
+    if (begin) await client.query(begin);
     let value: T;
     try {
       value = await fn(prologue);

@@ -256,7 +256,7 @@ export async function runStatement<R>(
     // One round trip: begin, the first rows, end. Rows wait until the batch proves to be whole.
     const limit = Math.min(FIRST_BATCH, options.limit);
     const first: R[] = [];
-    const outcome = await fetch(client, sql, params, {
+    const outcome = await readPortal(client, sql, params, {
       ...options,
       drain: false,
       onRow: (row: R) => first.push(row) < limit,
@@ -277,7 +277,7 @@ export async function runStatement<R>(
     // More rows than one batch: again, in a transaction of its own.
     prologue.ended = false;
   }
-  const outcome = await fetch(client, sql, params, {
+  const outcome = await readPortal(client, sql, params, {
     ...options,
     prologue: prologue?.statements ?? [],
     epilogue: [],
@@ -295,7 +295,7 @@ function transactionControl(command: string | null): SqlError {
 }
 
 /** Reads the statement's rows batch by batch (at most `batches` of them), as StatementOptions says. */
-async function fetch<R>(
+async function readPortal<R>(
   client: pg.ClientBase,
   sql: string,
   params: unknown[],
