@@ -15,7 +15,7 @@ import { explainQuery } from './explain.js';
 import { runQuery } from './reads.js';
 import { releaseClient, reusable } from './connection.js';
 import { type Deadline, underDeadline } from './deadline.js';
-import { readTransaction, resetSession } from './session.js';
+import { readTransaction } from './session.js';
 import { parseArray, resultTypes } from './values.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
@@ -513,15 +513,6 @@ describe('PostgreSQL engine core', () => {
       } finally {
         await pool.end();
       }
-    });
-
-    it('resets a connection used outside the transactions', async () => {
-      await sut.query("SELECT set_config('search_path', 'sales', false), pg_advisory_lock(44)");
-      expect(await resetSession(sut)).toBe(true);
-      expect(await probe()).toEqual(clean);
-      expect(await advisoryLocks()).toBe(0);
-      await sut.query('BEGIN');
-      expect(await resetSession(sut)).toBe(false);
     });
   });
 

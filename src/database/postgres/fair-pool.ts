@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { SqlError } from '../sql-values.js';
+import { releaseClient } from './connection.js';
 import { InFlightLimit } from '../in-flight-limit.js';
 
 export interface FairPoolOptions {
@@ -18,10 +19,10 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-/** A connection lent to one call; `done` gives it back (destroyed unless `reusable`). */
+/** A connection lent to one call; `done` gives it back (or destroys it: connection.ts). */
 export interface Lease {
   client: pg.PoolClient;
-  done(reusable: boolean): void;
+  done(): void;
 }
 
 /**
@@ -115,9 +116,9 @@ export class FairPool {
       (client) =>
         waiter.resolve({
           client,
-          done: (reusable) => {
+          done: () => {
             if (returned) return;
-            client.release(!reusable);
+            releaseClient(client);
             giveBack();
           },
         }),

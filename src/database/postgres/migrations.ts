@@ -6,7 +6,6 @@ import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.
 import { SqlError } from '../sql-values.js';
 import type { FairPool } from './fair-pool.js';
 import type { Attempt, LedgerStore } from './ledger-store.js';
-import { reusable } from './connection.js';
 import type { Deadline } from './deadline.js';
 import { writeTransaction } from './session.js';
 import { runStatement } from './statement.js';
@@ -139,7 +138,7 @@ export class PostgresMigrations {
         );
       throw error;
     } finally {
-      lease.done(reusable(client));
+      lease.done();
     }
     if (existing) {
       if (existing.checksum !== checksum)

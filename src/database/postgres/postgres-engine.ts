@@ -38,7 +38,7 @@ import { PostgresMigrations } from './migrations.js';
 import { explainQuery } from './explain.js';
 import { runQuery } from './reads.js';
 import { checkRole, checkUnreachable, type StoreIdentity, storeIdentity } from './roles.js';
-import { reusable, setTerminator } from './connection.js';
+import { setTerminator } from './connection.js';
 import type { Deadline } from './deadline.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
@@ -181,7 +181,7 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
     try {
       return await work(lease.client);
     } finally {
-      lease.done(reusable(lease.client));
+      lease.done();
     }
   }
 

@@ -56,15 +56,6 @@ const READ_ONLY_END = ['ROLLBACK', 'DEALLOCATE ALL', 'SELECT pg_catalog.pg_advis
 const READ_ONLY_END_SQL = READ_ONLY_END.join('; ');
 const READ_ONLY_EPILOGUE = READ_ONLY_END.map((text) => ({ text, values: [] }));
 
-/**
- * Resets a connection used outside this module's transactions (whose own end resets already);
- * true when it may be reused.
- */
-export async function resetSession(client: pg.ClientBase): Promise<boolean> {
-  if (!reusable(client)) return false;
-  return closeWith(client, RESET_SQL);
-}
-
 /** Runs our closing statements; on failure the connection is spoiled (and will be destroyed). */
 async function closeWith(client: pg.ClientBase, sql: string): Promise<boolean> {
   try {
