@@ -37,22 +37,12 @@ describe('PostgreSQL as the application database', () => {
   let sut: TestApp;
   let client: ToolClient;
 
-  const admin = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-    (await postgres.admin.query<T>(sql, params)).rows;
+  const admin = <T extends Record<string, unknown>>(sql: string, params?: unknown[]) =>
+    postgres.rows<T>(sql, params);
 
-  /** Calls a tool that must fail; the error text. */
-  async function refused(name: string, args: Record<string, unknown>): Promise<string> {
-    const result = await client.call(name, args);
-    expect(result.isError).toBe(true);
-    return textOf(result);
-  }
+  const refused = (name: string, args: Record<string, unknown>) => client.refused(name, args);
 
-  /** Backends of the tools' roles that are still running a statement. */
-  const running = () =>
-    admin<{ query: string }>(
-      "SELECT query FROM pg_stat_activity WHERE usename = ANY($1) AND state = 'active'",
-      [[postgres.roles.tools, postgres.roles.reader]],
-    );
+  const running = () => postgres.running();
 
   beforeAll(async () => {
     issuer = await TestIssuer.start();
@@ -360,12 +350,7 @@ describe('PostgreSQL as the application database', () => {
       await client.call('execute', {
         sql: "UPDATE items SET stock = stock WHERE name = 'pen' AND pg_advisory_lock(4243) IS NOT NULL",
       });
-      // pg_locks is the cluster's: other suites' databases take advisory locks too.
-      expect(
-        await admin(
-          "SELECT objid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()",
-        ),
-      ).toEqual([]);
+      expect(await postgres.advisoryLocks()).toEqual([]);
     });
 
     it.each([

@@ -18,24 +18,15 @@ describe('PostgreSQL engine under attack (red team 3)', () => {
   let sut: TestApp;
   let client: ToolClient;
 
-  const admin = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
-    (await postgres.admin.query<T>(sql, params)).rows;
+  const admin = <T extends Record<string, unknown>>(sql: string, params?: unknown[]) =>
+    postgres.rows<T>(sql, params);
 
-  async function refused(name: string, args: Record<string, unknown>): Promise<string> {
-    const result = await client.call(name, args);
-    expect(result.isError).toBe(true);
-    return textOf(result);
-  }
+  const refused = (name: string, args: Record<string, unknown>) => client.refused(name, args);
 
   const itemCount = async () =>
     (await admin<{ n: number }>('SELECT count(*)::int AS n FROM items'))[0].n;
 
-  /** Backends of the tools' roles still running a statement. */
-  const running = () =>
-    admin<{ query: string }>(
-      "SELECT query FROM pg_stat_activity WHERE usename = ANY($1) AND state = 'active'",
-      [[postgres.roles.tools, postgres.roles.reader]],
-    );
+  const running = () => postgres.running();
 
   const ledgerNames = async () =>
     (await admin<{ name: string }>('SELECT name FROM scopedb.scopedb_migrations ORDER BY id')).map(
@@ -251,11 +242,7 @@ describe('PostgreSQL engine under attack (red team 3)', () => {
         }),
       ).toContain('currval of sequence "rt_seq" is not yet defined in this session');
     }
-    expect(
-      await admin(
-        "SELECT objid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()",
-      ),
-    ).toEqual([]);
+    expect(await postgres.advisoryLocks()).toEqual([]);
     await admin('DELETE FROM items WHERE id > 100');
   });
 
@@ -357,10 +344,6 @@ describe('PostgreSQL engine under attack (red team 3)', () => {
     expect(await client.ok('list_tables', { pattern: 'scopedb%' })).toEqual({ tables: [] });
     expect(await itemCount()).toBe(100);
     expect(await admin("SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'")).toEqual([]);
-    expect(
-      await admin(
-        "SELECT objid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()",
-      ),
-    ).toEqual([]);
+    expect(await postgres.advisoryLocks()).toEqual([]);
   });
 });

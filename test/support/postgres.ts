@@ -90,6 +90,12 @@ export interface ScopedbPostgres {
   urls: { tools: string; reader: string; internal: string };
   /** A superuser connection to the database (checks and set-up only). */
   admin: pg.Client;
+  /** The rows of a query run as that superuser. */
+  rows<T extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Statements the tools' roles are still running (pg_stat_activity). */
+  running(): Promise<{ query: string }[]>;
+  /** Advisory locks held in this database (pg_locks is the cluster's: other runs take some too). */
+  advisoryLocks(): Promise<{ objid: number }[]>;
   drop(): Promise<void>;
 }
 
@@ -128,11 +134,23 @@ export async function createScopedbPostgres(prefix: string): Promise<ScopedbPost
     url.username = role;
     return url.toString();
   };
+  const rows = async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []) =>
+    (await admin.query<T>(sql, params)).rows;
   return {
     database,
     roles,
     urls: { tools: urlOf(tools), reader: urlOf(reader), internal: urlOf(internal) },
     admin,
+    rows,
+    running: () =>
+      rows<{ query: string }>(
+        "SELECT query FROM pg_stat_activity WHERE usename = ANY($1) AND state = 'active'",
+        [[tools, reader]],
+      ),
+    advisoryLocks: () =>
+      rows<{ objid: number }>(
+        "SELECT objid FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+      ),
     drop: async () => {
       try {
         await database.drop();

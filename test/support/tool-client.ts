@@ -32,7 +32,13 @@ export function toolClient(mcpUrl: string, token: string, settled: string[] = []
     });
     return result.structuredContent!;
   }
-  return { call, timed, ok, settled, token };
+  /** Calls a tool that must fail; the error text. */
+  async function refused(name: string, args: Record<string, unknown>): Promise<string> {
+    const result = await call(name, args);
+    expect(result.isError).toBe(true);
+    return textOf(result);
+  }
+  return { call, timed, ok, refused, settled, token };
 }
 
 export type ToolClient = ReturnType<typeof toolClient>;

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { checkColumn, quoteIdentifier, tableOf } from './catalog.js';
 import type { Filter, WriteResult } from '../engine.js';
+import { whereClause as where } from '../filters.js';
 import { bindable } from './bindable.js';
 import { type Row, type SqlParams, SqlError, type SqlValue } from '../sql-values.js';
 import { type ResultLimits, RowCollector, type SizeLimits } from '../result-rows.js';
@@ -15,35 +16,17 @@ function whereClause(
   table: { name: string; columns: Set<string> },
   filters: Filter[],
 ): { sql: string; params: unknown[] } {
-  if (filters.length === 0)
-    throw new SqlError('At least one filter is required.', 'FILTER_REQUIRED');
   const params: unknown[] = [];
-  const bind = (value: SqlValue) => params.push(typeof value === 'boolean' ? Number(value) : value);
-  const parts = filters.map((filter) => {
-    const column = checkColumn(table, filter.column);
-    const { value } = filter;
-    if (filter.op === 'is_null') {
-      if (value !== undefined && typeof value !== 'boolean')
-        throw new SqlError('is_null takes no value, or true/false.', 'INVALID_FILTER');
-      return `${column} IS ${value === false ? 'NOT ' : ''}NULL`;
-    }
-    if (filter.op === 'in') {
-      if (!Array.isArray(value) || value.length === 0)
-        throw new SqlError(`"in" on ${filter.column} needs a non-empty array.`, 'INVALID_FILTER');
-      value.forEach(bind);
-      return `${column} IN (${value.map(() => '?').join(', ')})`;
-    }
-    if (value === undefined || value === null || Array.isArray(value))
-      throw new SqlError(
-        `"${filter.op}" on ${filter.column} needs one non-null value (use is_null for NULL).`,
-        'INVALID_FILTER',
-      );
-    if (filter.op === 'like' && typeof value !== 'string')
-      throw new SqlError(`"like" on ${filter.column} needs a string pattern.`, 'INVALID_FILTER');
-    bind(value);
-    return `${column} ${filter.op === 'like' ? 'LIKE' : filter.op} ?`;
+  const bind = (value: SqlValue) => {
+    params.push(typeof value === 'boolean' ? Number(value) : value);
+    return '?';
+  };
+  const sql = where(filters, {
+    column: (name) => checkColumn(table, name),
+    value: bind,
+    in: (column, values) => `${column} IN (${values.map(bind).join(', ')})`,
   });
-  return { sql: parts.join(' AND '), params };
+  return { sql, params };
 }
 
 /** Most rows execute and insert_rows return. */
