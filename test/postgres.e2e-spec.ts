@@ -290,6 +290,17 @@ describe('PostgreSQL as the application database', () => {
       expect(await admin('SELECT count(*)::int AS n FROM items')).toEqual([{ n: 3 }]);
     });
 
+    it.each([
+      ['a value built in the database', "SELECT repeat('x', 50000000) AS v"],
+      ['a notice', "DO $$ BEGIN RAISE NOTICE '%', repeat('x', 50000000); END $$"],
+    ])('refuses %s larger than a row may be, before receiving it', async (_label, sql) => {
+      expect(await refused('query', { sql })).toContain('RESULT_TOO_LARGE');
+      expect(await running()).toEqual([]);
+      expect(
+        await client.ok('query', { sql: "SELECT length(repeat('x', 1000000)) AS n" }),
+      ).toMatchObject({ rows: [[1000000]] });
+    });
+
     // Row 12 divides by zero: the answer shows that no more than max_rows + 1 rows were computed.
     it.each([
       [

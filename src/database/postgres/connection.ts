@@ -10,7 +10,13 @@ export interface ClientInternals {
   secretKey: number | null;
   host: string;
   port: number;
-  connection: { stream: { destroyed: boolean; destroy(): void } };
+  connection: {
+    stream: {
+      destroyed: boolean;
+      destroy(): void;
+      prependListener(event: 'data', listener: (chunk: Buffer) => void): void;
+    };
+  };
 }
 
 export function internals(client: pg.ClientBase): ClientInternals {
@@ -58,4 +64,53 @@ export async function terminateBackend(client: pg.ClientBase, pid: number): Prom
       `backend ${pid} ignored the cancel of its deadline and could not be terminated (${error instanceof Error ? error.message : String(error)}): it runs on until it ends; the role must be allowed to run pg_terminate_backend`,
     );
   }
+}
+
+/** The largest message a tool connection receives: a row (every column), a notice, an error. */
+export const MAX_MESSAGE_MIB = 16;
+
+/** Connections closed because the database sent a message larger than their limit (its size). */
+const oversized = new WeakMap<pg.ClientBase, number>();
+
+/**
+ * Closes the connection as soon as the database announces a message (a row, a notice, an error)
+ * larger than maxBytes, before it is received: pg would buffer it whole in this process, so one
+ * caller's `SELECT repeat('x', 500000000)` would cost everyone the memory and the time to copy it.
+ * Attached once the connection is ready, at a message boundary; messages are a type byte and a
+ * 4-byte length (which counts itself).
+ */
+export function limitMessages(client: pg.ClientBase, maxBytes: number): void {
+  const { stream } = internals(client).connection;
+  const header = Buffer.alloc(5);
+  let filled = 0;
+  let remaining = 0;
+  stream.prependListener('data', (chunk: Buffer) => {
+    let at = 0;
+    while (at < chunk.length && !oversized.has(client)) {
+      if (remaining > 0) {
+        const skip = Math.min(remaining, chunk.length - at);
+        remaining -= skip;
+        at += skip;
+        continue;
+      }
+      const take = Math.min(5 - filled, chunk.length - at);
+      chunk.copy(header, filled, at, at + take);
+      filled += take;
+      at += take;
+      if (filled < 5) break;
+      filled = 0;
+      const length = header.readUInt32BE(1);
+      remaining = length - 4;
+      if (length > maxBytes) {
+        oversized.set(client, length);
+        spoil(client);
+        stream.destroy();
+      }
+    }
+  });
+}
+
+/** The size of the message that closed this connection, if one did. */
+export function oversizedMessage(client: pg.ClientBase): number | undefined {
+  return oversized.get(client);
 }

@@ -1,7 +1,13 @@
 import { connect } from 'node:net';
 import type pg from 'pg';
 import { SqlError } from '../sql-values.js';
-import { internals, spoil, terminateBackend } from './connection.js';
+import {
+  internals,
+  MAX_MESSAGE_MIB,
+  oversizedMessage,
+  spoil,
+  terminateBackend,
+} from './connection.js';
 import { timeoutError, toSqlError } from './errors.js';
 
 // Deadlines that stop the database's work. The session's SET LOCAL timeouts (session.ts) are the
@@ -99,6 +105,12 @@ export async function underDeadline<T>(
     return await running;
   } catch (error) {
     if (stopping) throw timedOut();
+    const tooLarge = oversizedMessage(client);
+    if (tooLarge !== undefined)
+      throw new SqlError(
+        `The database sent a value of ${Math.ceil(tooLarge / 1_048_576)} MiB in one row or message, more than ScopeDB receives (${MAX_MESSAGE_MIB} MiB); nothing was changed. Select less of it (substr, left, length) or narrow the query.`,
+        'RESULT_TOO_LARGE',
+      );
     if (lost === undefined) throw error;
     const cause = toSqlError(lost, deadline);
     throw cause instanceof SqlError

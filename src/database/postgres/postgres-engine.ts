@@ -38,7 +38,7 @@ import { PostgresMigrations } from './migrations.js';
 import { explainQuery } from './explain.js';
 import { runQuery } from './reads.js';
 import { checkRole, checkUnreachable, type StoreIdentity, storeIdentity } from './roles.js';
-import { setTerminator } from './connection.js';
+import { limitMessages, MAX_MESSAGE_MIB, setTerminator } from './connection.js';
 import type { Deadline } from './deadline.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
@@ -115,7 +115,10 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
       this.logger.warn(`an idle database connection failed: ${error.message}`),
     );
     // Should a backend of this pool outlive its deadline, a connection of the same role ends it.
-    pool.on('connect', (client) => setTerminator(client, (pid) => terminate(role, pid)));
+    pool.on('connect', (client) => {
+      setTerminator(client, (pid) => terminate(role, pid));
+      limitMessages(client, MAX_MESSAGE_MIB * 1_048_576);
+    });
     return pool;
   }
 
