@@ -340,32 +340,34 @@ describe('query limits', () => {
 
     it('queues calls behind the busy worker for up to SQL_QUEUE_TIMEOUT_MS; each deadline counts from when a worker takes the call', async () => {
       client.settled.length = 0;
-      const first = client.timed('first runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
-      await sleep(200); // so that the first runaway holds the only worker
+      // Wide margins between the steps: calls sent a few ms apart could reach a loaded server in
+      // either order, and the late call must be refused well before the second runaway ends.
+      const first = client.timed('first runaway', 'query', { sql: RUNAWAY, timeout_ms: 1500 });
+      await sleep(300); // so that the first runaway holds the only worker
       // Function calls: workers' work (a key lookup would be answered inline, queueing for none).
       const patient = client.timed('patient quick', 'query', {
         sql: 'SELECT abs(7) AS seven',
         timeout_ms: 300,
       });
-      await sleep(50); // in this order: one principal's calls are served first come, first served
-      const second = client.timed('second runaway', 'query', { sql: RUNAWAY, timeout_ms: 1000 });
-      await sleep(50);
+      await sleep(100); // in this order: one principal's calls are served first come, first served
+      const second = client.timed('second runaway', 'query', { sql: RUNAWAY, timeout_ms: 3000 });
+      await sleep(100);
       const late = client.timed('late quick', 'query', { sql: 'SELECT abs(8) AS eight' });
 
       const results = await Promise.all([first, patient, second, late]);
 
       const [cutFirst, served, cutSecond, refused] = results.map(({ result }) => result);
-      expect(textOf(cutFirst)).toMatch(/^Error \[TIMEOUT\]: .*after running 1000 ms \(timeout_ms;/);
-      // Waited about 800 ms for the worker, more than its own 300 ms, then ran within them.
+      expect(textOf(cutFirst)).toMatch(/^Error \[TIMEOUT\]: .*after running 1500 ms \(timeout_ms;/);
+      // Waited about 1200 ms for the worker, more than its own 300 ms, then ran within them.
       expect(served.structuredContent).toMatchObject({ rows: [[7]] });
       // Behind the second runaway for longer than SQL_QUEUE_TIMEOUT_MS: refused, never run.
       expect(refused.isError).toBe(true);
       expect(textOf(refused)).toBe(
         'Error [QUEUE_TIMEOUT]: Waited 1500 ms for a free database worker (SQL_QUEUE_TIMEOUT_MS); nothing was run. Every worker is busy: try again shortly.',
       );
-      // Its deadline counted from the worker; the wait before it is reported apart.
+      // Its deadline counted from the worker; the wait before it (about 1100 ms) is reported apart.
       const waited = /it waited (\d+) ms for a free database worker/.exec(textOf(cutSecond));
-      expect(Number(waited?.[1])).toBeGreaterThanOrEqual(700);
+      expect(Number(waited?.[1])).toBeGreaterThanOrEqual(800);
       expect(client.settled).toEqual([
         'first runaway',
         'patient quick',

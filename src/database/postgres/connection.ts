@@ -41,27 +41,36 @@ export function releaseClient(client: pg.PoolClient): void {
   client.release(reusable(client) ? undefined : true);
 }
 
-/** Ends a backend (pg_terminate_backend) from a new connection; the pool says how to open one. */
-export type BackendTerminator = (pid: number) => Promise<void>;
+/**
+ * Ends a backend (pg_terminate_backend) from a new connection, once it is gone; false when it had
+ * ended already. The pool says how to open the connection.
+ */
+export type BackendTerminator = (pid: number) => Promise<boolean>;
 
 const terminators = new WeakMap<pg.ClientBase, BackendTerminator>();
 const logger = new Logger('PostgresDeadline');
 
-/** Tells how to end this connection's backend should it outlive its deadline (the pool's role). */
+/** Tells how to end this connection's backend should it outlive its call (the pool's role). */
 export function setTerminator(client: pg.ClientBase, terminate: BackendTerminator): void {
   terminators.set(client, terminate);
 }
 
-/** Ends the backend; a failure is logged (the call has its TIMEOUT answer already). */
-export async function terminateBackend(client: pg.ClientBase, pid: number): Promise<void> {
+/**
+ * Ends the connection's backend and waits for it to be gone; `why` says what it did ("ignored the
+ * cancel of its deadline"). A failure is logged: the call has its answer already.
+ */
+export async function terminateBackend(
+  client: pg.ClientBase,
+  pid: number,
+  why: string,
+): Promise<void> {
   const terminate = terminators.get(client);
   if (!terminate) return;
   try {
-    await terminate(pid);
-    logger.warn(`backend ${pid} ignored the cancel of its deadline and was terminated`);
+    if (await terminate(pid)) logger.warn(`backend ${pid} ${why} and was terminated`);
   } catch (error) {
     logger.error(
-      `backend ${pid} ignored the cancel of its deadline and could not be terminated (${error instanceof Error ? error.message : String(error)}): it runs on until it ends; the role must be allowed to run pg_terminate_backend`,
+      `backend ${pid} ${why} and could not be terminated (${error instanceof Error ? error.message : String(error)}): it runs on until it ends; the role must be allowed to run pg_terminate_backend`,
     );
   }
 }

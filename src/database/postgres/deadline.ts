@@ -74,7 +74,8 @@ async function stop(client: pg.ClientBase, running: Promise<unknown>): Promise<v
   await destroy(client);
   // PL/pgSQL can catch a cancel (query_canceled) and go on, and a backend busy in its own loop
   // does not notice its client is gone: such a backend is ended (it cannot catch that).
-  if (!settled && processID !== null) await terminateBackend(client, processID);
+  if (!settled && processID !== null)
+    await terminateBackend(client, processID, 'ignored the cancel of its deadline');
 }
 
 /**
@@ -106,11 +107,17 @@ export async function underDeadline<T>(
   } catch (error) {
     if (stopping) throw timedOut();
     const tooLarge = oversizedMessage(client);
-    if (tooLarge !== undefined)
+    if (tooLarge !== undefined) {
+      // The closed socket ends the backend only once it tries to send again: it is ended now, so
+      // that nothing of the call runs on after its answer.
+      const { processID } = internals(client);
+      if (processID !== null)
+        await terminateBackend(client, processID, 'sent a message larger than the limit');
       throw new SqlError(
         `The database sent a value of ${Math.ceil(tooLarge / 1_048_576)} MiB in one row or message, more than ScopeDB receives (${MAX_MESSAGE_MIB} MiB); nothing was changed. Select less of it (substr, left, length) or narrow the query.`,
         'RESULT_TOO_LARGE',
       );
+    }
     if (lost === undefined) throw error;
     const cause = toSqlError(lost, deadline);
     throw cause instanceof SqlError

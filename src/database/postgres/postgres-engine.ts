@@ -42,8 +42,11 @@ import { limitMessages, MAX_MESSAGE_MIB, setTerminator } from './connection.js';
 import type { Deadline } from './deadline.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
-/** Ends a backend of the role from a connection of its own (a role may end its own sessions). */
-async function terminate(role: PostgresUrl, pid: number): Promise<void> {
+/**
+ * Ends a backend of the role from a connection of its own (a role may end its own sessions), and
+ * waits for it to be gone; false when it had ended already.
+ */
+async function terminate(role: PostgresUrl, pid: number): Promise<boolean> {
   const client = new pg.Client({
     connectionString: role.url,
     application_name: 'scopedb-terminator',
@@ -52,11 +55,14 @@ async function terminate(role: PostgresUrl, pid: number): Promise<void> {
   client.on('error', () => undefined); // the query below reports what matters
   await client.connect();
   try {
-    const { rows } = await client.query<{ ended: boolean }>(
-      'SELECT pg_catalog.pg_terminate_backend($1, 5000) AS ended',
+    const { rows } = await client.query<{ ended: boolean; gone: boolean }>(
+      `SELECT pg_catalog.pg_terminate_backend($1, 5000) AS ended,
+              NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = $1) AS gone`,
       [pid],
     );
-    if (!rows[0]?.ended) throw new Error('pg_terminate_backend did not end it');
+    if (rows[0]?.ended) return true;
+    if (rows[0]?.gone) return false;
+    throw new Error('pg_terminate_backend did not end it');
   } finally {
     await client.end();
   }

@@ -150,6 +150,7 @@ describe(SqlWorkerPool.name, () => {
       setup.exec('CREATE TABLE marks (id INTEGER PRIMARY KEY)');
       setup.close();
       const sut = poolOf({ size: 1, queueTimeoutMs: 300 }, false, writerPath);
+      await sut.ready(); // the runaway takes the worker at once, not after waiting for it to start
       const runaway = sut.run(
         { kind: 'execute', sql: `INSERT INTO marks SELECT (${RUNAWAY})`, dryRun: false, limits },
         as('alice', 1500),
