@@ -7,37 +7,19 @@ import {
 import { Reflector } from '@nestjs/core';
 import { catchError, concatMap, from, type Observable } from 'rxjs';
 import { MCP_TOOL_KEY, type McpToolOptions } from '../mcp/mcp-tool.decorator.js';
-import { messageOf, TOOL_CONTEXT_TYPE, type ToolContext } from '../mcp/tool-context.js';
+import { rowCountOf, toolCallEvent } from '../mcp/tool-audit.js';
+import {
+  messageOf,
+  TOOL_CONTEXT_TYPE,
+  type ToolContext,
+  type ToolOutput,
+} from '../mcp/tool-context.js';
 import { AuditUnavailableError } from './audit-unavailable.js';
-import { type AuditEvent, AuditService } from './audit.service.js';
+import { AuditService } from './audit.service.js';
 
 /**
- * What a call would run, as its record keeps it: the SQL of query, explain_query, execute and
- * apply_migration with its params, and the `table` of the tools that take one.
- */
-export function attemptOf(input: unknown): Pick<AuditEvent, 'sql' | 'params' | 'table'> {
-  const { sql, params, table } = (input ?? {}) as {
-    sql?: unknown;
-    params?: unknown;
-    table?: unknown;
-  };
-  return {
-    sql: typeof sql === 'string' ? sql : undefined,
-    params,
-    table: typeof table === 'string' ? table : undefined,
-  };
-}
-
-/** Rows returned (`row_count` of query) or changed (`affected_rows` of the write tools). */
-function rowCountOf(output: unknown): number | undefined {
-  const data = (output as { data?: { row_count?: unknown; affected_rows?: unknown } } | null)?.data;
-  const count = data?.row_count ?? data?.affected_rows;
-  return typeof count === 'number' ? count : undefined;
-}
-
-/**
- * Records every tool call that reaches its method: who, which client, which tool, table and SQL,
- * outcome, rows, time. The record is committed before the result goes back, so an answered call
+ * Records every tool call that reaches its method: who, which client, which tool, outcome, time,
+ * and what the tool declares its records carry (`@McpTool({ audit })`: statement, table, rows). The record is committed before the result goes back, so an answered call
  * is an audited call. A tool that is not read-only (annotations) first commits an intent, and
  * runs only once it is committed: its change never comes before its record.
  */
@@ -56,16 +38,10 @@ export class AuditInterceptor implements NestInterceptor {
       MCP_TOOL_KEY,
       context.getHandler(),
     );
-    const event = {
-      principal: call.principal,
-      tool: call.tool,
-      requiredScopes: call.requiredScopes,
-      ...attemptOf(input),
-      requestId: call.requestId,
-      remoteAddress: call.remoteAddress,
-      userAgent: call.userAgent,
-      protocolVersion: call.protocolVersion,
-    };
+    const audit = options?.audit;
+    const event = toolCallEvent(audit, call, input);
+    const rowsOf = (output: unknown) =>
+      rowCountOf(audit, (output as Partial<ToolOutput<object>> | null)?.data);
     const started = performance.now();
     const outcomeOf = (details: { reason?: string; rowCount?: number }) => ({
       ...details,
@@ -78,7 +54,7 @@ export class AuditInterceptor implements NestInterceptor {
           await this.audit.record({
             ...event,
             outcome: 'success',
-            ...outcomeOf({ rowCount: rowCountOf(output) }),
+            ...outcomeOf({ rowCount: rowsOf(output) }),
           });
           return output;
         }),
@@ -100,7 +76,7 @@ export class AuditInterceptor implements NestInterceptor {
           concatMap(async (output: unknown) => {
             await this.audit.complete(intent, {
               outcome: 'success',
-              ...outcomeOf({ rowCount: rowCountOf(output) }),
+              ...outcomeOf({ rowCount: rowsOf(output) }),
             });
             return output;
           }),

@@ -41,6 +41,9 @@ export interface AuditEvent extends Partial<RequestInfo> {
   rowCount?: number;
 }
 
+/** What a tool call would run, as its records keep it (the fields its tool declares). */
+export type ToolAttempt = Pick<AuditEvent, 'sql' | 'params' | 'table'>;
+
 /** A write's record, committed as `pending` before the write runs. */
 export interface AuditIntent {
   /** Undefined when it could not be written and AUDIT_FAIL_OPEN let the write run anyway. */

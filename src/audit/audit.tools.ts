@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
+import { DATABASE_SCOPES } from '../tools/scopes.js';
 import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import { AUDIT_OUTCOMES } from './audit-record.entity.js';
 import { isoDateTime, storedTime, toAuditJson } from './audit-record.format.js';
@@ -85,7 +86,7 @@ export function decodeCursor(cursor: string): number {
 
 /** Reading the audit trail: the only way to it, as the SQL tools refuse the table. */
 @Injectable()
-@RequireScopes('db:admin')
+@RequireScopes(DATABASE_SCOPES.admin)
 export class AuditTools {
   constructor(private readonly audit: AuditService) {}
 

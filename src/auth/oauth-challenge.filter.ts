@@ -3,13 +3,12 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, Inject, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import type { Response } from 'express';
-import { attemptOf } from '../audit/audit.interceptor.js';
 import {
   AuditUnavailableError,
   jsonRpcIdOf,
   sendAuditUnavailable,
 } from '../audit/audit-unavailable.js';
-import { AuditService } from '../audit/audit.service.js';
+import { AuditService, type ToolAttempt } from '../audit/audit.service.js';
 import { authConfig } from '../config/configuration.js';
 import { SCOPE_TOKEN } from '../config/settings.js';
 import { protectedResourceMetadataUrl } from '../well-known/protected-resource-metadata.js';
@@ -57,7 +56,7 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
     let scopes: readonly string[] = this.cfg.baselineScopes;
     let required: readonly string[] | undefined;
     let tool: string | undefined;
-    let attempt: ReturnType<typeof attemptOf> | undefined;
+    let attempt: ToolAttempt | undefined;
     if (exception instanceof InsufficientScopeException) {
       // The union, so that clients which replace rather than add scopes keep what they had.
       // Granted scopes come from the token: only well-formed scope tokens go back into a header.
@@ -70,7 +69,7 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
       required = exception.required;
       tool = exception.tool;
       // What the refused call would have run, recorded as a success would record it.
-      if (exception.args !== undefined) attempt = attemptOf(exception.args);
+      attempt = exception.attempt;
     }
     if (exception.oauthError) {
       params.push(['error', exception.oauthError], ['error_description', description]);

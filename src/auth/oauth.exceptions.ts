@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
+import type { ToolAttempt } from '../audit/audit.service.js';
 
 /** Why a request was refused, in the vocabulary of the audit log. */
 export type RefusalReason = 'no_token' | 'invalid_token' | 'insufficient_scope';
@@ -37,8 +38,8 @@ export class InsufficientScopeException extends OAuthChallengeException {
     readonly granted: readonly string[],
     /** The tool refused, when the operation is a tool call. */
     readonly tool?: string,
-    /** The refused call's arguments, so that its record says what it would have run. */
-    readonly args?: unknown,
+    /** What the refused call would have run, so that its record says so. */
+    readonly attempt?: ToolAttempt,
   ) {
     const missing = required.filter((scope) => !granted.includes(scope));
     super(

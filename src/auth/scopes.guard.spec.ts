@@ -5,13 +5,16 @@ import { InsufficientScopeException } from './oauth.exceptions.js';
 import type { Principal } from './principal.js';
 import { RequireScopes } from './require-scopes.decorator.js';
 import { ScopesGuard } from './scopes.guard.js';
+import { DATABASE_SCOPES } from '../tools/scopes.js';
 
-@RequireScopes('db:query')
+const { query, modify, admin } = DATABASE_SCOPES;
+
+@RequireScopes(query)
 class Fixture {
-  @RequireScopes('db:modify', 'db:admin')
+  @RequireScopes(modify, admin)
   migrate(this: void): void {}
 
-  @RequireScopes('db:modify')
+  @RequireScopes(modify)
   write(this: void): void {}
 
   read(this: void): void {}

@@ -1,11 +1,16 @@
+// The direct path: answering a plain 2025-era `tools/call` without building an SDK server for
+// it. An optimisation only (MCP_DIRECT_TOOL_CALLS): deleting this file and its one call in
+// McpHandlerService.handle leaves every request to the SDK, with the same answers.
 import {
+  type CallToolResult,
   classifyInboundRequest,
   isJsonContentType,
-  type StandardSchemaWithJSON,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { z } from 'zod';
+import type { Request, Response } from 'express';
+import { AuditUnavailableError, sendAuditUnavailable } from '../audit/audit-unavailable.js';
+import { messageOf } from './tool-context.js';
 
 /** A 2025-era JSON-RPC `tools/call` request that can be answered without the SDK's server. */
 export interface DirectToolCall {
@@ -68,23 +73,44 @@ export function directToolCallOf(
   return { id, name: params.name, arguments: args };
 }
 
-/** A schema check's outcome, issues rendered as `path: message` (as the SDK renders them). */
-export async function validateWith(
-  schema: Pick<StandardSchemaWithJSON, '~standard'> | z.ZodType,
-  value: unknown,
-): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
-  const result = await (schema['~standard'] as StandardSchemaWithJSON['~standard']).validate(value);
-  if (result.issues && result.issues.length > 0)
-    return {
-      ok: false,
-      error: result.issues
-        .map((issue) => {
-          const path = (issue.path ?? [])
-            .map((segment) => (typeof segment === 'object' ? String(segment.key) : String(segment)))
-            .join('.');
-          return path ? `${path}: ${issue.message}` : issue.message;
-        })
-        .join(', '),
-    };
-  return { ok: true, value: (result as { value: unknown }).value };
+/**
+ * Runs a tool call through the tool-call pipeline; undefined when the caller may not see a tool
+ * of that name (then the SDK answers, with its JSON-RPC error).
+ */
+export type RunToolCall = (name: string, args: unknown) => Promise<CallToolResult> | undefined;
+
+/**
+ * Answers the request when it is a plain 2025-era `tools/call` (directToolCallOf): the same
+ * answer as the SDK's McpServer, as `application/json`, without building a server, a transport
+ * and web Request/Response objects for it; most of a database server's traffic. False when it
+ * is not one: the SDK answers it.
+ */
+export async function answerDirectToolCall(
+  request: Request,
+  response: Response,
+  run: RunToolCall,
+): Promise<boolean> {
+  const rpc = directToolCallOf(request.headers, request.body);
+  const running = rpc && run(rpc.name, rpc.arguments ?? {});
+  if (!rpc || !running) return false;
+  let result: CallToolResult;
+  try {
+    result = await running;
+  } catch (error) {
+    if (error instanceof AuditUnavailableError) {
+      sendAuditUnavailable(response, rpc.id);
+      return true;
+    }
+    // As McpServer answers a handler that throws.
+    result = { content: [{ type: 'text', text: messageOf(error) }], isError: true };
+  }
+  if (!response.headersSent) {
+    const body = JSON.stringify({ result, jsonrpc: '2.0', id: rpc.id });
+    response.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
+    });
+    response.end(body);
+  }
+  return true;
 }

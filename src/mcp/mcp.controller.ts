@@ -12,49 +12,10 @@ import { hasAllScopes, type Principal } from '../auth/principal.js';
 import { Public } from '../auth/public.decorator.js';
 import { requestInfoOf } from '../common/request-info.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from './json-limits.js';
-import { type CallArguments, McpHandlerService } from './mcp-handler.service.js';
+import { toolCallsOf } from './call-scope.js';
+import { McpHandlerService } from './mcp-handler.service.js';
+import { attemptOf } from './tool-audit.js';
 import { ToolRegistry } from './tool-registry.js';
-
-interface ToolCall {
-  name: string;
-  id: unknown;
-  arguments: unknown;
-}
-
-/**
- * The tools called by a JSON-RPC message or batch, and whether it calls tools only (then the
- * per-request server needs no other tool registered).
- */
-function toolCalls(body: unknown): { calls: ToolCall[]; only: boolean } {
-  const messages: unknown[] = Array.isArray(body) ? body : [body];
-  const calls = messages.flatMap((message) => {
-    const m = message as {
-      method?: unknown;
-      id?: unknown;
-      params?: { name?: unknown; arguments?: unknown };
-    } | null;
-    return m?.method === 'tools/call' && typeof m.params?.name === 'string'
-      ? [{ name: m.params.name, id: m.id, arguments: m.params.arguments }]
-      : [];
-  });
-  return { calls, only: calls.length > 0 && calls.length === messages.length };
-}
-
-/**
- * Each call's arguments as sent, by JSON-RPC id (ids sent twice are left out): the SDK's own
- * request schema drops a top-level `__proto__` key, which the tool registry must see to refuse.
- */
-function argumentsById(calls: ToolCall[]): CallArguments {
-  const byId: CallArguments = new Map();
-  const repeated = new Set<unknown>();
-  for (const call of calls) {
-    if (typeof call.id !== 'string' && typeof call.id !== 'number') continue;
-    if (byId.has(call.id)) repeated.add(call.id);
-    byId.set(call.id, call.arguments);
-  }
-  for (const id of repeated) byId.delete(id as string | number);
-  return byId;
-}
 
 /** Streamable HTTP, stateless: POST carries every exchange; there are no sessions to GET or DELETE. */
 @Controller()
@@ -80,27 +41,25 @@ export class McpController {
         principal,
         `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
       );
-    const { calls, only } = toolCalls(body);
+    const toolCalls = toolCallsOf(body);
     // The audit store is known down: no tool may run (fail closed); other requests carry on.
-    if (calls.length > 0 && !this.audit.accepting)
+    if (toolCalls.calls.length > 0 && !this.audit.accepting)
       return sendAuditUnavailable(response, jsonRpcIdOf(body));
     // Step-up at HTTP level (MCP authorization, scope challenge): refuse before dispatch.
-    for (const call of calls) {
+    for (const call of toolCalls.calls) {
       const tool = this.registry.get(call.name);
       if (tool && !hasAllScopes(principal, tool.requiredScopes))
         throw new InsufficientScopeException(
           tool.requiredScopes,
           [...principal.scopes],
           call.name,
-          call.arguments,
+          attemptOf(tool.options.audit, call.arguments),
         );
     }
     await this.mcp.handle(request, response, {
       ...requestInfoOf(request),
       principal,
-      tools: only ? calls.map((call) => call.name) : undefined,
-      callsTools: calls.length > 0,
-      arguments: argumentsById(calls),
+      toolCalls,
       auditFailure: undefined,
     });
   }

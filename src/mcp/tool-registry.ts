@@ -1,63 +1,66 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { DiscoveryService, ExternalContextCreator, MetadataScanner, Reflector } from '@nestjs/core';
-import type { CallToolResult, StandardSchemaWithJSON } from '@modelcontextprotocol/server';
-import { AuditService } from '../audit/audit.service.js';
-import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
-import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
-import { attemptOf } from '../audit/audit.interceptor.js';
-import { AuditUnavailableError } from '../audit/audit-unavailable.js';
-import { withCachedJsonSchema } from './cached-schema.js';
-import { validateWith } from './direct-tool-call.js';
-import { exceedsDepth, refusedArguments } from './json-limits.js';
-import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
 import {
-  messageOf,
-  TOOL_CONTEXT_TYPE,
-  type ToolContext,
-  ToolError,
-  type ToolOutput,
-} from './tool-context.js';
+  EXCEPTION_FILTERS_METADATA,
+  PIPES_METADATA,
+  ROUTE_ARGS_METADATA,
+} from '@nestjs/common/constants.js';
+import { DiscoveryService, ExternalContextCreator, MetadataScanner, Reflector } from '@nestjs/core';
+import type { StandardSchemaWithJSON } from '@modelcontextprotocol/server';
+import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
+import { type ScopeDeclaration, scopeDeclaration } from '../auth/scopes.js';
+import { withCachedJsonSchema } from './cached-schema.js';
+import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
+import { TOOL_CONTEXT_TYPE, type ToolContext, type ToolOutput } from './tool-context.js';
 
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-export interface RegisteredMcpTool {
+/** A tool as discovered: its declaration, resolved scopes, and its method behind Nest's pipeline. */
+export interface RegisteredTool {
+  name: string;
   options: McpToolOptions;
-  requiredScopes: string[];
-  /** The input and output schemas, JSON Schema rendering cached; the input one is list-only. */
+  /** Where it is declared, `Class.method`, for messages. */
+  declaredAt: string;
+  /** The tool's scopes, class and method merged (all of them are required). */
+  requiredScopes: readonly string[];
+  /** Its schemas as the SDK lists them, JSON Schema rendering cached; values are checked by ToolCallPipeline. */
   inputSchema: StandardSchemaWithJSON;
   outputSchema: StandardSchemaWithJSON;
-  /**
-   * Checks the arguments (a refusal is audited), then runs the tool through its pipeline. Rejects
-   * with AuditUnavailableError when a record the call needs cannot be written: nothing may be
-   * answered then, not even an error result.
-   */
-  invoke(args: unknown, context: ToolContext): Promise<CallToolResult>;
+  /** The method, run through the guards and interceptors that apply to it (global ones too). */
+  handler: (input: unknown, context: ToolContext) => Promise<ToolOutput<object>>;
 }
 
-/** The database's own error code (better-sqlite3's SqliteError carries one), if any. */
-function errorCode(error: unknown): string | undefined {
-  if (error instanceof ToolError) return error.code;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
+/** A scope the running server requires somewhere, its declaration and the tools requiring it. */
+export interface ScopeInUse extends ScopeDeclaration {
+  tools: string[];
 }
+
+/** Nest enhancers that a tool cannot honour, and what to do instead. */
+const REFUSED_ENHANCERS: [key: string, what: string, instead: string][] = [
+  [
+    EXCEPTION_FILTERS_METADATA,
+    '@UseFilters',
+    "a tool's failures become isError results: throw ToolError, or map errors in an interceptor",
+  ],
+  [PIPES_METADATA, '@UsePipes', 'its input schema (zod) validates and transforms its arguments'],
+];
 
 /**
- * Every @McpTool method of every provider, discovered once at start-up. Each is wrapped with
- * Nest's guard and interceptor pipeline (global enhancers, @UseGuards, @UseInterceptors), so a
- * tool in a new module is scope-checked and audited without code of its own.
+ * Discovery and lookup: every @McpTool method of every provider, found once at start-up, its
+ * declaration checked (name, scopes, enhancers), wrapped with Nest's guard and interceptor
+ * pipeline (global enhancers, @UseGuards, @UseInterceptors). A tool in a new module is
+ * scope-checked and audited without code of its own. Calls go through ToolCallPipeline.
  */
 @Injectable()
 export class ToolRegistry implements OnModuleInit {
   private readonly logger = new Logger(ToolRegistry.name);
-  private readonly byName = new Map<string, RegisteredMcpTool>();
-  private scopes: string[] = [];
+  private readonly byName = new Map<string, RegisteredTool>();
+  private catalog: ScopeInUse[] = [];
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
     private readonly contextCreator: ExternalContextCreator,
-    private readonly audit: AuditService,
   ) {}
 
   onModuleInit(): void {
@@ -73,23 +76,43 @@ export class ToolRegistry implements OnModuleInit {
           this.register(instance, method, handler as (...args: unknown[]) => unknown, options);
       }
     }
-    this.scopes = [
-      ...new Set([...this.byName.values()].flatMap((tool) => tool.requiredScopes)),
-    ].sort();
-    this.logger.log(`${this.byName.size} tools; scopes: ${this.scopes.join(' ')}`);
+    this.catalog = this.scopesInUse();
+    this.logger.log(
+      `${this.byName.size} tools; scopes: ${this.catalog.map((s) => `${s.name} (${s.module})`).join(' ')}`,
+    );
   }
 
-  get tools(): IterableIterator<RegisteredMcpTool> {
+  get tools(): IterableIterator<RegisteredTool> {
     return this.byName.values();
   }
 
-  get(name: string): RegisteredMcpTool | undefined {
+  get(name: string): RegisteredTool | undefined {
     return this.byName.get(name);
   }
 
-  /** The scopes the tools declare, for the protected resource metadata. */
+  /** The scopes the tools require, sorted, for the protected resource metadata. */
   scopesSupported(): string[] {
-    return this.scopes;
+    return this.catalog.map((scope) => scope.name);
+  }
+
+  /** Every scope the tools require, with the module that declared it and the tools requiring it. */
+  scopes(): readonly ScopeInUse[] {
+    return this.catalog;
+  }
+
+  private scopesInUse(): ScopeInUse[] {
+    const byScope = new Map<string, ScopeInUse>();
+    for (const tool of this.byName.values())
+      for (const scope of tool.requiredScopes) {
+        let entry = byScope.get(scope);
+        if (!entry) {
+          // RequireScopes accepts declared scopes only; a declaration is there.
+          entry = { ...scopeDeclaration(scope)!, tools: [] };
+          byScope.set(scope, entry);
+        }
+        entry.tools.push(tool.name);
+      }
+    return [...byScope.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   private register(
@@ -98,11 +121,13 @@ export class ToolRegistry implements OnModuleInit {
     handler: (...args: unknown[]) => unknown,
     options: McpToolOptions,
   ): void {
-    const where = `${instance.constructor.name}.${method}`;
-    if (!TOOL_NAME.test(options.name))
-      throw new Error(`${where}: invalid tool name "${options.name}"`);
+    const declaredAt = `${instance.constructor.name}.${method}`;
+    const fail = (problem: string) => new Error(`${declaredAt}: ${problem}`);
+    if (!TOOL_NAME.test(options.name)) throw fail(`invalid tool name "${options.name}"`);
     if (this.byName.has(options.name))
-      throw new Error(`${where}: tool "${options.name}" is declared twice`);
+      throw fail(
+        `tool "${options.name}" is declared twice (also by ${this.byName.get(options.name)!.declaredAt})`,
+      );
     const requiredScopes = [
       ...new Set(
         this.reflector.getAllAndMerge<string[]>(REQUIRED_SCOPES_KEY, [
@@ -112,9 +137,15 @@ export class ToolRegistry implements OnModuleInit {
       ),
     ];
     if (requiredScopes.length === 0)
-      throw new Error(
-        `${where}: tool "${options.name}" declares no scope; add @RequireScopes(...)`,
+      throw fail(`tool "${options.name}" declares no scope; add @RequireScopes(...)`);
+    for (const [key, what, instead] of REFUSED_ENHANCERS)
+      if (this.reflector.getAllAndMerge<unknown[]>(key, [handler, instance.constructor]).length > 0)
+        throw fail(`${what} is not applied to MCP tools (${instead}); remove it`);
+    if (Reflect.getMetadata(ROUTE_ARGS_METADATA, instance.constructor, method) !== undefined)
+      throw fail(
+        'parameter decorators are not applied to MCP tools: a tool method takes (input, context: ToolContext)',
       );
+
     const pipeline = this.contextCreator.create(
       instance,
       handler,
@@ -125,104 +156,15 @@ export class ToolRegistry implements OnModuleInit {
       undefined,
       { guards: true, interceptors: true, filters: false },
       TOOL_CONTEXT_TYPE,
-    ) as (input: unknown, context: ToolContext) => Promise<ToolOutput<object>>;
-
+    ) as RegisteredTool['handler'];
     this.byName.set(options.name, {
+      name: options.name,
       options,
+      declaredAt,
       requiredScopes,
       inputSchema: withCachedJsonSchema(options.input, { listOnly: true }),
-      outputSchema: withCachedJsonSchema(options.output),
-      invoke: async (args, context) => {
-        const started = performance.now();
-        // Before any schema sees them: zod drops a __proto__ key silently.
-        const refused = refusedArguments(args);
-        const input =
-          refused === undefined
-            ? await validateWith(options.input, args ?? {})
-            : { ok: false as const, error: refused };
-        if (!input.ok)
-          return this.refuseInput(
-            options.name,
-            requiredScopes,
-            context,
-            args,
-            input.error,
-            started,
-          );
-        try {
-          const output = await pipeline(input.value, context);
-          return {
-            content: [{ type: 'text', text: output.text }],
-            structuredContent: output.data,
-          };
-        } catch (error) {
-          if (error instanceof AuditUnavailableError) throw error;
-          return this.failure(options.name, requiredScopes, context, args, error);
-        }
-      },
+      outputSchema: withCachedJsonSchema(options.output, { listOnly: true }),
+      handler: pipeline,
     });
-  }
-
-  /** Arguments that do not fit the input schema: the SDK's words, and an audit record. */
-  private async refuseInput(
-    tool: string,
-    requiredScopes: string[],
-    context: ToolContext,
-    args: unknown,
-    error: string,
-    started: number,
-  ): Promise<CallToolResult> {
-    const message = `Input validation error: Invalid arguments for tool ${tool}: ${error}`;
-    await this.audit.record({
-      outcome: 'tool_error',
-      principal: context.principal,
-      tool,
-      requiredScopes,
-      // What it would have run, unless too deep to hash.
-      ...(exceedsDepth(args) ? {} : attemptOf(args)),
-      reason: message,
-      durationMs: performance.now() - started,
-      requestId: context.requestId,
-      remoteAddress: context.remoteAddress,
-      userAgent: context.userAgent,
-      protocolVersion: context.protocolVersion,
-    });
-    return { isError: true, content: [{ type: 'text', text: message }] };
-  }
-
-  private async failure(
-    tool: string,
-    requiredScopes: string[],
-    context: ToolContext,
-    args: unknown,
-    error: unknown,
-  ): Promise<CallToolResult> {
-    if (error instanceof InsufficientScopeException) {
-      // The backstop refused what the HTTP-level challenge did not (it must not happen in practice).
-      this.logger.warn(
-        `tool ${tool} refused in its pipeline: ${error.message} sub=${context.principal?.subject ?? '-'}`,
-      );
-      await this.audit.record({
-        outcome: 'refused_scope',
-        principal: context.principal,
-        tool,
-        ...attemptOf(args),
-        reason: error.message,
-        requiredScopes,
-        requestId: context.requestId,
-        remoteAddress: context.remoteAddress,
-        userAgent: context.userAgent,
-        protocolVersion: context.protocolVersion,
-      });
-      return { isError: true, content: [{ type: 'text', text: `Forbidden: ${error.message}` }] };
-    }
-    const code = errorCode(error);
-    const message = messageOf(error);
-    if (!(error instanceof ToolError) && code === undefined)
-      this.logger.error(`tool ${tool} failed`, error instanceof Error ? error.stack : message);
-    return {
-      isError: true,
-      content: [{ type: 'text', text: `Error${code ? ` [${code}]` : ''}: ${message}` }],
-    };
   }
 }

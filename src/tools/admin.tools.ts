@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { DatabaseEngine, type MigrationResult } from '../database/engine.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
+import { DATABASE_SCOPES } from './scopes.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import { count, dryRun, sqlText } from './tool-schemas.js';
 
@@ -23,7 +24,7 @@ const applyMigrationOutput = z.object({
 
 /** Changing the schema, recorded in a ledger by name (in ScopeDB's internal database). */
 @Injectable()
-@RequireScopes('db:admin')
+@RequireScopes(DATABASE_SCOPES.admin)
 export class AdminTools {
   constructor(private readonly database: DatabaseEngine) {}
 
@@ -40,6 +41,7 @@ export class AdminTools {
       idempotentHint: true,
       openWorldHint: false,
     },
+    audit: { statement: 'sql' },
   })
   async applyMigration(
     input: z.infer<typeof applyMigrationInput>,

@@ -4,6 +4,7 @@ import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { DatabaseEngine, type WriteResult } from '../database/engine.js';
 import type { TruncationReason } from '../database/result-rows.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
+import { DATABASE_SCOPES } from './scopes.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
 import {
   count,
@@ -85,7 +86,7 @@ function render(result: WriteResult, verb: string): string {
 
 /** Writing rows; never the schema. Every write is one transaction. */
 @Injectable()
-@RequireScopes('db:modify')
+@RequireScopes(DATABASE_SCOPES.modify)
 export class ModifyTools {
   constructor(private readonly database: DatabaseEngine) {}
 
@@ -97,6 +98,7 @@ export class ModifyTools {
     input: insertRowsInput,
     output: writeResult,
     annotations: { ...destructive, destructiveHint: false },
+    audit: { table: 'table', rowCount: 'affected_rows' },
   })
   async insertRows(
     input: z.infer<typeof insertRowsInput>,
@@ -121,6 +123,7 @@ export class ModifyTools {
     input: updateRowsInput,
     output: writeResult,
     annotations: destructive,
+    audit: { table: 'table', rowCount: 'affected_rows' },
   })
   async updateRows(
     input: z.infer<typeof updateRowsInput>,
@@ -147,6 +150,7 @@ export class ModifyTools {
     input: deleteRowsInput,
     output: writeResult,
     annotations: destructive,
+    audit: { table: 'table', rowCount: 'affected_rows' },
   })
   async deleteRows(
     input: z.infer<typeof deleteRowsInput>,
@@ -172,6 +176,7 @@ export class ModifyTools {
     input: executeInput,
     output: writeResult,
     annotations: destructive,
+    audit: { statement: 'sql', params: 'params', rowCount: 'affected_rows' },
   })
   async execute(
     input: z.infer<typeof executeInput>,

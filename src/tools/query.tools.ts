@@ -10,6 +10,7 @@ import {
   type TableList,
 } from '../database/engine.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
+import { DATABASE_SCOPES } from './scopes.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import type { TruncationReason } from '../database/result-rows.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
@@ -113,7 +114,7 @@ const listMigrationsOutput = z.object({
 
 /** Reading: the catalog and read-only queries. */
 @Injectable()
-@RequireScopes('db:query')
+@RequireScopes(DATABASE_SCOPES.query)
 export class QueryTools {
   constructor(private readonly database: DatabaseEngine) {}
 
@@ -156,6 +157,7 @@ export class QueryTools {
     input: describeTableInput,
     output: describeTableOutput,
     annotations: readOnly,
+    audit: { table: 'table' },
   })
   async describeTable(
     input: z.infer<typeof describeTableInput>,
@@ -194,6 +196,7 @@ export class QueryTools {
     input: queryInput,
     output: readResult,
     annotations: readOnly,
+    audit: { statement: 'sql', params: 'params', rowCount: 'row_count' },
   })
   async query(
     input: z.infer<typeof queryInput>,
@@ -236,6 +239,7 @@ export class QueryTools {
     input: explainInput,
     output: explainOutput,
     annotations: readOnly,
+    audit: { statement: 'sql', params: 'params' },
   })
   async explainQuery(
     input: z.infer<typeof explainInput>,
