@@ -16,6 +16,7 @@ import { requestIdMiddleware } from './common/request-id.js';
 import { CONFIG_NAMESPACES } from './config/configuration.js';
 import { type LogLevelName, readSettings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
+import { ReportsModule } from './examples/reports/reports.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { McpModule } from './mcp/mcp.module.js';
@@ -62,6 +63,8 @@ export class AppModule implements NestModule {
         RouterModule.register([{ path: mcp.path, module: McpModule }]),
         ToolsModule,
         WellKnownModule,
+        // The worked example extension (README, "Adding a tool"): one line to add a module.
+        ...(mcp.reportsExample ? [ReportsModule] : []),
       ],
       providers: GLOBAL_ENHANCERS,
     };

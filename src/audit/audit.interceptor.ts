@@ -7,7 +7,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import { catchError, concatMap, from, type Observable } from 'rxjs';
 import { MCP_TOOL_KEY, type McpToolOptions } from '../mcp/mcp-tool.decorator.js';
-import { rowCountOf, toolCallEvent } from '../mcp/tool-audit.js';
+import { ranOf, rowCountOf, toolCallEvent } from '../mcp/tool-audit.js';
 import {
   messageOf,
   TOOL_CONTEXT_TYPE,
@@ -40,8 +40,7 @@ export class AuditInterceptor implements NestInterceptor {
     );
     const audit = options?.audit;
     const event = toolCallEvent(audit, call, input);
-    const rowsOf = (output: unknown) =>
-      rowCountOf(audit, (output as Partial<ToolOutput<object>> | null)?.data);
+    const rowsOf = (output: ToolOutput<object> | undefined) => rowCountOf(audit, output);
     const started = performance.now();
     const outcomeOf = (details: { reason?: string; rowCount?: number }) => ({
       ...details,
@@ -50,9 +49,10 @@ export class AuditInterceptor implements NestInterceptor {
 
     if (options?.annotations.readOnlyHint === true)
       return next.handle().pipe(
-        concatMap(async (output: unknown) => {
+        concatMap(async (output: ToolOutput<object> | undefined) => {
           await this.audit.record({
             ...event,
+            ...ranOf(output),
             outcome: 'success',
             ...outcomeOf({ rowCount: rowsOf(output) }),
           });
@@ -73,7 +73,7 @@ export class AuditInterceptor implements NestInterceptor {
     return from(this.audit.begin(event)).pipe(
       concatMap((intent) =>
         next.handle().pipe(
-          concatMap(async (output: unknown) => {
+          concatMap(async (output: ToolOutput<object> | undefined) => {
             await this.audit.complete(intent, {
               outcome: 'success',
               ...outcomeOf({ rowCount: rowsOf(output) }),

@@ -59,6 +59,8 @@ export interface McpSettings {
   hideUnauthorizedTools: boolean;
   /** Serve 2025-era single `tools/call` requests without the SDK's per-request server. */
   directToolCalls: boolean;
+  /** Serve the worked example extension (src/examples/reports) and its `reports:read` scope. */
+  reportsExample: boolean;
 }
 
 /** What every engine shares: result limits, the write deadline, fair shares. */
@@ -573,6 +575,7 @@ export function readSettings(env: Environment): Settings {
       allowedOrigins: [...new Set([publicUrl.origin, ...allowedOrigins])],
       hideUnauthorizedTools: boolean(env, 'MCP_HIDE_UNAUTHORIZED_TOOLS', false),
       directToolCalls: boolean(env, 'MCP_DIRECT_TOOL_CALLS', true),
+      reportsExample: boolean(env, 'REPORTS_EXAMPLE', false),
     },
     database: readDatabaseSettings(env),
     internal: readInternalSettings(env),

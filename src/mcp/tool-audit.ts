@@ -1,6 +1,6 @@
 import type { AuditEvent, ToolAttempt } from '../audit/audit.service.js';
 import type { ToolAuditFields } from './mcp-tool.decorator.js';
-import type { ToolContext } from './tool-context.js';
+import type { ToolContext, ToolOutput } from './tool-context.js';
 
 /** A field of the arguments or result, read only from the object itself (never a prototype). */
 function field(object: unknown, name: string | undefined): unknown {
@@ -23,10 +23,24 @@ export function attemptOf(audit: ToolAuditFields | undefined, args: unknown): To
   };
 }
 
-/** The rows a call read or changed, from the result field its tool declares. */
-export function rowCountOf(audit: ToolAuditFields | undefined, data: unknown): number | undefined {
-  const count = field(data, audit?.rowCount);
+/** The rows a call read or changed: as its method told, else from the declared result field. */
+export function rowCountOf(
+  audit: ToolAuditFields | undefined,
+  output: ToolOutput<object> | undefined,
+): number | undefined {
+  const count = output?.audit?.rowCount ?? field(output?.data, audit?.rowCount);
   return typeof count === 'number' ? count : undefined;
+}
+
+/** What a read-only call ran, as its method told it (`ToolOutput.audit`), over what was declared. */
+export function ranOf(output: ToolOutput<object> | undefined): ToolAttempt {
+  const ran = output?.audit;
+  if (!ran) return {};
+  return {
+    ...(ran.statement !== undefined && { sql: ran.statement }),
+    ...(ran.params !== undefined && { params: ran.params }),
+    ...(ran.table !== undefined && { table: ran.table }),
+  };
 }
 
 /**

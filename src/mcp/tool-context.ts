@@ -12,10 +12,24 @@ export interface ToolContext extends RequestInfo {
   requiredScopes: readonly string[];
 }
 
-/** What a tool method returns: the structured result and its rendering for the model. */
+/**
+ * What a call ran, told by the tool itself when its arguments do not say it (a statement of its
+ * own, the rows it read). A read-only tool's record takes all of it; a write's record is committed
+ * before the write runs (with what its `@McpTool({ audit })` fields say), and takes the row count.
+ */
+export interface ToolRunAudit {
+  statement?: string;
+  /** Bound parameters: stored only as a hash, never a value. */
+  params?: unknown;
+  table?: string;
+  rowCount?: number;
+}
+
+/** What a tool method returns: the structured result, its rendering for the model, and audit. */
 export interface ToolOutput<T extends object> {
   data: T;
   text: string;
+  audit?: ToolRunAudit;
 }
 
 /** A failure the caller can act on; becomes an `isError` result with this message. */

@@ -38,21 +38,13 @@ export function sqliteUrlPath(url: string): string {
 }
 
 /**
- * Starts the real app on a loopback port (`PORT` if given, else a free one) with a fresh SQLite
- * file and these settings.
+ * Sets the process environment the app reads at start: every setting a spec may change is reset
+ * (unset, or to the test value), then `env` applied. Returns the settings as applied.
  */
-export async function startTestApp(
+export function applyTestSettings(
   env: Record<string, string | undefined>,
-  options: TestAppOptions = {},
-): Promise<TestApp> {
-  const port = env.PORT ? Number(env.PORT) : await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'scopedb-test-'));
-  const databasePath = join(dir, 'test.sqlite');
-  options.prepareDatabase?.(databasePath);
+): Record<string, string | undefined> {
   const settings: Record<string, string | undefined> = {
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_URL: `sqlite:${databasePath}`,
     INTERNAL_DATABASE_URL: undefined,
     AUDIT_DATABASE_URL: undefined,
     PUBLIC_URL: undefined,
@@ -80,12 +72,34 @@ export async function startTestApp(
     RATE_LIMIT_ANONYMOUS_PER_MINUTE: '1000000',
     RATE_LIMIT_REDIS_URL: undefined,
     RATE_LIMIT_REDIS_PREFIX: undefined,
+    REPORTS_EXAMPLE: undefined,
     ...env,
   };
   for (const [name, value] of Object.entries(settings)) {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;
   }
+  return settings;
+}
+
+/**
+ * Starts the real app on a loopback port (`PORT` if given, else a free one) with a fresh SQLite
+ * file and these settings.
+ */
+export async function startTestApp(
+  env: Record<string, string | undefined>,
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'scopedb-test-'));
+  const databasePath = join(dir, 'test.sqlite');
+  options.prepareDatabase?.(databasePath);
+  const settings = applyTestSettings({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: `sqlite:${databasePath}`,
+    ...env,
+  });
   const app = await startApp({ logger: process.env.TEST_LOGS ? undefined : false });
   const baseUrl = `http://localhost:${port}`;
   const internalDatabasePath = settings.INTERNAL_DATABASE_URL
