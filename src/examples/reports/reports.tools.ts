@@ -1,3 +1,4 @@
+// #region readme
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../../auth/require-scopes.decorator.js';
@@ -30,6 +31,14 @@ const revenueOutput = z.object({
   truncated: z.boolean(),
 });
 
+function checkPeriod({ from, to }: { from: string; to: string }): void {
+  if (from >= to)
+    throw new ToolError(`The period is empty: from (${from}) must come before to (${to}).`);
+}
+
+const euros = (cents: number) => (cents / 100).toFixed(2);
+// #endregion readme
+
 const topCustomersInput = z.object({
   ...period,
   limit: z.number().int().min(1).max(50).default(10),
@@ -46,12 +55,7 @@ const topCustomersOutput = z.object({
   ),
 });
 
-function checkPeriod({ from, to }: { from: string; to: string }): void {
-  if (from >= to)
-    throw new ToolError(`The period is empty: from (${from}) must come before to (${to}).`);
-}
-
-const euros = (cents: number) => (cents / 100).toFixed(2);
+// #region readme
 
 /**
  * The worked example of an extension (README, "Adding a tool"): two reviewed reports behind a
@@ -97,6 +101,7 @@ export class ReportsTools {
     };
   }
 
+  // #endregion readme
   @McpTool({
     name: 'top_customers',
     title: 'Top customers',
@@ -133,4 +138,6 @@ export class ReportsTools {
       audit: { statement: sql, params, rowCount: result.row_count },
     };
   }
+  // #region readme
 }
+// #endregion readme
