@@ -9,6 +9,7 @@ describe('README snippets', () => {
     expect(snippets.map((snippet) => snippet.path)).toEqual([
       'src/examples/reports/reports.scopes.ts',
       'src/examples/reports/reports.tools.ts',
+      'src/examples/reports/reports.sql.ts',
       'src/examples/reports/reports.module.ts',
     ]);
   });

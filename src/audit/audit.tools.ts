@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { McpTool } from '../mcp/mcp-tool.decorator.js';
+import { McpTool, READ_ONLY_TOOL } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from '../tools/scopes.js';
 import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import { AUDIT_OUTCOMES } from './audit-record.entity.js';
@@ -97,12 +97,7 @@ export class AuditTools {
       'Audit records, newest first: who (sub, name, client), which tool, table and SQL (parameters only as a sha256), outcome, rows, duration, request id, address, user agent. A write is recorded as pending before it runs and completed with its outcome; interrupted means the server stopped before its outcome was recorded. Filters are combined with AND; since is inclusive, until exclusive. At most limit records (default 50, at most 500); pass next_cursor back as cursor for the next page.',
     input: getAuditLogInput,
     output: getAuditLogOutput,
-    annotations: {
-      readOnlyHint: true,
-      destructiveHint: false,
-      idempotentHint: true,
-      openWorldHint: false,
-    },
+    annotations: READ_ONLY_TOOL,
   })
   async getAuditLog(input: z.infer<typeof getAuditLogInput>): Promise<ToolOutput<AuditLogPage>> {
     const beforeId = input.cursor === undefined ? undefined : decodeCursor(input.cursor);

@@ -39,6 +39,14 @@ export interface McpToolOptions<
   audit?: ToolAuditFields<z.input<I>, z.output<O>>;
 }
 
+/** The annotations of a tool that only reads (a closed world: the database, nothing beyond it). */
+export const READ_ONLY_TOOL = {
+  readOnlyHint: true,
+  destructiveHint: false,
+  idempotentHint: true,
+  openWorldHint: false,
+} as const;
+
 /** The method an @McpTool decorates: `(input, context)` to its structured result and text. */
 export type McpToolMethod<I extends z.ZodObject, O extends z.ZodObject> = (
   input: z.output<I>,

@@ -9,18 +9,11 @@ import {
   type TableDescription,
   type TableList,
 } from '../database/engine.js';
-import { McpTool } from '../mcp/mcp-tool.decorator.js';
+import { McpTool, READ_ONLY_TOOL } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from './scopes.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import type { TruncationReason } from '../database/result-rows.js';
 import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
-
-const readOnly = {
-  readOnlyHint: true,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: false,
-} as const;
 
 const listTablesInput = z.object({
   pattern: z
@@ -125,7 +118,7 @@ export class QueryTools {
       "Lists the tables and views of the database with a row count for each table (PostgreSQL: the planner's estimate). Tables outside the search path are named schema.name.",
     input: listTablesInput,
     output: listTablesOutput,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
   })
   async listTables(
     input: z.infer<typeof listTablesInput>,
@@ -156,7 +149,7 @@ export class QueryTools {
       'Columns (type, nullability, default, primary key), indexes and foreign keys of one table or view.',
     input: describeTableInput,
     output: describeTableOutput,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
     audit: { table: 'table' },
   })
   async describeTable(
@@ -195,7 +188,7 @@ export class QueryTools {
       'Runs exactly one read-only SQL statement with bound parameters. Returns at most max_rows rows (default 100, at most 1000) within a size budget, long cells shortened; truncated and truncation_reason say when something was left out. Cancelled after timeout_ms (default 5000, at most 30000). The database enforces read-only.',
     input: queryInput,
     output: readResult,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
     audit: { statement: 'sql', params: 'params', rowCount: 'row_count' },
   })
   async query(
@@ -238,7 +231,7 @@ export class QueryTools {
       "The database's query plan (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN, not run) for one read-only statement, under the same rules as query: shows which indexes are used and where tables are scanned.",
     input: explainInput,
     output: explainOutput,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
     audit: { statement: 'sql', params: 'params' },
   })
   async explainQuery(
@@ -265,7 +258,7 @@ export class QueryTools {
       'The migrations ledger: every migration apply_migration recorded, oldest first, with its checksum, who applied it and when, and its status: applied; failed (not applied: its error stopped it, or the server stopped first); pending (being applied now); diverged (interrupted, and the schema then matched neither its state before nor after).',
     input: listMigrationsInput,
     output: listMigrationsOutput,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
   })
   async listMigrations(): Promise<ToolOutput<z.infer<typeof listMigrationsOutput>>> {
     const data = { migrations: await this.database.listMigrations() };

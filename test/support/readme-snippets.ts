@@ -6,25 +6,22 @@ const REGION_END = '// #endregion readme';
 /**
  * What the README shows of a source file: the whole file, or, when it marks regions with
  * `// #region readme` ... `// #endregion readme`, those regions joined by a `// ...` line (indented
- * as the last line before it).
+ * as the marker of the region it leads to).
  */
 export function snippetOf(path: string): string {
   const lines = readFileSync(path, 'utf8').split('\n');
   if (!lines.some((line) => line.trim() === REGION_START)) return lines.join('\n');
-  const regions: string[][] = [];
+  const regions: { indent: string; lines: string[] }[] = [];
   let current: string[] | undefined;
   for (const line of lines) {
-    if (line.trim() === REGION_START) regions.push((current = []));
-    else if (line.trim() === REGION_END) current = undefined;
+    if (line.trim() === REGION_START) {
+      current = [];
+      regions.push({ indent: line.slice(0, line.indexOf('//')), lines: current });
+    } else if (line.trim() === REGION_END) current = undefined;
     else current?.push(line);
   }
   return regions
-    .map((region, i) => {
-      if (i === 0) return region.join('\n');
-      const before = regions[i - 1].findLast((line) => line.trim() !== '') ?? '';
-      const indent = /^\s*/.exec(before)?.[0] ?? '';
-      return `${indent}// ...\n${region.join('\n')}`;
-    })
+    .map(({ indent, lines }, i) => `${i === 0 ? '' : `${indent}// ...\n`}${lines.join('\n')}`)
     .join('\n')
     .replace(/\n*$/, '\n');
 }

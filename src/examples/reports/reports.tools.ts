@@ -3,24 +3,16 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../../auth/require-scopes.decorator.js';
 import { DatabaseEngine } from '../../database/engine.js';
-import { McpTool } from '../../mcp/mcp-tool.decorator.js';
+import { McpTool, READ_ONLY_TOOL } from '../../mcp/mcp-tool.decorator.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../../mcp/tool-context.js';
 import { REPORT_SCOPES } from './reports.scopes.js';
-import { exactInteger, REVENUE_BY_MONTH, sqlFor, TOP_CUSTOMERS } from './reports.sql.js';
+import { exactInteger, REVENUE_BY_MONTH, runReport, TOP_CUSTOMERS } from './reports.sql.js';
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a day, YYYY-MM-DD');
 const period = {
   from: day.default('0001-01-01').describe('First day included (YYYY-MM-DD)'),
   to: day.default('9999-12-31').describe('First day left out (YYYY-MM-DD)'),
 };
-const readOnly = {
-  readOnlyHint: true,
-  destructiveHint: false,
-  idempotentHint: true,
-  openWorldHint: false,
-} as const;
-/** A report is small: a deadline and a row cap of its own, under the engine's limits. */
-const REPORT_TIMEOUT_MS = 5000;
 const MAX_MONTHS = 240;
 
 const revenueInput = z.object(period);
@@ -59,9 +51,8 @@ const topCustomersOutput = z.object({
 
 /**
  * The worked example of an extension (README, "Adding a tool"): two reviewed reports behind a
- * scope of their own. SQL goes through DatabaseEngine, never a connection of its own: the
- * read-only executor runs it with its deadline, row and size limits, and the audit interceptor
- * records each call with the statement the method reports in `audit`.
+ * scope of their own. Their SQL goes through DatabaseEngine (runReport), never a connection of
+ * their own, and each call's record carries the statement it ran (`audit` in the result).
  */
 @Injectable()
 @RequireScopes(REPORT_SCOPES.read)
@@ -75,19 +66,18 @@ export class ReportsTools {
       'Orders and revenue (in cents) per month of a period, cancelled orders left out. from is included, to is not.',
     input: revenueInput,
     output: revenueOutput,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
   })
   async revenueByMonth(
     input: z.infer<typeof revenueInput>,
     context: ToolContext,
   ): Promise<ToolOutput<z.infer<typeof revenueOutput>>> {
     checkPeriod(input);
-    const sql = sqlFor(REVENUE_BY_MONTH, this.database.dialect);
-    const params = [input.from, input.to];
-    const result = await this.database.query(
-      { sql, params, maxRows: MAX_MONTHS, timeoutMs: REPORT_TIMEOUT_MS },
-      context.principal,
-    );
+    const { sql, params, result } = await runReport(this.database, context.principal, {
+      sql: REVENUE_BY_MONTH,
+      params: [input.from, input.to],
+      maxRows: MAX_MONTHS,
+    });
     const months = result.rows.map(([month, orders, revenue]) => ({
       month: String(month),
       orders: exactInteger(orders),
@@ -109,19 +99,18 @@ export class ReportsTools {
       'The customers who spent most in a period (revenue in cents, cancelled orders left out), at most limit (default 10).',
     input: topCustomersInput,
     output: topCustomersOutput,
-    annotations: readOnly,
+    annotations: READ_ONLY_TOOL,
   })
   async topCustomers(
     input: z.infer<typeof topCustomersInput>,
     context: ToolContext,
   ): Promise<ToolOutput<z.infer<typeof topCustomersOutput>>> {
     checkPeriod(input);
-    const sql = sqlFor(TOP_CUSTOMERS, this.database.dialect);
-    const params = [input.from, input.to, input.limit];
-    const result = await this.database.query(
-      { sql, params, maxRows: input.limit, timeoutMs: REPORT_TIMEOUT_MS },
-      context.principal,
-    );
+    const { sql, params, result } = await runReport(this.database, context.principal, {
+      sql: TOP_CUSTOMERS,
+      params: [input.from, input.to, input.limit],
+      maxRows: input.limit,
+    });
     const customers = result.rows.map(([id, name, country, orders, revenue]) => ({
       id: exactInteger(id),
       name: String(name),
