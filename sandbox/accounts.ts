@@ -7,8 +7,11 @@ export interface DemoUser {
   displayName: string;
   email: string;
   password: string;
-  /** The database scopes this user may grant to a client (Casdoor: the user's permissions). */
-  scopes: readonly string[];
+  /**
+   * The server's scopes this user may grant to a client (Casdoor: the user's permissions): `all`,
+   * whatever modules are on, or these.
+   */
+  scopes: 'all' | readonly string[];
 }
 
 export const DEMO_USERS: readonly DemoUser[] = [
@@ -18,7 +21,7 @@ export const DEMO_USERS: readonly DemoUser[] = [
     displayName: 'Alice (every scope)',
     email: 'alice@example.com',
     password: 'alice-demo',
-    scopes: ['db:query', 'db:modify', 'db:admin'],
+    scopes: 'all',
   },
   {
     id: '8b0e4d2c-1a3f-4c5e-9d7b-2e6f8a0c4b1d',
@@ -36,4 +39,14 @@ export function userById(id: string): DemoUser | undefined {
 
 export function authenticate(name: string, password: string): DemoUser | undefined {
   return DEMO_USERS.find((user) => user.name === name && user.password === password);
+}
+
+/** Whether `user` may grant `scope`, one of the server's scopes (OIDC scopes are anyone's). */
+export function mayGrant(user: DemoUser, scope: string): boolean {
+  return user.scopes === 'all' || user.scopes.includes(scope);
+}
+
+/** The scopes of `offered` that `user` may grant. */
+export function grantableScopes(user: DemoUser, offered: readonly string[]): string[] {
+  return offered.filter((scope) => mayGrant(user, scope));
 }

@@ -1,4 +1,5 @@
-import type { DemoUser } from './accounts.js';
+import type { ScopeInUse } from '../src/mcp/tool-registry.js';
+import { type DemoUser, grantableScopes } from './accounts.js';
 
 export interface InstructionFacts {
   mcpUrl: string;
@@ -7,18 +8,38 @@ export interface InstructionFacts {
   /** The database was created now (else kept from an earlier run). */
   seeded: boolean;
   baselineScopes: readonly string[];
+  /** The scopes the issuer offers: every scope the server declares (ToolRegistry.scopes()). */
+  scopes: readonly ScopeInUse[];
+  /** REPORTS_EXAMPLE: the worked example extension is served. */
+  reportsExample: boolean;
   users: readonly DemoUser[];
+}
+
+/** Rows of cells, each column padded to its widest cell, indented. */
+function table(rows: readonly string[][]): string {
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  return rows
+    .map((row) =>
+      `    ${row.map((cell, column) => cell.padEnd(widths[column])).join('   ')}`.trimEnd(),
+    )
+    .join('\n');
 }
 
 /** What `npm run dev` prints once everything listens. */
 export function instructions(facts: InstructionFacts): string {
-  const width = Math.max(...facts.users.map((user) => `${user.name} / ${user.password}`.length));
-  const users = facts.users
-    .map(
-      (user) =>
-        `    ${`${user.name} / ${user.password}`.padEnd(width)}   may grant ${user.scopes.join(' ')}`,
-    )
-    .join('\n');
+  const offered = facts.scopes.map((scope) => scope.name);
+  const users = table(
+    facts.users.map((user) => [
+      `${user.name} / ${user.password}`,
+      `may grant ${grantableScopes(user, offered).join(' ')}`,
+    ]),
+  );
+  const scopes = table(
+    facts.scopes.map((scope) => [scope.name, scope.title, scope.tools.join(', ')]),
+  );
+  const example = facts.reportsExample
+    ? 'The worked example extension (src/examples/reports) is on; REPORTS_EXAMPLE=false leaves it out.'
+    : 'The worked example extension (src/examples/reports) is off; REPORTS_EXAMPLE=true serves it.';
   const claude = JSON.stringify(
     {
       mcpServers: {
@@ -41,6 +62,11 @@ ScopeDB sandbox is running (development only, loopback only).
 
   Demo users (sign in when your MCP client opens the browser):
 ${users}
+
+  Scopes offered at consent (every scope the server's tools require, and the tools requiring it):
+${scopes}
+
+  ${example}
 
   MCP Inspector:
     npx @modelcontextprotocol/inspector

@@ -2,10 +2,11 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { errors, type Configuration, type JWK } from 'oidc-provider';
-import { authenticate, type DemoUser, userById } from './accounts.js';
+import type { ScopeText } from '../src/auth/scopes.js';
+import { authenticate, type DemoUser, mayGrant, userById } from './accounts.js';
 import { MemoryStore } from './memory-store.js';
 import { consentPage, escapeHtml, loginPage, type ConsentItem } from './pages.js';
-import { DATABASE_SCOPE_NAMES, DATABASE_SCOPES, OIDC_SCOPES } from './scopes.js';
+import { ScopeCatalog } from './scopes.js';
 
 /** Casdoor's paths (see shared casdoor discovery.json); discovery stays at oidc-provider's own. */
 export const CASDOOR_ROUTES = {
@@ -26,6 +27,8 @@ const MAX_REGISTRATION_BYTES = 56 * 1024;
 export interface SandboxIssuerOptions {
   /** The resource (ScopeDB's RESOURCE_URL) that access tokens are issued for. */
   resourceUrl: string;
+  /** The resource's scopes: every scope the server declares (its ToolRegistry's `scopes()`). */
+  scopes: readonly ScopeText[];
   /** Loopback port; 0 picks a free one. */
   port: number;
   /** Access token lifetime, seconds. */
@@ -96,7 +99,11 @@ function accessTokenClaims(user: DemoUser, clientId: string): Record<string, unk
   };
 }
 
-function buildConfiguration(options: SandboxIssuerOptions, privateKey: JWK): Configuration {
+function buildConfiguration(
+  options: SandboxIssuerOptions,
+  catalog: ScopeCatalog,
+  privateKey: JWK,
+): Configuration {
   const { resourceUrl } = options;
   const store = new MemoryStore();
   return {
@@ -105,7 +112,7 @@ function buildConfiguration(options: SandboxIssuerOptions, privateKey: JWK): Con
     jwks: { keys: [privateKey] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     routes: CASDOOR_ROUTES,
-    scopes: Object.keys(OIDC_SCOPES),
+    scopes: catalog.oidcScopes,
     claims: {
       openid: ['sub'],
       profile: ['name', 'preferred_username'],
@@ -143,7 +150,7 @@ function buildConfiguration(options: SandboxIssuerOptions, privateKey: JWK): Con
           if (indicator !== resourceUrl)
             throw new errors.InvalidTarget(`this sandbox issues tokens only for ${resourceUrl}`);
           return {
-            scope: DATABASE_SCOPE_NAMES.join(' '),
+            scope: catalog.resourceScopes.join(' '),
             audience: resourceUrl,
             accessTokenTTL: options.accessTokenTtlS ?? 3600,
             accessTokenFormat: 'jwt',
@@ -178,6 +185,7 @@ function buildConfiguration(options: SandboxIssuerOptions, privateKey: JWK): Con
 
 /** The Casdoor-shaped development authorization server of `npm run dev` and the e2e specs. */
 export async function startSandboxIssuer(options: SandboxIssuerOptions): Promise<SandboxIssuer> {
+  const catalog = new ScopeCatalog(options.scopes);
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -188,8 +196,8 @@ export async function startSandboxIssuer(options: SandboxIssuerOptions): Promise
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: KEY_ID, alg: 'RS256', use: 'sig' };
-  const provider = new Provider(url, buildConfiguration(options, jwk));
-  const interactions = new Interactions(provider, options.resourceUrl);
+  const provider = new Provider(url, buildConfiguration(options, catalog, jwk));
+  const interactions = new Interactions(provider, options.resourceUrl, catalog);
   const callback = provider.callback();
 
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
@@ -255,6 +263,7 @@ class Interactions {
   constructor(
     private readonly provider: Provider,
     private readonly resourceUrl: string,
+    private readonly catalog: ScopeCatalog,
   ) {}
 
   async handle(path: string, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -267,7 +276,8 @@ class Interactions {
     const clientName = client?.clientName ?? String(details.params.client_id);
 
     if (request.method === 'GET' && action === undefined) {
-      if (details.prompt.name === 'login') return send(response, 200, loginPage(uid, clientName));
+      if (details.prompt.name === 'login')
+        return send(response, 200, loginPage(uid, clientName, this.catalog.resourceScopes));
       if (details.prompt.name === 'consent') {
         const user = this.user(details.session?.accountId);
         return send(
@@ -286,7 +296,16 @@ class Interactions {
       if (details.prompt.name !== 'login') throw new FormError('sign-in is not expected now');
       const user = authenticate(form.get('username') ?? '', form.get('password') ?? '');
       if (!user)
-        return send(response, 401, loginPage(uid, clientName, 'Unknown user or wrong password.'));
+        return send(
+          response,
+          401,
+          loginPage(
+            uid,
+            clientName,
+            this.catalog.resourceScopes,
+            'Unknown user or wrong password.',
+          ),
+        );
       return this.provider.interactionFinished(
         request,
         response,
@@ -327,14 +346,16 @@ class Interactions {
     return [...new Set(scope.split(' ').filter((item) => item !== ''))];
   }
 
+  /** The requested scopes the issuer offers; others are left out. */
   private consentItems(params: Record<string, unknown>, user: DemoUser): ConsentItem[] {
-    return this.requested(params)
-      .filter((scope) => scope in DATABASE_SCOPES || scope in OIDC_SCOPES)
-      .map((scope) => ({ scope, grantable: this.mayGrant(user, scope) }));
+    return this.requested(params).flatMap((name) => {
+      const scope = this.catalog.describe(name);
+      return scope ? [{ scope, grantable: this.mayGrant(user, name) }] : [];
+    });
   }
 
   private mayGrant(user: DemoUser, scope: string): boolean {
-    return scope in OIDC_SCOPES || user.scopes.includes(scope);
+    return this.catalog.isOidcScope(scope) || mayGrant(user, scope);
   }
 
   /** A new grant with exactly the requested scopes the user checked and may grant. */
@@ -348,19 +369,19 @@ class Interactions {
       clientId: String(params.client_id),
     });
     const granted: string[] = [];
-    const rejected = { database: [] as string[], oidc: [] as string[] };
+    const rejected = { resource: [] as string[], oidc: [] as string[] };
     for (const scope of this.requested(params)) {
-      const database = scope in DATABASE_SCOPES;
-      if (!database && !(scope in OIDC_SCOPES)) continue;
+      const resource = this.catalog.isResourceScope(scope);
+      if (!resource && !this.catalog.isOidcScope(scope)) continue;
       if (checked.has(scope) && this.mayGrant(user, scope)) {
         granted.push(scope);
-        if (database) grant.addResourceScope(this.resourceUrl, scope);
+        if (resource) grant.addResourceScope(this.resourceUrl, scope);
         else grant.addOIDCScope(scope);
-      } else rejected[database ? 'database' : 'oidc'].push(scope);
+      } else rejected[resource ? 'resource' : 'oidc'].push(scope);
     }
     if (granted.length === 0) return undefined;
-    if (rejected.database.length)
-      grant.rejectResourceScope(this.resourceUrl, rejected.database.join(' '));
+    if (rejected.resource.length)
+      grant.rejectResourceScope(this.resourceUrl, rejected.resource.join(' '));
     if (rejected.oidc.length) grant.rejectOIDCScope(rejected.oidc.join(' '));
     return grant.save();
   }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { startApp } from '../src/bootstrap.js';
 import { drainHttpServer } from '../src/common/graceful-shutdown.js';
 import { ConfigurationError, readSettings } from '../src/config/settings.js';
+import { ToolRegistry } from '../src/mcp/tool-registry.js';
 import { DEMO_USERS } from './accounts.js';
 import { seedDemoDatabase } from './demo-database.js';
 import { startSandboxIssuer } from './issuer.js';
@@ -35,6 +36,8 @@ process.env.DATABASE_URL ||= 'sqlite:data/demo.sqlite';
 process.env.LOG_LEVEL ||= 'warn';
 // MCP Inspector's web UI, so that it may call the endpoint from the browser.
 process.env.MCP_ALLOWED_ORIGINS ||= 'http://localhost:6274';
+// The worked example extension (src/examples/reports): its reports read the demo shop's tables.
+process.env.REPORTS_EXAMPLE ||= 'true';
 
 let settings: ReturnType<typeof readSettings>;
 try {
@@ -50,15 +53,20 @@ if (database.type !== 'sqlite')
     'The sandbox seeds its demo data into a SQLite file; leave DATABASE_URL unset (or sqlite:<path>) for npm run dev.',
   );
 const seeded = seedDemoDatabase(database.path);
+// The app first: it does not contact the issuer before a token arrives (its keys are fetched on
+// the first one), and its tool registry says which scopes the issuer offers.
+const app = await startApp();
+const scopes = app.get(ToolRegistry).scopes();
 const issuer = await startSandboxIssuer({
   port: issuerPort,
   resourceUrl: settings.mcp.resourceUrl,
-}).catch((error: unknown) =>
-  fail(
+  scopes,
+}).catch(async (error: unknown) => {
+  await app.close();
+  return fail(
     `The sandbox issuer could not listen on 127.0.0.1:${issuerPort} (${error instanceof Error ? error.message : String(error)}); set SANDBOX_ISSUER_PORT to a free port.`,
-  ),
-);
-const app = await startApp();
+  );
+});
 
 process.stdout.write(
   instructions({
@@ -67,6 +75,8 @@ process.stdout.write(
     databasePath: database.path,
     seeded,
     baselineScopes: settings.auth.baselineScopes,
+    scopes,
+    reportsExample: settings.mcp.reportsExample,
     users: DEMO_USERS,
   }),
 );

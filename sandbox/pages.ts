@@ -1,5 +1,5 @@
-import { DEMO_USERS } from './accounts.js';
-import { describeScope } from './scopes.js';
+import type { ScopeText } from '../src/auth/scopes.js';
+import { DEMO_USERS, grantableScopes } from './accounts.js';
 
 const ENTITIES: Record<string, string> = {
   '&': '&amp;',
@@ -38,10 +38,16 @@ ${body}
 `;
 }
 
-export function loginPage(uid: string, clientName: string, error?: string): string {
+/** `offered`: the server's scopes the issuer offers (what each user may grant is shown). */
+export function loginPage(
+  uid: string,
+  clientName: string,
+  offered: readonly string[],
+  error?: string,
+): string {
   const users = DEMO_USERS.map(
     (user) =>
-      `<tr><td><code>${escapeHtml(user.name)}</code></td><td><code>${escapeHtml(user.password)}</code></td><td>${escapeHtml(user.scopes.join(' '))}</td></tr>`,
+      `<tr><td><code>${escapeHtml(user.name)}</code></td><td><code>${escapeHtml(user.password)}</code></td><td>${escapeHtml(grantableScopes(user, offered).join(' '))}</td></tr>`,
   ).join('\n');
   return layout(
     'Sign in',
@@ -60,7 +66,7 @@ ${users}
 }
 
 export interface ConsentItem {
-  scope: string;
+  scope: ScopeText;
   /** Pre-checked: the user may grant it. */
   grantable: boolean;
 }
@@ -73,11 +79,10 @@ export function consentPage(
 ): string {
   const rows = items
     .map(({ scope, grantable }) => {
-      const text = describeScope(scope);
-      const id = `scope-${scope.replace(/[^a-z0-9]/gi, '-')}`;
-      return `<div class="scope"><label for="${escapeHtml(id)}"><input type="checkbox" id="${escapeHtml(id)}" name="scope" value="${escapeHtml(scope)}"${grantable ? ' checked' : ' disabled'}>
-<strong>${escapeHtml(text.displayName)}</strong> <code>${escapeHtml(scope)}</code></label>
-<small>${escapeHtml(text.description)}${grantable ? '' : ` (${escapeHtml(userName)} may not grant this)`}</small></div>`;
+      const id = `scope-${scope.name.replace(/[^a-z0-9]/gi, '-')}`;
+      return `<div class="scope"><label for="${escapeHtml(id)}"><input type="checkbox" id="${escapeHtml(id)}" name="scope" value="${escapeHtml(scope.name)}"${grantable ? ' checked' : ' disabled'}>
+<strong>${escapeHtml(scope.title)}</strong> <code>${escapeHtml(scope.name)}</code></label>
+<small>${escapeHtml(scope.description)}${grantable ? '' : ` (${escapeHtml(userName)} may not grant this)`}</small></div>`;
     })
     .join('\n');
   return layout(

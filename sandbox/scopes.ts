@@ -1,40 +1,49 @@
-/** The database scopes as the Casdoor application declares them (README, "Setting up Casdoor"). */
-export interface ScopeText {
-  displayName: string;
-  description: string;
-}
-
-export const DATABASE_SCOPES: Readonly<Record<string, ScopeText>> = {
-  'db:query': {
-    displayName: 'Read the database',
-    description: 'List tables, describe them and run read-only queries',
-  },
-  'db:modify': {
-    displayName: 'Change data',
-    description: 'Insert, update and delete rows',
-  },
-  'db:admin': {
-    displayName: 'Change the schema',
-    description: 'Create, alter and drop tables and indexes; read the audit log',
-  },
-};
-
-export const DATABASE_SCOPE_NAMES = Object.keys(DATABASE_SCOPES);
+import type { ScopeText } from '../src/auth/scopes.js';
 
 /** OpenID Connect scopes a client may add to its request (MCP clients add offline_access). */
-export const OIDC_SCOPES: Readonly<Record<string, ScopeText>> = {
-  openid: { displayName: 'Sign you in', description: 'Know who you are (your user id)' },
-  profile: { displayName: 'Your profile', description: 'Your name and display name' },
-  email: { displayName: 'Your email address', description: 'Your email address' },
-  offline_access: {
-    displayName: 'Stay connected',
+export const OIDC_SCOPES: readonly ScopeText[] = [
+  { name: 'openid', title: 'Sign you in', description: 'Know who you are (your user id)' },
+  { name: 'profile', title: 'Your profile', description: 'Your name and display name' },
+  { name: 'email', title: 'Your email address', description: 'Your email address' },
+  {
+    name: 'offline_access',
+    title: 'Stay connected',
     description: 'Keep access while you are away, by refreshing its tokens',
   },
-};
+];
 
-export function describeScope(scope: string): ScopeText {
-  return (
-    DATABASE_SCOPES[scope] ??
-    OIDC_SCOPES[scope] ?? { displayName: scope, description: 'A scope this server does not know' }
-  );
+/**
+ * The scopes the sandbox issuer offers: the OpenID Connect ones, and the resource's, i.e. every
+ * scope the running server declares (its ToolRegistry's `scopes()`), in the words its modules
+ * declared them with.
+ */
+export class ScopeCatalog {
+  private readonly oidc = new Map(OIDC_SCOPES.map((scope) => [scope.name, scope]));
+  private readonly resource: ReadonlyMap<string, ScopeText>;
+
+  constructor(resourceScopes: readonly ScopeText[]) {
+    this.resource = new Map(resourceScopes.map((scope) => [scope.name, scope]));
+  }
+
+  /** The resource's scope names, in the server's order. */
+  get resourceScopes(): string[] {
+    return [...this.resource.keys()];
+  }
+
+  get oidcScopes(): string[] {
+    return [...this.oidc.keys()];
+  }
+
+  isResourceScope(scope: string): boolean {
+    return this.resource.has(scope);
+  }
+
+  isOidcScope(scope: string): boolean {
+    return this.oidc.has(scope);
+  }
+
+  /** How the consent page shows an offered scope; undefined for one not offered. */
+  describe(scope: string): ScopeText | undefined {
+    return this.resource.get(scope) ?? this.oidc.get(scope);
+  }
 }

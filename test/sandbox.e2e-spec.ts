@@ -1,11 +1,16 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { auth } from '@modelcontextprotocol/client';
 import Database from 'better-sqlite3';
+import { DEMO_USERS, type DemoUser } from '../sandbox/accounts.js';
 import { DEMO_SIZES } from '../sandbox/demo-database.js';
 import { freePort } from './support/app.js';
-import { challengeParams, initialize, postMcp } from './support/mcp-http.js';
+import { callTool, challengeParams, initialize, postMcp } from './support/mcp-http.js';
 import { type NodeProcess, startNode } from './support/node-process.js';
+import { HeadlessOAuthClient } from './support/oauth-client.js';
+import { toolClient } from './support/tool-client.js';
+import { HeadlessUserAgent, LoopbackCallback, type OfferedScope } from './support/user-agent.js';
 
 const SANDBOX = resolve('dist-sandbox/sandbox/main.js');
 const MAIN = resolve('dist/main.js');
@@ -100,6 +105,205 @@ describe('npm run dev (dist-sandbox/sandbox/main.js)', () => {
       sut.child.kill('SIGTERM');
     }
     expect((await sut.exited).code).toBe(0);
+  });
+});
+
+/** `npm run dev` in `dir` on free ports, once it has said what to do next. */
+async function startDev(dir: string, env: Record<string, string> = {}) {
+  const [port, issuerPort] = [await freePort(), await freePort()];
+  const sut = startNode(
+    SANDBOX,
+    { PORT: String(port), SANDBOX_ISSUER_PORT: String(issuerPort), ...env },
+    dir,
+  );
+  await waitFor(sut, 'Stop with Ctrl+C');
+  return { sut, mcpUrl: `http://localhost:${port}/mcp` };
+}
+
+/**
+ * Signs `user` in at the sandbox issuer as an MCP client does, asking for `scope`; `consent`
+ * answers the consent form (by default: what it has checked). Returns what the form offered.
+ */
+async function signIn(
+  mcpUrl: string,
+  callback: LoopbackCallback,
+  user: DemoUser,
+  scope: string,
+  consent = (offered: readonly OfferedScope[]) =>
+    offered.filter((item) => item.checked && !item.disabled).map((item) => item.scope),
+) {
+  const offered: OfferedScope[] = [];
+  const browser = new HeadlessUserAgent({
+    username: user.name,
+    password: user.password,
+    consent: (items) => {
+      offered.push(...items);
+      return consent(items);
+    },
+  });
+  const oauth = new HeadlessOAuthClient(browser, callback, `sandbox e2e (${user.name})`);
+  expect(await auth(oauth, { serverUrl: mcpUrl, scope })).toBe('REDIRECT');
+  const answer = oauth.callbackParameters();
+  expect(
+    await auth(oauth, {
+      serverUrl: mcpUrl,
+      authorizationCode: answer.get('code') ?? '',
+      iss: answer.get('iss') ?? undefined,
+    }),
+  ).toBe('AUTHORIZED');
+  return { browser, oauth, offered, token: oauth.tokens()!.access_token };
+}
+
+/** The MCP SDK adds offline_access to what it asks for when the issuer supports it. */
+const OFFLINE_ACCESS: OfferedScope = { scope: 'offline_access', checked: true, disabled: false };
+
+const scopesOf = (claims: Record<string, unknown>) => String(claims.scope).split(' ').sort();
+
+describe('npm run dev with the worked example extension (on by default)', () => {
+  const [ALICE, BOB] = DEMO_USERS;
+  let dir: string;
+  let dev: Awaited<ReturnType<typeof startDev>>;
+  let callback: LoopbackCallback;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'scopedb-sandbox-'));
+    dev = await startDev(dir);
+    callback = await LoopbackCallback.start();
+  });
+  afterAll(async () => {
+    await callback.close();
+    dev.sut.child.kill('SIGTERM');
+    await dev.sut.exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints every scope the server declares, reports:read among them, and who may grant what', () => {
+    const { stdout } = dev.sut.output();
+
+    expect(stdout).toMatch(
+      /alice \/ alice-demo +may grant db:admin db:modify db:query reports:read\n/,
+    );
+    expect(stdout).toMatch(/bob \/ bob-demo +may grant db:query\n/);
+    expect(stdout).toMatch(/reports:read +Read sales reports +revenue_by_month, top_customers\n/);
+    expect(stdout).toMatch(
+      /db:modify +Change data +insert_rows, update_rows, delete_rows, execute/,
+    );
+    expect(stdout).toContain('REPORTS_EXAMPLE=false leaves it out');
+  });
+
+  it('offers alice reports:read at consent, with its words; she grants it and runs both reports over MCP', async () => {
+    const { browser, oauth, offered, token } = await signIn(
+      dev.mcpUrl,
+      callback,
+      ALICE,
+      'db:query reports:read',
+    );
+
+    expect(offered).toEqual([
+      { scope: 'db:query', checked: true, disabled: false },
+      { scope: 'reports:read', checked: true, disabled: false },
+      OFFLINE_ACCESS,
+    ]);
+    const [login, consent] = browser.pages;
+    expect(login.html).toContain('<td>db:admin db:modify db:query reports:read</td>');
+    expect(consent.html).toContain('<strong>Read sales reports</strong> <code>reports:read</code>');
+    expect(consent.html).toContain(
+      'Run the reviewed sales reports (revenue by month, top customers), nothing else',
+    );
+    expect(scopesOf(oauth.accessTokenClaims())).toEqual(['db:query', 'reports:read']);
+
+    const client = toolClient(dev.mcpUrl, token);
+    const top = await client.ok('top_customers', { limit: 3 });
+    const months = await client.ok('revenue_by_month', {});
+
+    const db = new Database(join(dir, 'data/demo.sqlite'), { readonly: true });
+    try {
+      expect(top).toEqual({
+        customers: db
+          .prepare(
+            `SELECT c.id, c.name, c.country, count(*) AS orders, sum(t.total_cents) AS revenue_cents
+               FROM order_totals t JOIN customers c ON c.id = t.customer_id
+              WHERE t.status <> 'cancelled'
+              GROUP BY c.id ORDER BY revenue_cents DESC, c.id LIMIT 3`,
+          )
+          .all(),
+      });
+      const totals = (months.months as { orders: number; revenue_cents: number }[]).reduce(
+        (sum, month) => ({
+          orders: sum.orders + month.orders,
+          revenue_cents: sum.revenue_cents + month.revenue_cents,
+        }),
+        { orders: 0, revenue_cents: 0 },
+      );
+      expect({ totals, truncated: months.truncated }).toEqual({
+        totals: db
+          .prepare(
+            `SELECT count(*) AS orders, sum(total_cents) AS revenue_cents
+               FROM order_totals WHERE status <> 'cancelled'`,
+          )
+          .get(),
+        truncated: false,
+      });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('offers bob reports:read but he cannot grant it, not even with a forged consent form', async () => {
+    const { offered, oauth, token } = await signIn(
+      dev.mcpUrl,
+      callback,
+      BOB,
+      'db:query reports:read',
+      (items) => items.map((item) => item.scope),
+    );
+
+    expect(offered).toEqual([
+      { scope: 'db:query', checked: true, disabled: false },
+      { scope: 'reports:read', checked: false, disabled: true },
+      OFFLINE_ACCESS,
+    ]);
+    expect(scopesOf(oauth.accessTokenClaims())).toEqual(['db:query']);
+    const refused = await postMcp(dev.mcpUrl, callTool('top_customers', {}), { token });
+    expect(refused.status).toBe(403);
+    expect(challengeParams(refused.headers.get('www-authenticate'))).toMatchObject({
+      error: 'insufficient_scope',
+      scope: 'db:query reports:read',
+    });
+  });
+});
+
+describe('REPORTS_EXAMPLE=false npm run dev', () => {
+  let dir: string;
+  let callback: LoopbackCallback;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'scopedb-sandbox-'));
+    callback = await LoopbackCallback.start();
+  });
+  afterAll(async () => {
+    await callback.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('offers no reports:read: neither printed, nor at consent, nor in the token', async () => {
+    const dev = await startDev(dir, { REPORTS_EXAMPLE: 'false' });
+    try {
+      const { stdout } = dev.sut.output();
+      expect(stdout).not.toContain('reports:read');
+      expect(stdout).toMatch(/alice \/ alice-demo +may grant db:admin db:modify db:query\n/);
+      expect(stdout).toContain('REPORTS_EXAMPLE=true serves it');
+
+      const [alice] = DEMO_USERS;
+      const { offered, oauth } = await signIn(dev.mcpUrl, callback, alice, 'db:query reports:read');
+
+      expect(offered).toEqual([
+        { scope: 'db:query', checked: true, disabled: false },
+        OFFLINE_ACCESS,
+      ]);
+      expect(scopesOf(oauth.accessTokenClaims())).toEqual(['db:query']);
+    } finally {
+      dev.sut.child.kill('SIGTERM');
+    }
+    expect((await dev.sut.exited).code).toBe(0);
   });
 });
 

@@ -1,5 +1,6 @@
 import { seedDemoDatabase } from '../../sandbox/demo-database.js';
 import { type SandboxIssuer, startSandboxIssuer } from '../../sandbox/issuer.js';
+import { ToolRegistry } from '../../src/mcp/tool-registry.js';
 import { freePort, startTestApp, type TestApp } from './app.js';
 
 export interface Sandbox {
@@ -8,14 +9,24 @@ export interface Sandbox {
   close(): Promise<void>;
 }
 
-/** What `npm run dev` runs, in-process: the sandbox issuer and the real app on the demo data. */
+/**
+ * What `npm run dev` runs, in-process: the real app on the demo data (the worked example on,
+ * unless `env` says REPORTS_EXAMPLE=false), then the sandbox issuer offering the app's scopes.
+ */
 export async function startSandbox(env: Record<string, string> = {}): Promise<Sandbox> {
-  const port = await freePort();
-  const issuer = await startSandboxIssuer({ port: 0, resourceUrl: `http://localhost:${port}/mcp` });
+  const issuerPort = await freePort();
   const app = await startTestApp(
-    { PORT: String(port), AUTH_ISSUER: issuer.url, ...env },
+    { AUTH_ISSUER: `http://localhost:${issuerPort}`, REPORTS_EXAMPLE: 'true', ...env },
     { prepareDatabase: (path) => seedDemoDatabase(path) },
   );
+  const issuer = await startSandboxIssuer({
+    port: issuerPort,
+    resourceUrl: app.mcpUrl,
+    scopes: app.app.get(ToolRegistry).scopes(),
+  }).catch(async (error: unknown) => {
+    await app.close();
+    throw error;
+  });
   return {
     issuer,
     app,
