@@ -9,16 +9,21 @@ export const MCP_TOOL_KEY = 'scopedb:mcp-tool';
 type FieldsOf<T, V> = { [K in keyof T]-?: NonNullable<T[K]> extends V ? K : never }[keyof T] &
   string;
 
+/** The names of the fields a tool's audit records are read from (see ToolAuditFields). */
+export interface AuditFieldNames {
+  statement?: string;
+  params?: string;
+  table?: string;
+  rowCount?: string;
+}
+
 /**
  * What the audit record of a call carries beyond who, which tool, outcome and time: the input
  * fields holding the statement it runs, its bound parameters (stored only as a hash) and the
  * table it names, and the output field counting the rows it read or changed. Field names are
  * checked against the tool's schemas at compile time; the interceptor knows no field name.
  */
-export interface ToolAuditFields<
-  Input = Record<string, unknown>,
-  Output = Record<string, unknown>,
-> {
+export interface ToolAuditFields<Input, Output> extends AuditFieldNames {
   statement?: FieldsOf<Input, string>;
   params?: keyof Input & string;
   table?: FieldsOf<Input, string>;

@@ -1,13 +1,14 @@
-import type { ToolAuditFields } from './mcp-tool.decorator.js';
+import type { AuditFieldNames } from './mcp-tool.decorator.js';
 import { attemptOf, ranOf, rowCountOf, toolCallEvent } from './tool-audit.js';
 import type { ToolContext, ToolOutput } from './tool-context.js';
 
-/**
- * Audit fields as the pipeline gets them: read back from @McpTool metadata, where their names were
- * checked against the tool's schemas (untyped here, as for any tool).
- */
-const declared = (names: Record<string, string>) => names as ToolAuditFields;
-const DECLARED = declared({ statement: 'sql', params: 'params', table: 'table', rowCount: 'rows' });
+/** Audit fields as the pipeline gets them: names, checked against the schemas by @McpTool. */
+const DECLARED: AuditFieldNames = {
+  statement: 'sql',
+  params: 'params',
+  table: 'table',
+  rowCount: 'rows',
+};
 
 const output = (data: object, audit?: ToolOutput<object>['audit']): ToolOutput<object> => ({
   data,
@@ -30,7 +31,7 @@ describe(attemptOf.name, () => {
       params: undefined,
       table: undefined,
     });
-    expect(sut(declared({ table: 'table' }), { sql: 'SELECT 1', table: 't' })).toStrictEqual({
+    expect(sut({ table: 'table' }, { sql: 'SELECT 1', table: 't' })).toStrictEqual({
       sql: undefined,
       params: undefined,
       table: 't',
@@ -76,7 +77,7 @@ describe(attemptOf.name, () => {
   it('takes a declared key that JSON gave as an own property, `__proto__` included', () => {
     const args: unknown = JSON.parse('{"__proto__": "SELECT 1"}');
 
-    expect(sut(declared({ statement: '__proto__' }), args).sql).toBe('SELECT 1');
+    expect(sut({ statement: '__proto__' }, args).sql).toBe('SELECT 1');
   });
 });
 
@@ -96,7 +97,7 @@ describe(rowCountOf.name, () => {
 
   it('has no count without a declaration, for a count that is not a number, or without output', () => {
     expect(sut(undefined, output({ rows: 5 }))).toBeUndefined();
-    expect(sut(declared({ statement: 'sql' }), output({ rows: 5 }))).toBeUndefined();
+    expect(sut({ statement: 'sql' }, output({ rows: 5 }))).toBeUndefined();
     expect(sut(DECLARED, output({ rows: '5' }))).toBeUndefined();
     expect(sut(DECLARED, output(Object.create({ rows: 5 }) as object))).toBeUndefined();
     expect(sut(DECLARED, undefined)).toBeUndefined();

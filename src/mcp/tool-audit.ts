@@ -1,5 +1,5 @@
 import type { AuditEvent, ToolAttempt } from '../audit/audit.service.js';
-import type { ToolAuditFields } from './mcp-tool.decorator.js';
+import type { AuditFieldNames } from './mcp-tool.decorator.js';
 import type { ToolContext, ToolOutput } from './tool-context.js';
 
 /** A field of the arguments or result, read only from the object itself (never a prototype). */
@@ -15,7 +15,7 @@ const text = (value: unknown) => (typeof value === 'string' ? value : undefined)
  * fields its tool declares (`@McpTool({ audit })`), from the arguments as sent (also those that
  * its input schema then refuses).
  */
-export function attemptOf(audit: ToolAuditFields | undefined, args: unknown): ToolAttempt {
+export function attemptOf(audit: AuditFieldNames | undefined, args: unknown): ToolAttempt {
   return {
     sql: text(field(args, audit?.statement)),
     params: field(args, audit?.params),
@@ -25,7 +25,7 @@ export function attemptOf(audit: ToolAuditFields | undefined, args: unknown): To
 
 /** The rows a call read or changed: as its method told, else from the declared result field. */
 export function rowCountOf(
-  audit: ToolAuditFields | undefined,
+  audit: AuditFieldNames | undefined,
   output: ToolOutput<object> | undefined,
 ): number | undefined {
   const count = output?.audit?.rowCount ?? field(output?.data, audit?.rowCount);
@@ -48,7 +48,7 @@ export function ranOf(output: ToolOutput<object> | undefined): ToolAttempt {
  * where, with which scopes required, and what the call would run.
  */
 export function toolCallEvent(
-  audit: ToolAuditFields | undefined,
+  audit: AuditFieldNames | undefined,
   context: ToolContext,
   args: unknown,
 ): Omit<AuditEvent, 'outcome'> {
