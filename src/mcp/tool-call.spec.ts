@@ -357,6 +357,15 @@ describe(ToolCallPipeline.name, () => {
       expect(errorsLogged()).toEqual([
         `PipelineTools.drifts returned what its output schema refuses: ${message}`,
       ]);
+      // It ran (its record), and its caller got an error instead of its result (a second one).
+      const [answered, ran] = await audit.recent(2);
+      expect([ran.outcome, ran.tool, answered.outcome, answered.tool, answered.reason]).toEqual([
+        'success',
+        'drifts',
+        'tool_error',
+        'drifts',
+        message,
+      ]);
     });
 
     it('answers a result without data as the SDK does', async () => {

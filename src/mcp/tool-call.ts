@@ -43,7 +43,7 @@ export class ToolCallPipeline {
     if (!input.ok) return input.result;
     const output = await this.executeToolHandler(tool, input.value, args, context);
     if (!output.ok) return output.result;
-    return this.validateToolOutput(tool, output.value);
+    return this.validateToolOutput(tool, output.value, args, context);
   }
 
   /**
@@ -88,10 +88,15 @@ export class ToolCallPipeline {
     }
   }
 
-  /** The structured result against the output schema: a mismatch is a defect of the tool. */
+  /**
+   * The structured result against the output schema: a mismatch is a defect of the tool. The
+   * call's record says it ran; a second record says the caller got an error instead of its result.
+   */
   private async validateToolOutput(
     tool: RegisteredTool,
     output: ToolOutput<object>,
+    args: unknown,
+    context: ToolContext,
   ): Promise<CallToolResult> {
     const checked =
       (output as Partial<ToolOutput<object>> | undefined)?.data === undefined
@@ -104,6 +109,11 @@ export class ToolCallPipeline {
         ? `Output validation error: Tool ${tool.name} has an output schema but no structured content was provided`
         : `Output validation error: Invalid structured content for tool ${tool.name}: ${checked.error}`;
     this.logger.error(`${tool.declaredAt} returned what its output schema refuses: ${message}`);
+    await this.audit.record({
+      ...toolCallEvent(tool.options.audit, context, args),
+      outcome: 'tool_error',
+      reason: message,
+    });
     return errorResult(message);
   }
 
