@@ -101,7 +101,8 @@ describe('query limits', () => {
         // Twice in a row: with a worker lost per runaway, the quick query would queue behind it.
         for (let round = 1; round <= 2; round++) {
           client.settled.length = 0;
-          const runaway = client.timed('runaway', 'query', { sql: RUNAWAY, timeout_ms: 800 });
+          // Long enough that the quick query is answered first even on a loaded machine.
+          const runaway = client.timed('runaway', 'query', { sql: RUNAWAY, timeout_ms: 3000 });
 
           const quick = await other.timed('quick', 'query', {
             sql: 'SELECT coalesce(?, 0) AS round', // a worker's, not inline
@@ -347,7 +348,7 @@ describe('query limits', () => {
       // Function calls: workers' work (a key lookup would be answered inline, queueing for none).
       const patient = client.timed('patient quick', 'query', {
         sql: 'SELECT abs(7) AS seven',
-        timeout_ms: 300,
+        timeout_ms: 1000,
       });
       await sleep(100); // in this order: one principal's calls are served first come, first served
       const second = client.timed('second runaway', 'query', { sql: RUNAWAY, timeout_ms: 3000 });
@@ -358,7 +359,7 @@ describe('query limits', () => {
 
       const [cutFirst, served, cutSecond, refused] = results.map(({ result }) => result);
       expect(textOf(cutFirst)).toMatch(/^Error \[TIMEOUT\]: .*after running 1500 ms \(timeout_ms;/);
-      // Waited about 1200 ms for the worker, more than its own 300 ms, then ran within them.
+      // Waited about 1200 ms for the worker, more than its own 1000 ms, then ran within them.
       expect(served.structuredContent).toMatchObject({ rows: [[7]] });
       // Behind the second runaway for longer than SQL_QUEUE_TIMEOUT_MS: refused, never run.
       expect(refused.isError).toBe(true);
