@@ -40,17 +40,17 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
+import { freePort } from '../test/support/free-port.mjs';
+import { mcpHeaders, mcpMessageJson } from '../test/support/mcp-wire.mjs';
 import { startIssuer } from './issuer.mjs';
 import { backendCpu, backendCpuSpent, createScopedbPostgres, fillTables } from './postgres.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const LEGACY_PROTOCOL = '2025-11-25';
 const ITEMS = 100_000;
 const BIG = 1_000_000;
 const RSS_MAX_ROWS = 1000;
@@ -104,14 +104,6 @@ let postgres;
 
 // ---------------------------------------------------------------------------------------------
 // Set-up
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** `count` rows of items' shape, generated in SQLite itself in one transaction. */
 function fillTable(db, table, count) {
@@ -228,15 +220,6 @@ function pointLookupBody(sql, id, rpcId = 1) {
   });
 }
 
-function mcpHeaders(token) {
-  return {
-    'Content-Type': 'application/json',
-    Accept: 'application/json, text/event-stream',
-    'MCP-Protocol-Version': LEGACY_PROTOCOL,
-    ...(token && { Authorization: `Bearer ${token}` }),
-  };
-}
-
 /** POST to the MCP endpoint; the JSON-RPC message from a JSON body or the first SSE event. */
 async function postMcp(target, body) {
   const response = await fetch(target.mcpUrl, {
@@ -246,17 +229,10 @@ async function postMcp(target, body) {
     signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();
-  const contentType = response.headers.get('content-type') ?? '';
+  const json = mcpMessageJson(response.headers.get('content-type') ?? '', text);
   let message;
   try {
-    if (contentType.includes('text/event-stream')) {
-      const data = text
-        .split('\n')
-        .filter((line) => line.startsWith('data: '))
-        .map((line) => line.slice(6))
-        .find((line) => line.trim() !== '');
-      message = data ? JSON.parse(data) : undefined;
-    } else if (contentType.includes('application/json') && text) message = JSON.parse(text);
+    message = json === undefined ? undefined : JSON.parse(json);
   } catch {
     message = undefined;
   }

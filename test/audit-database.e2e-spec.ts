@@ -9,10 +9,12 @@ import { freePort, startTestApp, type TestApp } from './support/app.js';
 import { runExport } from './support/export.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
 import { match } from './support/matchers.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
+import { countAuditRows, readAuditRows } from './support/audit-rows.js';
+import { callTool, postMcp } from './support/mcp-http.js';
 import { startNode } from './support/node-process.js';
 import { createTestDatabase, type TestPostgresDatabase } from './support/postgres.js';
 import { tableNames } from './support/sqlite-files.js';
+import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
 
 interface AuditRecordJson {
   id: number;
@@ -23,46 +25,13 @@ interface AuditRecordJson {
 }
 
 const ALL_SCOPES = 'db:query db:modify db:admin';
-const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
-
-/** Tool calls with an admin token, each with a request id of its own. */
-function caller(sut: () => TestApp, token: () => string, prefix: string) {
-  let requests = 0;
-  return async (name: string, args: Record<string, unknown> = {}) => {
-    const requestId = `${prefix}-${process.pid}-${++requests}`;
-    const response = await postMcp(sut().mcpUrl, callTool(name, args), {
-      token: token(),
-      headers: { 'X-Request-Id': requestId },
-    });
-    expect(response.status).toBe(200);
-    const result = response.message?.result as ToolResult | undefined;
-    if (!result) throw new Error(`no tools/call result: ${response.body}`);
-    return { requestId, result };
-  };
-}
-
-function count(path: string, sql: string, ...params: unknown[]): number {
-  const db = new Database(path, { readonly: true, fileMustExist: true });
-  try {
-    return db.prepare<unknown[], { n: number }>(sql).get(...params)!.n;
-  } finally {
-    db.close();
-  }
-}
-
 describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)', () => {
   let issuer: TestIssuer;
   let sut: TestApp;
   let dir: string;
   let auditPath: string;
-  let token: string;
-  const call = caller(
-    () => sut,
-    () => token,
-    'audit-sqlite',
-  );
-  const auditRecords = (requestId: string) =>
-    count(auditPath, 'SELECT count(*) AS n FROM audit_log WHERE requestId = ?', requestId);
+  let client: ToolClient;
+  const auditRecords = (requestId: string) => readAuditRows(auditPath, requestId).length;
 
   beforeAll(async () => {
     issuer = await TestIssuer.start();
@@ -73,7 +42,9 @@ describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)'
       AUTH_ISSUER: issuer.url,
       AUDIT_DATABASE_URL: `sqlite:${auditPath}`,
     });
-    token = issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES });
+    client = toolClient(sut.mcpUrl, issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES }), {
+      requestIds: 'audit-sqlite',
+    });
   });
   afterAll(async () => {
     await sut.close();
@@ -82,15 +53,17 @@ describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)'
   });
 
   it('commits each record to the audit file before answering, none to the application or internal database', async () => {
-    const { requestId: migration } = await call('apply_migration', {
+    const { requestId: migration } = await client.traced('apply_migration', {
       name: 'audit_db_notes',
       sql: 'CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)',
     });
-    const { requestId: write } = await call('execute', {
+    const { requestId: write } = await client.traced('execute', {
       sql: 'INSERT INTO notes (body) VALUES (?)',
       params: ['hello'],
     });
-    const { requestId: read } = await call('query', { sql: 'SELECT count(*) AS n FROM notes' });
+    const { requestId: read } = await client.traced('query', {
+      sql: 'SELECT count(*) AS n FROM notes',
+    });
 
     expect([migration, write, read].map(auditRecords)).toEqual([1, 1, 1]);
     expect(tableNames(sut.databasePath)).toEqual(['notes']);
@@ -98,21 +71,24 @@ describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)'
   });
 
   it('keeps the audit file out of reach of execute and apply_migration, which see only the application database', async () => {
-    const before = count(auditPath, 'SELECT count(*) AS n FROM audit_log');
+    const before = countAuditRows(auditPath);
     const attempts = [
-      await call('execute', { sql: 'DELETE FROM audit_log' }),
-      await call('execute', { sql: `ATTACH DATABASE '${auditPath}' AS audit` }),
-      await call('apply_migration', {
+      await client.traced('execute', { sql: 'DELETE FROM audit_log' }),
+      await client.traced('execute', { sql: `ATTACH DATABASE '${auditPath}' AS audit` }),
+      await client.traced('apply_migration', {
         name: 'reach_the_audit_file',
         sql: `ATTACH DATABASE '${auditPath}' AS audit; DROP TABLE audit.audit_log`,
       }),
-      await call('apply_migration', { name: 'drop_the_audit_log', sql: 'DROP TABLE audit_log' }),
+      await client.traced('apply_migration', {
+        name: 'drop_the_audit_log',
+        sql: 'DROP TABLE audit_log',
+      }),
     ];
 
     expect(attempts.map(({ result }) => result.isError)).toEqual([true, true, true, true]);
     expect(textOf(attempts[1].result)).toMatch(/ATTACH is not allowed/);
     // Every earlier record is still there, and each attempt added its own.
-    expect(count(auditPath, 'SELECT count(*) AS n FROM audit_log')).toBe(before + attempts.length);
+    expect(countAuditRows(auditPath)).toBe(before + attempts.length);
     expect(attempts.map(({ requestId }) => auditRecords(requestId))).toEqual([1, 1, 1, 1]);
   });
 
@@ -129,9 +105,9 @@ describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)'
   });
 
   it('serves get_audit_log from the audit file', async () => {
-    const { requestId } = await call('query', { sql: 'SELECT 1' });
+    const { requestId } = await client.traced('query', { sql: 'SELECT 1' });
 
-    const { requestId: reading, result } = await call('get_audit_log', { limit: 500 });
+    const { requestId: reading, result } = await client.traced('get_audit_log', { limit: 500 });
 
     const records = (result.structuredContent as { records: AuditRecordJson[] }).records;
     const db = new Database(auditPath, { readonly: true, fileMustExist: true });
@@ -170,7 +146,7 @@ describe('audit log in a SQLite file of its own (AUDIT_DATABASE_URL=sqlite:...)'
 
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     const lines = stdout.trim().split('\n');
-    expect(lines).toHaveLength(count(auditPath, 'SELECT count(*) AS n FROM audit_log'));
+    expect(lines).toHaveLength(countAuditRows(auditPath));
   });
 
   // Last: it closes the audit database of the app under test.
@@ -193,15 +169,16 @@ describe('audit log in PostgreSQL (AUDIT_DATABASE_URL=postgres://...)', () => {
   let issuer: TestIssuer;
   let sut: TestApp | undefined;
   let postgres: TestPostgresDatabase;
-  let token: string;
+  let client: ToolClient;
   const app = () => {
     if (!sut) throw new Error('the app is not running');
     return sut;
   };
-  const call = caller(app, () => token, 'audit-pg');
   const start = async () => {
     sut = await startTestApp({ AUTH_ISSUER: issuer.url, AUDIT_DATABASE_URL: postgres.url });
-    token = issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES });
+    client = toolClient(sut.mcpUrl, issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES }), {
+      requestIds: 'audit-pg',
+    });
   };
   const rows = async (sql: string, params: unknown[] = []) =>
     (await postgres.client.query<Record<string, unknown>>(sql, params)).rows;
@@ -221,7 +198,7 @@ describe('audit log in PostgreSQL (AUDIT_DATABASE_URL=postgres://...)', () => {
   it('commits a tool call to PostgreSQL before answering, with every field, none to SQLite', async () => {
     const sql = 'SELECT ? AS greeting';
 
-    const { requestId } = await call('query', { sql, params: ['hi'] });
+    const { requestId } = await client.traced('query', { sql, params: ['hi'] });
 
     expect(await rows('SELECT * FROM audit_log WHERE "requestId" = $1', [requestId])).toEqual([
       match.objectContaining({
@@ -256,15 +233,15 @@ describe('audit log in PostgreSQL (AUDIT_DATABASE_URL=postgres://...)', () => {
   });
 
   it('serves get_audit_log from PostgreSQL, paging with its cursor', async () => {
-    for (let i = 0; i < 3; i++) await call('query', { sql: `SELECT ${i}` });
+    for (let i = 0; i < 3; i++) await client.traced('query', { sql: `SELECT ${i}` });
     const expected = (await rows('SELECT id FROM audit_log ORDER BY id DESC')).map((r) => r.id);
 
-    const first = await call('get_audit_log', { limit: 2 });
+    const first = await client.traced('get_audit_log', { limit: 2 });
     const page = first.result.structuredContent as {
       records: AuditRecordJson[];
       next_cursor: string | null;
     };
-    const second = await call('get_audit_log', { limit: 500, cursor: page.next_cursor });
+    const second = await client.traced('get_audit_log', { limit: 500, cursor: page.next_cursor });
     const rest = (second.result.structuredContent as { records: AuditRecordJson[] }).records;
 
     expect([...page.records, ...rest].map((record) => record.id)).toEqual(expected);
@@ -317,7 +294,7 @@ describe('audit log in PostgreSQL (AUDIT_DATABASE_URL=postgres://...)', () => {
     sut = undefined;
 
     await start();
-    const { requestId } = await call('list_tables');
+    const { requestId } = await client.traced('list_tables');
 
     expect(await total()).toBe(before + 1);
     expect(await rows('SELECT name FROM scopedb_audit_migrations ORDER BY id')).toEqual([

@@ -5,15 +5,11 @@ import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { runExport } from './support/export.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
-import {
-  callTool,
-  challengeParams,
-  LEGACY_PROTOCOL,
-  type McpResponse,
-  postMcp,
-  type ToolResult,
-} from './support/mcp-http.js';
+import { expectRefusedScope, postAudited } from './support/audit-rows.js';
+import { callTool, challengeParams, LEGACY_PROTOCOL } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
+import { nextRequestId } from './support/request-ids.js';
+import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
 
 interface AuditRecordJson {
   id: number;
@@ -49,7 +45,6 @@ const SECRET = `audit-secret-${randomUUID()}`;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const scopeList = (stored: unknown) => (stored === null ? null : (stored as string).split(' '));
-const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
 /** The same instant written with a +02:00 offset. */
 const withOffset = (iso: string) =>
   new Date(Date.parse(iso) + 2 * 3600_000).toISOString().replace('Z', '+02:00');
@@ -63,45 +58,27 @@ describe('audit trail (e2e)', () => {
   let bobToken: string;
   let pagerToken: string;
   const tokens: string[] = [];
-  let requests = 0;
+  let admin: ToolClient;
+  let pager: ToolClient;
 
-  const nextRequestId = () => `audit-e2e-${process.pid}-${++requests}`;
   const rows = (sql: string, ...params: unknown[]) => db.prepare(sql).all(...params) as Row[];
   const ids = (found: { id: number }[]) => found.map((row) => row.id);
-
-  async function send(
+  /** A client of the server whose calls carry USER_AGENT and a request id each. */
+  const clientWith = (token: string) =>
+    toolClient(sut.mcpUrl, token, {
+      requestIds: 'audit-e2e',
+      headers: { 'User-Agent': USER_AGENT },
+      auditDatabasePath: () => sut.auditDatabasePath,
+    });
+  /** Posts `body` as clientWith's calls are sent; the answer and the records it left. */
+  const send = (
     body: unknown,
     options: { token?: string; headers?: Record<string, string> } = {},
-  ): Promise<{ response: McpResponse; rows: Row[] }> {
-    const requestId = nextRequestId();
-    const response = await postMcp(sut.mcpUrl, body, {
+  ) =>
+    postAudited(sut, 'audit-e2e', body, {
       token: options.token,
-      headers: { 'User-Agent': USER_AGENT, 'X-Request-Id': requestId, ...options.headers },
+      headers: { 'User-Agent': USER_AGENT, ...options.headers },
     });
-    // The record is committed before the answer is sent: no waiting.
-    return { response, rows: rows('SELECT * FROM audit_log WHERE requestId = ?', requestId) };
-  }
-
-  async function call(
-    name: string,
-    args: Record<string, unknown>,
-    token = adminToken,
-  ): Promise<{ result: ToolResult; rows: Row[] }> {
-    const { response, rows: written } = await send(callTool(name, args), { token });
-    expect(response.status).toBe(200);
-    const result = response.message?.result as ToolResult | undefined;
-    if (!result) throw new Error(`no tools/call result: ${response.body}`);
-    return { result, rows: written };
-  }
-
-  async function auditLog(args: Record<string, unknown>): Promise<AuditLogPage> {
-    const { result } = await call('get_audit_log', args);
-    expect({ isError: result.isError ?? false, text: textOf(result) }).toEqual({
-      isError: false,
-      text: match.any(String),
-    });
-    return result.structuredContent as unknown as AuditLogPage;
-  }
 
   beforeAll(async () => {
     issuer = await TestIssuer.start();
@@ -110,8 +87,10 @@ describe('audit trail (e2e)', () => {
     bobToken = issuer.token({ audience: sut.mcpUrl, scope: 'db:query', claims: BOB });
     pagerToken = issuer.token({ audience: sut.mcpUrl, scope: 'db:query', claims: PAGER });
     tokens.push(adminToken, bobToken, pagerToken);
+    admin = clientWith(adminToken);
+    pager = clientWith(pagerToken);
     db = new Database(sut.auditDatabasePath, { readonly: true, fileMustExist: true });
-    const { result } = await call('apply_migration', {
+    const { result } = await admin.audited('apply_migration', {
       name: 'audit_e2e_schema',
       sql: 'CREATE TABLE ae_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)',
     });
@@ -147,6 +126,9 @@ describe('audit trail (e2e)', () => {
       tableName: null,
       ...fields,
     });
+    /** What a successful admin call of `tool`, needing `requiredScopes`, records. */
+    const success = (tool: string, requiredScopes: string, fields: Record<string, unknown>) =>
+      adminCall({ outcome: 'success', tool, requiredScopes, ...fields });
     /** What a refusal before any token was verified carries. */
     const refusal = (fields: Record<string, unknown>) => ({
       id: match.any(Number),
@@ -175,14 +157,11 @@ describe('audit trail (e2e)', () => {
     it('records a query as success with its SQL, a hash of its params and the rows returned', async () => {
       const sql = "WITH t(n) AS (VALUES (1), (2), (3)) SELECT n FROM t WHERE ? <> ''";
 
-      const { result, rows: written } = await call('query', { sql, params: [SECRET] });
+      const { result, records: written } = await admin.audited('query', { sql, params: [SECRET] });
 
       expect(result.structuredContent).toMatchObject({ row_count: 3 });
       expect(written).toEqual([
-        adminCall({
-          outcome: 'success',
-          tool: 'query',
-          requiredScopes: 'db:query',
+        success('query', 'db:query', {
           rowCount: 3,
           sqlText: sql,
           paramsHash: sha256(JSON.stringify([SECRET])),
@@ -194,14 +173,11 @@ describe('audit trail (e2e)', () => {
       const sql = 'INSERT INTO ae_notes (body) VALUES (:body), (:body)';
       const params = { body: SECRET };
 
-      const { result, rows: written } = await call('execute', { sql, params });
+      const { result, records: written } = await admin.audited('execute', { sql, params });
 
       expect(result.structuredContent).toMatchObject({ affected_rows: 2 });
       expect(written).toEqual([
-        adminCall({
-          outcome: 'success',
-          tool: 'execute',
-          requiredScopes: 'db:modify',
+        success('execute', 'db:modify', {
           rowCount: 2,
           sqlText: sql,
           paramsHash: sha256(JSON.stringify(params)),
@@ -210,40 +186,28 @@ describe('audit trail (e2e)', () => {
     });
 
     it('records a row tool without SQL: its table, no sqlText, no paramsHash, the affected rows', async () => {
-      const { rows: written } = await call('insert_rows', {
+      const { records: written } = await admin.audited('insert_rows', {
         table: 'ae_notes',
         rows: [{ body: SECRET }, { body: SECRET }, { body: SECRET }],
       });
 
       expect(written).toEqual([
-        adminCall({
-          outcome: 'success',
-          tool: 'insert_rows',
-          requiredScopes: 'db:modify',
-          rowCount: 3,
-          tableName: 'ae_notes',
-        }),
+        success('insert_rows', 'db:modify', { rowCount: 3, tableName: 'ae_notes' }),
       ]);
     });
 
     it('records a statement without params with no paramsHash', async () => {
-      const { rows: written } = await call('query', { sql: 'SELECT 1 AS one' });
+      const { records: written } = await admin.audited('query', { sql: 'SELECT 1 AS one' });
 
       expect(written).toEqual([
-        adminCall({
-          outcome: 'success',
-          tool: 'query',
-          requiredScopes: 'db:query',
-          rowCount: 1,
-          sqlText: 'SELECT 1 AS one',
-        }),
+        success('query', 'db:query', { rowCount: 1, sqlText: 'SELECT 1 AS one' }),
       ]);
     });
 
     it('records a failed call as tool_error with its SQL and params hash, and no row count', async () => {
       const sql = 'SELECT * FROM ae_nowhere WHERE body = ?';
 
-      const { result, rows: written } = await call('query', { sql, params: [SECRET] });
+      const { result, records: written } = await admin.audited('query', { sql, params: [SECRET] });
 
       expect(result.isError).toBe(true);
       expect(written).toEqual([
@@ -260,7 +224,7 @@ describe('audit trail (e2e)', () => {
 
     it('records a refused scope with the caller, both scope lists, the client software and what it would have run', async () => {
       const sql = 'DELETE FROM ae_notes WHERE body = ?';
-      const { response, rows: written } = await send(
+      const { response, records: written } = await send(
         callTool('execute', { sql, params: [SECRET] }),
         { token: bobToken },
       );
@@ -287,7 +251,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('records a refused row tool with the table it named', async () => {
-      const { response, rows: written } = await send(
+      const answer = await send(
         callTool('delete_rows', {
           table: 'ae_notes',
           where: [{ column: 'body', op: '=', value: SECRET }],
@@ -295,14 +259,7 @@ describe('audit trail (e2e)', () => {
         { token: bobToken },
       );
 
-      expect(response.status).toBe(403);
-      expect(written).toEqual([
-        match.objectContaining({
-          outcome: 'refused_scope',
-          tool: 'delete_rows',
-          tableName: 'ae_notes',
-        }),
-      ]);
+      expectRefusedScope(answer, 'delete_rows', { tableName: 'ae_notes' });
     });
 
     it('records an invalid token with the subject it claimed, marked unverified, and no name', async () => {
@@ -313,7 +270,7 @@ describe('audit trail (e2e)', () => {
       });
       tokens.push(expired);
 
-      const { response, rows: written } = await send(
+      const { response, records: written } = await send(
         callTool('query', { sql: 'SELECT ?', params: [SECRET] }),
         { token: expired },
       );
@@ -332,7 +289,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('records a request without a token with where it came from', async () => {
-      const { response, rows: written } = await send(
+      const { response, records: written } = await send(
         callTool('query', { sql: 'SELECT ?', params: [SECRET] }),
       );
 
@@ -343,7 +300,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('records a foreign Origin with where it came from', async () => {
-      const { response, rows: written } = await send(callTool('query', { sql: 'SELECT 1' }), {
+      const { response, records: written } = await send(callTool('query', { sql: 'SELECT 1' }), {
         token: adminToken,
         headers: { Origin: 'http://evil.example' },
       });
@@ -358,7 +315,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('takes the protocol version of an initialize body when there is no header', async () => {
-      const requestId = nextRequestId();
+      const requestId = nextRequestId('audit-e2e');
 
       const response = await fetch(sut.mcpUrl, {
         method: 'POST',
@@ -387,7 +344,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('clips a long user agent', async () => {
-      const { rows: written } = await send(callTool('query', { sql: 'SELECT 1' }), {
+      const { records: written } = await send(callTool('query', { sql: 'SELECT 1' }), {
         headers: { 'User-Agent': `long-agent/${'x'.repeat(2000)}` },
       });
 
@@ -416,7 +373,7 @@ describe('audit trail (e2e)', () => {
   describe('get_audit_log', () => {
     beforeAll(async () => {
       for (let i = 0; i < PAGER_CALLS; i++) {
-        const { result } = await call('query', { sql: `SELECT ${i} AS page_call` }, pagerToken);
+        const { result } = await pager.audited('query', { sql: `SELECT ${i} AS page_call` });
         expect(result.isError).toBeFalsy();
       }
     });
@@ -425,26 +382,19 @@ describe('audit trail (e2e)', () => {
       const token = issuer.token({ audience: sut.mcpUrl, scope: 'db:query db:modify' });
       tokens.push(token);
 
-      const { response, rows: written } = await send(callTool('get_audit_log', {}), { token });
+      const answer = await send(callTool('get_audit_log', {}), { token });
 
-      expect(response.status).toBe(403);
-      expect(challengeParams(response.headers.get('www-authenticate'))).toMatchObject({
+      expectRefusedScope(answer, 'get_audit_log', { requiredScopes: 'db:admin' });
+      expect(challengeParams(answer.response.headers.get('www-authenticate'))).toMatchObject({
         error: 'insufficient_scope',
         scope: 'db:query db:modify db:admin',
       });
-      expect(written).toEqual([
-        match.objectContaining({
-          outcome: 'refused_scope',
-          tool: 'get_audit_log',
-          requiredScopes: 'db:admin',
-        }),
-      ]);
     });
 
     it('gives records newest first, every field as stored', async () => {
       const newest = rows('SELECT * FROM audit_log ORDER BY id DESC LIMIT 3');
 
-      const page = await auditLog({ limit: 3 });
+      const page = await admin.ok<AuditLogPage>('get_audit_log', { limit: 3 });
 
       expect(ids(page.records)).toEqual(ids(newest));
       const [row] = newest;
@@ -475,7 +425,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('records its own calls, with db:admin as the required scope', async () => {
-      const { rows: written } = await call('get_audit_log', { limit: 1 });
+      const { records: written } = await admin.audited('get_audit_log', { limit: 1 });
 
       expect(written).toEqual([
         match.objectContaining({
@@ -503,7 +453,7 @@ describe('audit trail (e2e)', () => {
       const expected = rows(`SELECT id FROM audit_log WHERE ${where} ORDER BY id DESC`, ...params);
       expect(expected.length).toBeGreaterThan(0);
 
-      const page = await auditLog({ ...args, limit: 500 });
+      const page = await admin.ok<AuditLogPage>('get_audit_log', { ...args, limit: 500 });
 
       expect(ids(page.records)).toEqual(ids(expected));
       expect(page.next_cursor).toBeNull();
@@ -516,7 +466,7 @@ describe('audit trail (e2e)', () => {
       const expected = all.filter((row) => row.time >= since && row.time < until).reverse();
       expect(expected.length).toBeGreaterThan(10);
 
-      const page = await auditLog({
+      const page = await admin.ok<AuditLogPage>('get_audit_log', {
         since: withOffset(since),
         until: withOffset(until),
         limit: 500,
@@ -528,7 +478,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('answers a filter that matches nothing with no records and no cursor', async () => {
-      const page = await auditLog({ principal: 'nobody-at-all' });
+      const page = await admin.ok<AuditLogPage>('get_audit_log', { principal: 'nobody-at-all' });
 
       expect(page).toEqual({ records: [], next_cursor: null });
     });
@@ -547,7 +497,11 @@ describe('audit trail (e2e)', () => {
       const pageSizes: number[] = [];
       let cursor: string | undefined;
       for (;;) {
-        const page = await auditLog({ client: PAGER.azp, limit, cursor });
+        const page = await admin.ok<AuditLogPage>('get_audit_log', {
+          client: PAGER.azp,
+          limit,
+          cursor,
+        });
         seen.push(...ids(page.records));
         pageSizes.push(page.records.length);
         if (page.next_cursor === null) break;
@@ -568,7 +522,7 @@ describe('audit trail (e2e)', () => {
       ['a JSON null', Buffer.from('null').toString('base64url')],
       ['padded base64', `${Buffer.from('{"id":12}').toString('base64')}==`],
     ])('refuses a malformed cursor (%s) with a clear error', async (_case, cursor) => {
-      const { result } = await call('get_audit_log', { cursor });
+      const { result } = await admin.audited('get_audit_log', { cursor });
 
       expect(result.isError).toBe(true);
       expect(textOf(result)).toMatch(
@@ -583,14 +537,14 @@ describe('audit trail (e2e)', () => {
       ['a time without a zone', { until: '2026-01-01T00:00:00' }],
       ['an unknown outcome', { outcome: 'refused_everything' }],
     ])('refuses %s', async (_case, args) => {
-      const { result } = await call('get_audit_log', args);
+      const { result } = await admin.audited('get_audit_log', args);
 
       expect(result.isError).toBe(true);
       expect(textOf(result)).toMatch(/input validation/i);
     });
 
     it('is not in the database the SQL tools open', async () => {
-      const { result } = await call('query', { sql: 'SELECT count(*) FROM audit_log' });
+      const { result } = await admin.audited('query', { sql: 'SELECT count(*) FROM audit_log' });
 
       expect(result.isError).toBe(true);
       expect(textOf(result)).toMatch(/^Error \[SQLITE_ERROR\]: no such table: audit_log/);
@@ -620,7 +574,7 @@ describe('audit trail (e2e)', () => {
       expect(ids(lines)).toEqual(ids(expected));
       const times = lines.map((line) => line.time);
       expect(times).toEqual([...times].sort());
-      const { records } = await auditLog({ since, limit: 500 });
+      const { records } = await admin.ok<AuditLogPage>('get_audit_log', { since, limit: 500 });
       expect(records.length).toBeGreaterThan(50);
       expect(lines).toHaveLength(records.length);
       const byId = new Map(lines.map((line) => [line.id, line]));

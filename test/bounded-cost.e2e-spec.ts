@@ -30,7 +30,7 @@ describe('bounded cost for every caller', () => {
     toolClient(
       sut.mcpUrl,
       issuer.token({ audience: sut.mcpUrl, scope: ALL_SCOPES, claims: { sub } }),
-      settled,
+      { settled },
     );
 
   beforeAll(async () => {

@@ -1,9 +1,9 @@
 // Liveness and readiness probes over real HTTP: a real SQLite file, a real loopback issuer (its
 // JWKS taken down, or black-holed), no token, and nothing written to the audit log.
 import { createServer, type Server, type Socket } from 'node:net';
-import Database from 'better-sqlite3';
 import { DataSource } from 'typeorm';
 import { startTestApp, type TestApp } from './support/app.js';
+import { countAuditRows } from './support/audit-rows.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, postMcp } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
@@ -30,15 +30,6 @@ async function probe(url: string, headers: Record<string, string> = {}): Promise
     cacheControl: response.headers.get('cache-control'),
     elapsedMs: performance.now() - started,
   };
-}
-
-function auditRows(databasePath: string): number {
-  const db = new Database(databasePath, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
 }
 
 /** A JWKS endpoint that accepts connections and never answers. */
@@ -97,7 +88,7 @@ describe('health probes', () => {
         body: { status: 'ok', info: {}, error: {}, details: {} },
         cacheControl: match.stringContaining('no-store'),
       });
-      expect(auditRows(app.auditDatabasePath)).toBe(0);
+      expect(countAuditRows(app.auditDatabasePath)).toBe(0);
     });
 
     it('needs no Origin check: a foreign browser Origin is answered too', async () => {
@@ -106,7 +97,7 @@ describe('health probes', () => {
       const response = await probe(`${app.baseUrl}/healthz`, { Origin: 'https://evil.example' });
 
       expect(response.status).toBe(200);
-      expect(auditRows(app.auditDatabasePath)).toBe(0);
+      expect(countAuditRows(app.auditDatabasePath)).toBe(0);
     });
   });
 
@@ -128,7 +119,7 @@ describe('health probes', () => {
         },
         cacheControl: match.stringContaining('no-store'),
       });
-      expect(auditRows(app.auditDatabasePath)).toBe(0);
+      expect(countAuditRows(app.auditDatabasePath)).toBe(0);
     });
 
     it('answers 503 naming jwks when the JWKS is down and no key was ever fetched', async () => {
@@ -149,7 +140,7 @@ describe('health probes', () => {
       expect(Object.keys(response.body.error as object)).toEqual(['jwks']);
       expect(issuer.jwksRequests).toBeGreaterThan(jwksRequests);
       expect(response.elapsedMs).toBeLessThan(JWKS_TIMEOUT_MS + SLACK_MS);
-      expect(auditRows(app.auditDatabasePath)).toBe(0);
+      expect(countAuditRows(app.auditDatabasePath)).toBe(0);
     });
 
     it('answers 503 within AUTH_JWKS_TIMEOUT_MS when the JWKS never answers', async () => {

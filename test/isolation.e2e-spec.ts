@@ -7,9 +7,9 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { readSqlite, tableNames } from './support/sqlite-files.js';
+import { serverClient, textOf, type ToolClient } from './support/tool-client.js';
 
 type Row = Record<string, unknown>;
 type Role = 'reader' | 'writer' | 'admin';
@@ -60,45 +60,33 @@ describe("isolation of ScopeDB's own records from every tool", () => {
   const sent = new Map<string, Role | null>();
   /** Migrations that were applied: the only rows the ledger may gain. */
   const applied: string[] = [];
-  let requests = 0;
+  let clients: Record<Role, ToolClient>;
 
-  async function call(role: Role | null, name: string, args: Record<string, unknown>) {
-    const requestId = `isolation-${process.pid}-${++requests}`;
+  /** A call as `role`, noted in `sent` (and in `applied` when it applied a migration). */
+  async function sendAs(role: Role, name: string, args: Record<string, unknown>) {
+    const { requestId, response, result } = await clients[role].traced(name, args);
     sent.set(requestId, role);
-    const url = `${server.url}/mcp`;
-    const token =
-      role === null
-        ? undefined
-        : issuer.token({
-            audience: url,
-            scope: SCOPES[role],
-            claims: { sub: subjectOf(role), name: role },
-          });
-    const response = await postMcp(url, callTool(name, args), {
-      token,
-      headers: { 'X-Request-Id': requestId },
-    });
-    const result = response.message?.result as ToolResult | undefined;
-    if (name === 'apply_migration' && result && !result.isError) applied.push(String(args.name));
-    return {
-      requestId,
-      status: response.status,
-      result,
-      text: result?.content.map((c) => c.text).join('\n'),
-    };
+    if (name === 'apply_migration' && !result.isError) applied.push(String(args.name));
+    return { requestId, status: response.status, result, text: textOf(result) };
   }
 
   beforeAll(async () => {
     issuer = await TestIssuer.start();
     dir = mkdtempSync(join(tmpdir(), 'scopedb-isolation-'));
     server = await startMain(dir, issuer);
-    const setup = await call('admin', 'apply_migration', {
+    const clientOf = (role: Role) =>
+      serverClient(server.url, issuer, SCOPES[role], {
+        requestIds: 'isolation',
+        claims: { sub: subjectOf(role), name: role },
+      });
+    clients = { reader: clientOf('reader'), writer: clientOf('writer'), admin: clientOf('admin') };
+    const setup = await sendAs('admin', 'apply_migration', {
       name: 'victim_schema',
       sql: 'CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT); CREATE TABLE copy (body TEXT)',
     });
-    expect(setup.result?.isError).toBeFalsy();
+    expect(setup.result.isError).toBeFalsy();
     expect(
-      (await call('writer', 'insert_rows', { table: 't', rows: [{ body: 'a' }] })).text,
+      (await sendAs('writer', 'insert_rows', { table: 't', rows: [{ body: 'a' }] })).text,
     ).toMatch(/1 row/);
   });
   afterAll(async () => {
@@ -300,8 +288,8 @@ describe("isolation of ScopeDB's own records from every tool", () => {
       noSuchTable,
     ],
   ])('%s is refused or reaches nothing', async (_case, role, tool, args, message) => {
-    const attack = await call(role, tool, args());
-    const next = await call('reader', 'query', { sql: 'SELECT 1' });
+    const attack = await sendAs(role, tool, args());
+    const next = await sendAs('reader', 'query', { sql: 'SELECT 1' });
 
     expect(attack.status).toBe(200);
     if (message) expect(attack.text).toMatch(message);
@@ -310,36 +298,40 @@ describe("isolation of ScopeDB's own records from every tool", () => {
   });
 
   it('reaches nothing with a view or a trigger naming the log: they refer to a table that is not there', async () => {
-    const created = await call('admin', 'apply_migration', {
+    const created = await sendAs('admin', 'apply_migration', {
       name: 'dangling',
       sql: `CREATE VIEW peek_log AS SELECT * FROM audit_log; CREATE TRIGGER forge_log AFTER INSERT ON t BEGIN INSERT INTO audit_log (time, outcome) VALUES ('${FORGED_TIME}', 'success'); END`,
     });
     // Whether SQLite accepts objects naming a missing table or not, they reach nothing.
-    if (!created.result?.isError) {
-      expect((await call('reader', 'query', { sql: 'SELECT * FROM peek_log' })).text).toMatch(
+    if (!created.result.isError) {
+      expect((await sendAs('reader', 'query', { sql: 'SELECT * FROM peek_log' })).text).toMatch(
         noSuchTable,
       );
       expect(
-        (await call('writer', 'insert_rows', { table: 't', rows: [{ body: 'fires the trigger' }] }))
-          .text,
+        (
+          await sendAs('writer', 'insert_rows', {
+            table: 't',
+            rows: [{ body: 'fires the trigger' }],
+          })
+        ).text,
       ).toMatch(noSuchTable);
     }
   });
 
   it('lets a db:query caller see only the application database', async () => {
-    const { result } = await call('reader', 'query', {
+    const { result } = await sendAs('reader', 'query', {
       sql: 'SELECT name, file FROM pragma_database_list',
     });
 
-    const files = (result?.structuredContent?.rows as string[][]).map(([, file]) => file);
+    const files = (result.structuredContent?.rows as string[][]).map(([, file]) => file);
     expect(files.filter((file) => file.includes('scopedb-internal'))).toEqual([]);
     expect(files).toContain(appPath());
   });
 
   it('keeps the log whole and unforged, and the ledger to what legitimately succeeded', async () => {
     // One more call after every attack: still audited.
-    const after = await call('reader', 'query', { sql: 'SELECT count(*) AS n FROM t' });
-    expect(after.result?.isError).toBeFalsy();
+    const after = await sendAs('reader', 'query', { sql: 'SELECT count(*) AS n FROM t' });
+    expect(after.result.isError).toBeFalsy();
 
     const records = readSqlite(
       internalPath(),

@@ -1,10 +1,10 @@
-import Database from 'better-sqlite3';
 import {
   Client,
   type ClientOptions,
   StreamableHTTPClientTransport,
 } from '@modelcontextprotocol/client';
 import { startTestApp, type TestApp } from './support/app.js';
+import { readAuditRows } from './support/audit-rows.js';
 import { TestIssuer } from './support/issuer.js';
 import { callTool, initialize, LEGACY_PROTOCOL, postMcp, rpc } from './support/mcp-http.js';
 import { match } from './support/matchers.js';
@@ -60,20 +60,6 @@ async function connectClient(
   });
   await client.connect(transport);
   return client;
-}
-
-type AuditRow = Record<string, unknown>;
-
-/** The audit rows written for one request, read through a separate read-only connection. */
-function auditRows(databasePath: string, requestId: string): AuditRow[] {
-  const db = new Database(databasePath, { readonly: true, fileMustExist: true });
-  try {
-    return db
-      .prepare<[string], AuditRow>('SELECT * FROM audit_log WHERE requestId = ?')
-      .all(requestId);
-  } finally {
-    db.close();
-  }
 }
 
 describe('MCP endpoint', () => {
@@ -135,7 +121,7 @@ describe('MCP endpoint', () => {
           });
           // The audit record names the protocol the call was made with.
           expect(
-            auditRows(sut.auditDatabasePath, requestId).map(({ tool, protocolVersion }) => ({
+            readAuditRows(sut.auditDatabasePath, requestId).map(({ tool, protocolVersion }) => ({
               tool,
               protocolVersion,
             })),
@@ -197,7 +183,7 @@ describe('MCP endpoint', () => {
 
         expect(response.status).toBe(403);
         expect(response.headers.get('access-control-allow-origin')).toBeNull();
-        expect(auditRows(sut.auditDatabasePath, requestId)).toEqual([
+        expect(readAuditRows(sut.auditDatabasePath, requestId)).toEqual([
           match.objectContaining({
             outcome: 'refused_origin',
             reason: match.stringContaining(FOREIGN_ORIGIN),

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { schemaFingerprint } from '../src/database/sqlite/migrations.js';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { readSqlite, tableNames } from './support/sqlite-files.js';
+import { serverClient, textOf } from './support/tool-client.js';
 
 type Row = Record<string, unknown>;
 
@@ -63,20 +63,14 @@ describe('the migrations ledger across the two files', () => {
     await stopMain(server!);
     server = undefined;
   }
-  async function call(name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
-    const url = `${server!.url}/mcp`;
-    const token = issuer.token({ audience: url, scope: 'db:query db:admin' });
-    const response = await postMcp(url, callTool(name, args), { token });
-    expect(response.status).toBe(200);
-    return response.message?.result as unknown as ToolResult;
-  }
-  const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
+  /** A client of the running server, with a token for it. */
+  const client = () => serverClient(server!.url, issuer, 'db:query db:admin');
 
   it('records the schema before and after each migration it applies', async () => {
     await start();
     const before = fingerprint();
 
-    await call('apply_migration', { name: 'm1', sql: 'CREATE TABLE a (x)' });
+    await client().call('apply_migration', { name: 'm1', sql: 'CREATE TABLE a (x)' });
 
     expect(ledger('m1')).toEqual([
       expect.objectContaining({
@@ -91,7 +85,7 @@ describe('the migrations ledger across the two files', () => {
 
   it('settles at start-up what a stopped server left pending: applied, failed or diverged, by the schema', async () => {
     await start();
-    await call('apply_migration', { name: 'm1', sql: 'CREATE TABLE a (x)' });
+    await client().call('apply_migration', { name: 'm1', sql: 'CREATE TABLE a (x)' });
     await stop();
     // As a server that stopped between writing each row and settling it would have left them.
     const app = new Database(appPath());
@@ -147,7 +141,7 @@ describe('the migrations ledger across the two files', () => {
     );
     expect(logged('changed outside apply_migration')).toEqual([]);
 
-    const listed = (await call('list_migrations')).structuredContent as { migrations: Row[] };
+    const listed = await client().ok<{ migrations: Row[] }>('list_migrations');
     expect(listed.migrations.map(({ name, status }) => [name, status])).toEqual([
       ['m1', 'applied'],
       ['sim_applied', 'applied'],
@@ -155,13 +149,13 @@ describe('the migrations ledger across the two files', () => {
       ['sim_diverged', 'diverged'],
     ]);
     // A failed attempt does not hold its name; a diverged one does, until someone looks.
-    const retried = await call('apply_migration', {
+    const retried = await client().call('apply_migration', {
       name: 'sim_not_applied',
       sql: 'CREATE TABLE c (x)',
     });
     expect(retried.structuredContent).toMatchObject({ applied: true });
     expect(settled('sim_not_applied').map(({ status }) => status)).toEqual(['failed', 'applied']);
-    const diverged = await call('apply_migration', {
+    const diverged = await client().call('apply_migration', {
       name: 'sim_diverged',
       sql: 'CREATE TABLE d (x)',
     });
@@ -171,7 +165,7 @@ describe('the migrations ledger across the two files', () => {
 
   it('warns at start-up when the schema was changed outside apply_migration', async () => {
     await start();
-    await call('apply_migration', { name: 'm1', sql: 'CREATE TABLE a (x)' });
+    await client().call('apply_migration', { name: 'm1', sql: 'CREATE TABLE a (x)' });
     await stop();
     const app = new Database(appPath());
     app.exec('CREATE TABLE behind_its_back (x)');
@@ -215,9 +209,9 @@ describe('the migrations ledger across the two files', () => {
     const env = { DATABASE_BUSY_TIMEOUT_MS: '30000' };
     await start(env);
     const before = fingerprint();
-    const answer = call('apply_migration', { name: 'slow', sql: SLOW_MIGRATION }).catch(
-      (error: unknown) => error,
-    );
+    const answer = client()
+      .call('apply_migration', { name: 'slow', sql: SLOW_MIGRATION })
+      .catch((error: unknown) => error);
     for (;;) {
       const rows = readSqlite(internalPath(), (db) =>
         db.prepare("SELECT status FROM scopedb_migrations WHERE name = 'slow'").pluck().all(),

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { createScopedbPostgres, type ScopedbPostgres } from './support/postgres.js';
-import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
+import { type PostgresApp, startPostgresApp } from './support/postgres-app.js';
+import { serverClient, textOf, type ToolClient } from './support/tool-client.js';
 
 // The PostgreSQL engine end to end: a real server on the machine's PostgreSQL, with the three
 // roles README "PostgreSQL" recommends; every check of the database's state is made as superuser.
 
-const ALL_SCOPES = 'db:query db:modify db:admin';
 const SETUP = `
   CREATE TABLE items (
     id serial PRIMARY KEY,
@@ -32,6 +32,7 @@ const SETUP = `
 `;
 
 describe('PostgreSQL as the application database', () => {
+  let pg: PostgresApp;
   let issuer: TestIssuer;
   let postgres: ScopedbPostgres;
   let sut: TestApp;
@@ -45,23 +46,8 @@ describe('PostgreSQL as the application database', () => {
   const running = () => postgres.running();
 
   beforeAll(async () => {
-    issuer = await TestIssuer.start();
-    postgres = await createScopedbPostgres('scopedb_pg');
-    sut = await startTestApp({
-      AUTH_ISSUER: issuer.url,
-      DATABASE_URL: postgres.urls.tools,
-      DATABASE_READER_URL: postgres.urls.reader,
-      INTERNAL_DATABASE_URL: postgres.urls.internal,
-      // Two connections per role: consecutive calls meet the same connections again.
-      DATABASE_POOL_SIZE: '2',
-      WRITE_TIMEOUT_MS: '1500',
-    });
-    client = toolClient(
-      sut.mcpUrl,
-      issuer.token({ audience: `${sut.baseUrl}/mcp`, scope: ALL_SCOPES }),
-    );
-    const setup = await client.call('apply_migration', { name: 'setup', sql: SETUP });
-    if (setup.isError) throw new Error(textOf(setup));
+    pg = await startPostgresApp('scopedb_pg', SETUP);
+    ({ issuer, postgres, sut, client } = pg);
     await client.ok('insert_rows', {
       table: 'items',
       rows: [
@@ -82,11 +68,7 @@ describe('PostgreSQL as the application database', () => {
     await admin('ANALYZE');
   });
 
-  afterAll(async () => {
-    await sut?.close();
-    await postgres?.drop();
-    await issuer?.close();
-  });
+  afterAll(() => pg?.close());
 
   describe('every tool', () => {
     it('lists tables of every schema the reader may read, by the names the tools accept', async () => {
@@ -241,9 +223,9 @@ describe('PostgreSQL as the application database', () => {
       expect(await refused('apply_migration', { name: 'notes', sql: `${sql};` })).toContain(
         'MIGRATION_CONFLICT',
       );
-      const { migrations } = (await client.ok('list_migrations', {})) as {
-        migrations: { name: string; status: string }[];
-      };
+      const { migrations } = await client.ok<{ migrations: { name: string; status: string }[] }>(
+        'list_migrations',
+      );
       expect(migrations.filter((m) => m.name === 'notes')).toEqual([
         expect.objectContaining({ status: 'applied' }),
       ]);
@@ -381,20 +363,14 @@ describe('PostgreSQL as the application database', () => {
   describe('fair shares of the connections', () => {
     it("answers another principal's read while one principal's slow reads hold what they may", async () => {
       const settled: string[] = [];
-      const slow = toolClient(
-        sut.mcpUrl,
-        issuer.token({ audience: `${sut.baseUrl}/mcp`, scope: 'db:query', claims: { sub: 'hog' } }),
+      const slow = serverClient(sut.baseUrl, issuer, 'db:query', {
+        claims: { sub: 'hog' },
         settled,
-      );
-      const other = toolClient(
-        sut.mcpUrl,
-        issuer.token({
-          audience: `${sut.baseUrl}/mcp`,
-          scope: 'db:query',
-          claims: { sub: 'other' },
-        }),
+      });
+      const other = serverClient(sut.baseUrl, issuer, 'db:query', {
+        claims: { sub: 'other' },
         settled,
-      );
+      });
       const hogs = [1, 2, 3].map((i) =>
         slow.timed(`hog ${i}`, 'query', { sql: 'SELECT pg_sleep(1.5)' }),
       );
@@ -490,22 +466,22 @@ describe('PostgreSQL as the application database', () => {
     });
 
     it.each([
-      ['a plain read', 'query', 'SELECT count(*) FROM scopedb.audit_log'],
-      ['a subquery', 'query', 'SELECT (SELECT max(id) FROM scopedb.audit_log) AS m'],
-      ['the ledger', 'query', 'SELECT * FROM scopedb.scopedb_migrations'],
+      ['a plain read', 'SELECT count(*) FROM scopedb.audit_log'],
+      ['a subquery', 'SELECT (SELECT max(id) FROM scopedb.audit_log) AS m'],
+      ['the ledger', 'SELECT * FROM scopedb.scopedb_migrations'],
+    ])('refuses %s through query', async (_label, sql) => {
+      expect(await refused('query', { sql })).toContain('PERMISSION_DENIED');
+    });
+
+    it.each([
       [
         'RETURNING',
-        'execute',
         "UPDATE items SET stock = stock WHERE name = 'pen' RETURNING (SELECT count(*) FROM scopedb.audit_log)",
       ],
-      [
-        'a copy',
-        'execute',
-        'INSERT INTO items (name, price) SELECT principal, 0 FROM scopedb.audit_log',
-      ],
-      ['a forged record', 'execute', "INSERT INTO scopedb.audit_log (outcome) VALUES ('success')"],
-    ])('refuses %s', async (_label, tool, sql) => {
-      expect(await refused(tool, { sql })).toContain('PERMISSION_DENIED');
+      ['a copy', 'INSERT INTO items (name, price) SELECT principal, 0 FROM scopedb.audit_log'],
+      ['a forged record', "INSERT INTO scopedb.audit_log (outcome) VALUES ('success')"],
+    ])('refuses %s through execute', async (_label, sql) => {
+      expect(await refused('execute', { sql })).toContain('PERMISSION_DENIED');
     });
 
     it.each([

@@ -55,7 +55,7 @@ describe('query limits', () => {
       other = toolClient(
         sut.mcpUrl,
         issuer.token({ audience: sut.mcpUrl, claims: { sub: 'another-user' } }),
-        client.settled,
+        { settled: client.settled },
       );
       await client.ok('apply_migration', {
         name: 'ql_marks',

@@ -7,6 +7,7 @@ import { logLines } from './support/audit-outage.js';
 import { TestIssuer } from './support/issuer.js';
 import { initialize, type McpResponse, postMcp } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
+import { expectRateLimited } from './support/rate-limit.js';
 import {
   openTestRedis,
   REDIS_TEST_URL,
@@ -19,18 +20,6 @@ const PER_IP = 3;
 // Replicas behind one load balancer share their public URL, hence the audience of their tokens.
 const PUBLIC_URL = 'https://db-mcp.example.com';
 const AUDIENCE = `${PUBLIC_URL}/mcp`;
-
-function expectRateLimited(response: McpResponse): void {
-  expect(response.status).toBe(429);
-  const retryAfter = Number(response.headers.get('retry-after'));
-  expect(Number.isInteger(retryAfter)).toBe(true);
-  expect(retryAfter).toBeGreaterThanOrEqual(1);
-  expect(retryAfter).toBeLessThanOrEqual(60);
-  expect(JSON.parse(response.body)).toMatchObject({
-    error: 'rate_limited',
-    retry_after: retryAfter,
-  });
-}
 
 describe('rate limits shared by two replicas through RATE_LIMIT_REDIS_URL', () => {
   let issuer: TestIssuer;

@@ -4,7 +4,8 @@
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp } from './support/mcp-http.js';
+import { expectRefusedScope, postAudited } from './support/audit-rows.js';
+import { callTool } from './support/mcp-http.js';
 import { readSqlite } from './support/sqlite-files.js';
 
 type Row = Record<string, unknown>;
@@ -14,27 +15,22 @@ describe('red team: request edges', () => {
   let sut: TestApp;
   let writer: string;
   let reader: string;
-  let requests = 0;
 
   const people = () =>
     readSqlite(sut.databasePath, (db) => db.prepare('SELECT * FROM people ORDER BY id').all());
-  const recordsOf = (requestId: string) =>
-    readSqlite(
-      sut.auditDatabasePath,
-      (db) =>
-        db
-          .prepare(
-            'SELECT outcome, tool, tableName, sqlText, paramsHash FROM audit_log WHERE requestId = ? ORDER BY id',
-          )
-          .all(requestId) as Row[],
-    );
+  /** Posts `body`; the answer and what its records say of the call. */
   const send = async (body: unknown, token: string, headers: Record<string, string> = {}) => {
-    const requestId = `rt-edges-${++requests}`;
-    const response = await postMcp(sut.mcpUrl, body, {
-      token,
-      headers: { 'X-Request-Id': requestId, ...headers },
-    });
-    return { response, records: recordsOf(requestId) };
+    const { response, records } = await postAudited(sut, 'rt-edges', body, { token, headers });
+    return {
+      response,
+      records: records.map(({ outcome, tool, tableName, sqlText, paramsHash }) => ({
+        outcome,
+        tool,
+        tableName,
+        sqlText,
+        paramsHash,
+      })),
+    };
   };
 
   beforeAll(async () => {
@@ -150,18 +146,11 @@ describe('red team: request edges', () => {
   });
 
   it('records a refused insert_rows with its table', async () => {
-    const { response, records } = await send(
+    const answer = await send(
       callTool('insert_rows', { table: 'people', rows: [{ name: 'x' }] }),
       reader,
     );
 
-    expect(response.status).toBe(403);
-    expect(records).toEqual([
-      expect.objectContaining({
-        outcome: 'refused_scope',
-        tool: 'insert_rows',
-        tableName: 'people',
-      }),
-    ]);
+    expectRefusedScope(answer, 'insert_rows', { tableName: 'people' });
   });
 });

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { lockSqlite, untilReadiness } from './support/audit-outage.js';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
+import { callTool, postMcp, type ToolResult, toolResultOf } from './support/mcp-http.js';
 import { readSqlite } from './support/sqlite-files.js';
 
 type Row = Record<string, unknown>;
@@ -131,7 +131,7 @@ describe('red team 2: the audit trail under contention', () => {
     const answers = await Promise.all([...migrations, ...writes]);
     expect(answers.filter(({ response }) => response.status !== 200)).toEqual([]);
     const applied = (await Promise.all(migrations)).filter(
-      ({ response }) => !(response.message?.result as unknown as ToolResult).isError,
+      ({ response }) => !toolResultOf(response).isError,
     );
     expect(applied).toHaveLength(1);
 
@@ -172,7 +172,7 @@ describe('red team 2: the audit trail under contention', () => {
         callTool('insert_rows', { table, rows: [{ tag: 'x' }] }),
       );
       expect(response.status).toBe(200);
-      expect((response.message?.result as unknown as ToolResult).isError).toBe(true);
+      expect(toolResultOf(response).isError).toBe(true);
       expect(app('SELECT count(*) AS n FROM w')).toEqual(before);
       expect(records('SELECT outcome FROM audit_log WHERE requestId = ?', requestId)).toEqual([
         { outcome: 'tool_error' },

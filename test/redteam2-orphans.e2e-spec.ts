@@ -9,9 +9,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
-import { textOf } from './support/tool-client.js';
+import { serverClient, textOf } from './support/tool-client.js';
 
 /** Counts to ten billion and keeps nothing: CPU only, no memory, no end in sight. */
 const RUNAWAY_WRITE =
@@ -71,24 +70,21 @@ describe('red team 2: SQL workers of a SIGKILLed server', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const call = async (name: string, args: Record<string, unknown>): Promise<ToolResult> => {
-    const url = `${server!.url}/mcp`;
-    const token = issuer.token({ audience: url, scope: 'db:query db:modify db:admin' });
-    const response = await postMcp(url, callTool(name, args), { token });
-    expect(response.status).toBe(200);
-    return response.message!.result as unknown as ToolResult;
-  };
+  /** A client of the running server, with a token for it. */
+  const client = () => serverClient(server!.url, issuer, 'db:query db:modify db:admin');
 
   async function crashDuring(sql: string, tool: 'execute' | 'query'): Promise<number[]> {
     server = await startMain(dir, issuer, { WRITE_TIMEOUT_MS: '3000' });
-    const created = await call('apply_migration', {
+    const created = await client().call('apply_migration', {
       name: 'create_t',
       sql: 'CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)',
     });
     expect(created.isError ?? false).toBe(false);
     const mainPid = server.child.pid!;
     const before = new Set(childrenOf(mainPid).filter(isNode));
-    void call(tool, { sql, ...(tool === 'query' && { timeout_ms: 3000 }) }).catch(() => undefined);
+    void client()
+      .call(tool, { sql, ...(tool === 'query' && { timeout_ms: 3000 }) })
+      .catch(() => undefined);
     await new Promise((wait) => setTimeout(wait, 700));
     const running = childrenOf(mainPid).filter(isNode);
     workers = [...new Set([...before, ...running])];
@@ -105,7 +101,7 @@ describe('red team 2: SQL workers of a SIGKILLed server', () => {
     const orphans = pids.filter(alive);
 
     server = await startMain(dir, issuer, { WRITE_TIMEOUT_MS: '3000' });
-    const write = await call('execute', { sql: 'INSERT INTO t (v) VALUES (1)' });
+    const write = await client().call('execute', { sql: 'INSERT INTO t (v) VALUES (1)' });
     // Not `Error [SQLITE_BUSY]: database is locked` (the orphan still holds the write lock).
     expect(textOf(write)).not.toMatch(/^Error/);
     expect(write.isError ?? false).toBe(false);

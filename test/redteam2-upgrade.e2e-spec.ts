@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { readSqlite } from './support/sqlite-files.js';
+import { serverClient } from './support/tool-client.js';
 
 const FIXTURE = resolve('test/fixtures/release-0.1.0');
 const EXTRA_RECORDS = 30_000;
@@ -74,14 +74,10 @@ describe('red team 2: upgrade from 0.1.0 with a tampered audit_log', () => {
       },
     ]);
 
-    const url = `${server.url}/mcp`;
-    const token = issuer.token({ audience: url, scope: 'db:query db:modify' });
-    const response = await postMcp(
-      url,
-      callTool('insert_rows', { table: 'books', rows: [{ title: 'After the upgrade' }] }),
-      { token },
+    const result = await serverClient(server.url, issuer, 'db:query db:modify').call(
+      'insert_rows',
+      { table: 'books', rows: [{ title: 'After the upgrade' }] },
     );
-    const result = response.message?.result as unknown as ToolResult;
     expect(result.content[0].text).not.toMatch(/no such table/);
     expect(result.isError ?? false).toBe(false);
   }, 120_000);

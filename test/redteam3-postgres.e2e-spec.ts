@@ -1,7 +1,6 @@
-import { startTestApp, type TestApp } from './support/app.js';
-import { TestIssuer } from './support/issuer.js';
-import { createScopedbPostgres, type ScopedbPostgres } from './support/postgres.js';
-import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
+import type { ScopedbPostgres } from './support/postgres.js';
+import { type PostgresApp, startPostgresApp } from './support/postgres-app.js';
+import type { ToolClient } from './support/tool-client.js';
 
 // Red team 3 on the PostgreSQL engine: attacks by a caller holding a valid token that ScopeDB
 // refuses. Each test asserts the refusal, then checks the database as superuser.
@@ -13,9 +12,8 @@ const SETUP = `
 `;
 
 describe('PostgreSQL engine under attack (red team 3)', () => {
-  let issuer: TestIssuer;
+  let pg: PostgresApp;
   let postgres: ScopedbPostgres;
-  let sut: TestApp;
   let client: ToolClient;
 
   const admin = <T extends Record<string, unknown>>(sql: string, params?: unknown[]) =>
@@ -34,33 +32,11 @@ describe('PostgreSQL engine under attack (red team 3)', () => {
     );
 
   beforeAll(async () => {
-    issuer = await TestIssuer.start();
-    postgres = await createScopedbPostgres('scopedb_rt3');
-    sut = await startTestApp({
-      AUTH_ISSUER: issuer.url,
-      DATABASE_URL: postgres.urls.tools,
-      DATABASE_READER_URL: postgres.urls.reader,
-      INTERNAL_DATABASE_URL: postgres.urls.internal,
-      // Two connections per role: consecutive calls meet the same connections again.
-      DATABASE_POOL_SIZE: '2',
-      WRITE_TIMEOUT_MS: '1500',
-    });
-    client = toolClient(
-      sut.mcpUrl,
-      issuer.token({
-        audience: `${sut.baseUrl}/mcp`,
-        scope: 'db:query db:modify db:admin',
-      }),
-    );
-    const setup = await client.call('apply_migration', { name: 'setup', sql: SETUP });
-    if (setup.isError) throw new Error(textOf(setup));
+    pg = await startPostgresApp('scopedb_rt3', SETUP);
+    ({ postgres, client } = pg);
   });
 
-  afterAll(async () => {
-    await sut?.close();
-    await postgres?.drop();
-    await issuer?.close();
-  });
+  afterAll(() => pg?.close());
 
   it('refuses a second statement on every path, and runs neither', async () => {
     expect(await refused('query', { sql: 'SELECT 1; DROP TABLE items' })).toMatch(

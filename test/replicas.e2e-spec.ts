@@ -9,6 +9,7 @@ import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
 import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { createScopedbPostgres, type ScopedbPostgres } from './support/postgres.js';
+import { expectRateLimited } from './support/rate-limit.js';
 import { openTestRedis, REDIS_TEST_URL, type TestRedis } from './support/redis.js';
 import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
 
@@ -176,7 +177,7 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
       });
 
       for (const [index, client] of clients.entries()) {
-        const { tables } = (await client.ok('list_tables', {})) as { tables: { name: string }[] };
+        const { tables } = await client.ok<{ tables: { name: string }[] }>('list_tables');
         expect(tables.map((table) => table.name)).toContain(name);
         expect(await client.ok('describe_table', { table: name })).toMatchObject({
           name,
@@ -204,9 +205,9 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
             [2, 'r2'],
           ],
         });
-        const { migrations } = (await client.ok('list_migrations', {})) as {
+        const { migrations } = await client.ok<{
           migrations: { name: string; status: string; sql: string }[];
-        };
+        }>('list_migrations');
         expect(migrations.filter((migration) => migration.name === name)).toEqual([
           expect.objectContaining({ name, status: 'applied', sql }),
         ]);
@@ -230,9 +231,9 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
           `Migration ${name} was already applied with the same SQL; nothing changed.`,
         ]);
         for (const client of clients) {
-          const { migrations } = (await client.ok('list_migrations', {})) as {
+          const { migrations } = await client.ok<{
             migrations: { name: string; status: string }[];
-          };
+          }>('list_migrations');
           expect(migrations.filter((migration) => migration.name === name)).toEqual([
             expect.objectContaining({ name, status: 'applied' }),
           ]);
@@ -415,16 +416,7 @@ describe('three replicas on one PostgreSQL database and one Redis', () => {
 
       expect(statuses).toEqual(Array<number>(LIMIT).fill(200));
       expect(refused.map((response) => response.status)).toEqual([429, 429, 429]);
-      for (const response of refused) {
-        const retryAfter = Number(response.headers.get('retry-after'));
-        expect(Number.isInteger(retryAfter)).toBe(true);
-        expect(retryAfter).toBeGreaterThanOrEqual(1);
-        expect(retryAfter).toBeLessThanOrEqual(60);
-        expect(JSON.parse(response.body)).toMatchObject({
-          error: 'rate_limited',
-          retry_after: retryAfter,
-        });
-      }
+      for (const response of refused) expectRateLimited(response);
       // Another principal has a budget of its own.
       expect(others.map((response) => response.status)).toEqual([200, 200, 200]);
       expect(await recordsLike(`limited-${run}-%`)).toEqual(

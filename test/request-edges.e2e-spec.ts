@@ -3,20 +3,10 @@
 // `prototype`) in the objects the tools take. Each gets a clear refusal (never a 500), is audited,
 // and changes nothing; on the direct tools/call path and on the SDK's path alike.
 import Database from 'better-sqlite3';
-import { AuditDatabase } from '../src/audit/audit-database.js';
 import { startTestApp, type TestApp } from './support/app.js';
+import { postAudited } from './support/audit-rows.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, rpc, type ToolResult } from './support/mcp-http.js';
-
-interface Recorded {
-  outcome: string;
-  tool: string | null;
-  subject: string | null;
-  subjectUnverified: number | boolean;
-  reason: string | null;
-  tableName: string | null;
-  sqlText: string | null;
-}
+import { callTool, rpc, toolResultOf } from './support/mcp-http.js';
 
 const DEEP = 100_000;
 const nested = (levels: number, leaf = '1') => `${'['.repeat(levels)}${leaf}${']'.repeat(levels)}`;
@@ -31,27 +21,11 @@ describe.each([
   let issuer: TestIssuer;
   let sut: TestApp;
   let token: string;
-  let requests = 0;
-
-  /** The request's records, read from the audit store the server writes. */
-  const recordsOf = async (requestId: string): Promise<Recorded[]> =>
-    sut.app
-      .get(AuditDatabase)
-      .dataSource.query(
-        'SELECT outcome, tool, subject, "subjectUnverified", reason, "tableName", "sqlText" FROM audit_log WHERE "requestId" = ?',
-        [requestId],
-      );
-  const send = async (
+  /** Posts `body` (with the admin token unless told otherwise); the answer and its records. */
+  const send = (
     body: unknown,
     options: { token?: string; headers?: Record<string, string> } = { token },
-  ) => {
-    const requestId = `edges-${direct}-${++requests}`;
-    const response = await postMcp(sut.mcpUrl, body, {
-      ...options,
-      headers: { 'X-Request-Id': requestId, ...options.headers },
-    });
-    return { response, records: await recordsOf(requestId) };
-  };
+  ) => postAudited(sut, `edges-${direct}`, body, options);
   const people = () => {
     const db = new Database(sut.databasePath, { readonly: true });
     try {
@@ -129,7 +103,7 @@ describe.each([
       );
 
       expect(response.status).toBe(200);
-      expect((response.message?.result as unknown as ToolResult).isError).toBeFalsy();
+      expect(toolResultOf(response).isError).toBeFalsy();
     });
 
     it('refuses it without a token as any request without one: 401, audited', async () => {
@@ -225,7 +199,7 @@ describe.each([
       const { response, records } = await send(callWith(`{"name":"${tool}","arguments":${args}}`));
 
       expect(response.status).toBe(200);
-      const result = response.message?.result as unknown as ToolResult;
+      const result = toolResultOf(response);
       expect(result.isError).toBe(true);
       expect(result.content[0].text).toMatch(
         new RegExp(`^Input validation error: Invalid arguments for tool ${tool}: ${path}: the key`),

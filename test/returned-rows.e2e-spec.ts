@@ -1,7 +1,6 @@
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
 import { jsonBytes } from './support/json-size.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { readSqlite } from './support/sqlite-files.js';
 import { textOf, type ToolClient, toolClient } from './support/tool-client.js';
 
@@ -57,15 +56,12 @@ describe('rows a write returns', () => {
     async (_case, dryRun, after) => {
       const rssBefore = process.memoryUsage().rss;
 
-      const response = await postMcp(
-        sut.mcpUrl,
-        callTool('execute', { sql: RED_TEAM, dry_run: dryRun }),
-        { token: client.token },
-      );
+      const { response, result } = await client.send('execute', {
+        sql: RED_TEAM,
+        dry_run: dryRun,
+      });
 
-      expect(response.status).toBe(200);
       expect(Buffer.byteLength(response.body)).toBeLessThan(MIB);
-      const result = response.message!.result as unknown as ToolResult;
       expect(result.structuredContent).toMatchObject({
         affected_rows: 500,
         dry_run: dryRun,
@@ -112,18 +108,13 @@ describe('rows a write returns', () => {
   it('inserts 500 rows with 60 000-character defaults, returning in under 1 MiB what fits', async () => {
     await client.ok('execute', { sql: 'DELETE FROM rt_docs' });
 
-    const response = await postMcp(
-      sut.mcpUrl,
-      callTool('insert_rows', {
-        table: 'rt_docs',
-        rows: Array.from({ length: 500 }, () => ({})),
-        returning: true,
-      }),
-      { token: client.token },
-    );
+    const { response, result } = await client.send('insert_rows', {
+      table: 'rt_docs',
+      rows: Array.from({ length: 500 }, () => ({})),
+      returning: true,
+    });
 
     expect(Buffer.byteLength(response.body)).toBeLessThan(MIB);
-    const result = response.message!.result as unknown as ToolResult;
     expect(result.structuredContent).toMatchObject({
       affected_rows: 500,
       truncated: true,

@@ -49,6 +49,9 @@ function runMain(
   });
 }
 
+/** A valid issuer, so that the setting under test is the one refused. */
+const ISSUER = { AUTH_ISSUER: 'https://casdoor.example.com' };
+
 describe('node dist/main.js', () => {
   let dir: string;
   beforeEach(() => {
@@ -59,17 +62,9 @@ describe('node dist/main.js', () => {
   it.each([
     [{}, 'AUTH_ISSUER', 'is required'],
     [{ AUTH_ISSUER: 'casdoor.example.com' }, 'AUTH_ISSUER', 'must be an http(s) URL'],
-    [{ AUTH_ISSUER: 'https://casdoor.example.com', PORT: 'eighty' }, 'PORT', 'whole number'],
-    [
-      { AUTH_ISSUER: 'https://casdoor.example.com', AUTH_ALGORITHMS: 'HS256' },
-      'AUTH_ALGORITHMS',
-      'HS256',
-    ],
-    [
-      { AUTH_ISSUER: 'https://casdoor.example.com', DATABASE_URL: 'mysql://x' },
-      'DATABASE_URL',
-      'sqlite:',
-    ],
+    [{ ...ISSUER, PORT: 'eighty' }, 'PORT', 'whole number'],
+    [{ ...ISSUER, AUTH_ALGORITHMS: 'HS256' }, 'AUTH_ALGORITHMS', 'HS256'],
+    [{ ...ISSUER, DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', 'sqlite:'],
   ])(
     'stops with exit code 1 and one line naming the variable for %j',
     async (env, variable, problem) => {

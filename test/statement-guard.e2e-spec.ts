@@ -4,8 +4,7 @@
 import Database from 'better-sqlite3';
 import { startTestApp, type TestApp } from './support/app.js';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
-import { readSqlite } from './support/sqlite-files.js';
+import { textOf, toolClient, type ToolClient } from './support/tool-client.js';
 
 type Row = Record<string, unknown>;
 
@@ -19,41 +18,20 @@ const SEED = `
 describe('statement guard, end to end', () => {
   let issuer: TestIssuer;
   let sut: TestApp;
-  let token: string;
+  let client: ToolClient;
   let db: Database.Database;
 
-  let requests = 0;
-  /** The request id of the last call, for finding its audit record. */
-  let lastRequestId = '';
-
-  async function call(name: string, args: Record<string, unknown>): Promise<ToolResult> {
-    lastRequestId = `guard-e2e-${process.pid}-${++requests}`;
-    const response = await postMcp(sut.mcpUrl, callTool(name, args), {
-      token,
-      headers: { 'X-Request-Id': lastRequestId },
-    });
-    expect(response.status).toBe(200);
-    const result = response.message?.result as ToolResult | undefined;
-    if (!result) throw new Error(`no tools/call result: ${response.body}`);
-    return result;
-  }
-  const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
-  /** The audit records of the last call, read from the audit store itself. */
-  const lastAudit = () =>
-    readSqlite(sut.auditDatabasePath, (audit) =>
-      audit
-        .prepare('SELECT outcome, tool, sqlText, reason FROM audit_log WHERE requestId = ?')
-        .all(lastRequestId),
-    );
   /**
    * The error code a refused call names (`Error [CODE]: ...`), or the success text; a refusal
    * must have left exactly one record saying so, with the SQL that was refused.
    */
   async function refusedWith(name: string, args: Record<string, unknown>): Promise<string> {
-    const result = await call(name, args);
+    const { result, records } = await client.audited(name, args);
     const text = textOf(result);
     if (!result.isError) return `succeeded: ${text}`;
-    expect(lastAudit()).toEqual([
+    expect(
+      records.map(({ outcome, tool, sqlText, reason }) => ({ outcome, tool, sqlText, reason })),
+    ).toEqual([
       {
         outcome: 'tool_error',
         tool: name,
@@ -79,7 +57,11 @@ describe('statement guard, end to end', () => {
       { AUTH_ISSUER: issuer.url },
       { prepareDatabase: (path) => new Database(path).exec(SEED).close() },
     );
-    token = issuer.token({ audience: sut.mcpUrl, scope: 'db:query db:modify db:admin' });
+    client = toolClient(
+      sut.mcpUrl,
+      issuer.token({ audience: sut.mcpUrl, scope: 'db:query db:modify db:admin' }),
+      { requestIds: 'guard-e2e', auditDatabasePath: () => sut.auditDatabasePath },
+    );
     db = new Database(sut.databasePath, { readonly: true, fileMustExist: true });
   });
   afterAll(async () => {
@@ -189,9 +171,7 @@ describe('statement guard, end to end', () => {
         'TEMPORARY_OBJECT',
       );
       expect(state()).toEqual(before);
-      const ledger = (await call('list_migrations', {})).structuredContent as {
-        migrations: { name: string }[];
-      };
+      const ledger = await client.ok<{ migrations: { name: string }[] }>('list_migrations');
       expect(ledger.migrations.map((m) => m.name)).not.toContain(name);
       // Nothing the refused migration meant to set up fires on a later write.
       expect(
@@ -259,7 +239,7 @@ describe('statement guard, end to end', () => {
       expect(
         await refusedWith('insert_rows', { table: 'sg_docs', rows: [{ body: 'hello world' }] }),
       ).toMatch(/^succeeded/);
-      const found = await call('query', {
+      const found = await client.call('query', {
         sql: "SELECT body FROM sg_docs WHERE sg_docs MATCH 'hello'",
       });
       expect(found.structuredContent?.rows).toEqual([['hello world']]);

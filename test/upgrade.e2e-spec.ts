@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, postMcp, type ToolResult } from './support/mcp-http.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { createTestDatabase, type TestPostgresDatabase } from './support/postgres.js';
 import { readSqlite, tableNames } from './support/sqlite-files.js';
+import { serverClient } from './support/tool-client.js';
 
 type Row = Record<string, unknown>;
 
@@ -69,13 +69,8 @@ describe('upgrade from release 0.1.0', () => {
     if (server) await stopMain(server);
     return start(env);
   }
-  async function call(name: string, args: Record<string, unknown> = {}): Promise<ToolResult> {
-    const url = `${server!.url}/mcp`;
-    const token = issuer.token({ audience: url, scope: 'db:query db:modify db:admin' });
-    const response = await postMcp(url, callTool(name, args), { token });
-    expect(response.status).toBe(200);
-    return response.message?.result as unknown as ToolResult;
-  }
+  /** A client of the running server, with a token for it. */
+  const client = () => serverClient(server!.url, issuer, 'db:query db:modify db:admin');
 
   /** The application database after the upgrade: the user's objects and rows, nothing else. */
   function expectOnlyUserData(): void {
@@ -136,18 +131,18 @@ describe('upgrade from release 0.1.0', () => {
     ]);
 
     // The tools see the moved state: the ledger with its statuses, the records with get_audit_log.
-    const listed = (await call('list_migrations')).structuredContent as { migrations: Row[] };
+    const listed = await client().ok<{ migrations: Row[] }>('list_migrations');
     expect(listed.migrations.map((row) => [row.name, row.status])).toEqual(
       LEGACY_LEDGER.map((row) => [row.name, 'applied']),
     );
-    const upgrade = (await call('get_audit_log', { outcome: 'upgrade' })).structuredContent as {
-      records: Row[];
-    };
+    const upgrade = await client().ok<{ records: Row[] }>('get_audit_log', { outcome: 'upgrade' });
     expect(upgrade.records).toEqual([
       expect.objectContaining({ id: LEGACY_AUDIT.length + 1, outcome: 'upgrade' }),
     ]);
     // And the user's data still serves.
-    const books = await call('query', { sql: 'SELECT title, year FROM books ORDER BY id' });
+    const books = await client().call('query', {
+      sql: 'SELECT title, year FROM books ORDER BY id',
+    });
     expect(books.structuredContent).toMatchObject({
       rows: [
         ['Dune', 1965],
@@ -169,7 +164,7 @@ describe('upgrade from release 0.1.0', () => {
     await restart();
 
     expect(snapshot()).toEqual(first);
-    const applied = await call('apply_migration', {
+    const applied = await client().call('apply_migration', {
       name: 'books_publisher',
       sql: 'ALTER TABLE books ADD COLUMN publisher TEXT',
     });

@@ -1,13 +1,20 @@
 /** Hand-made MCP requests over real HTTP, for asserting exact statuses and headers. */
 
-export const LEGACY_PROTOCOL = '2025-11-25';
+import { LEGACY_PROTOCOL, mcpHeaders, mcpMessageJson } from './mcp-wire.mjs';
+
+export { LEGACY_PROTOCOL };
+
+/** A JSON-RPC message, as the tests read it. */
+export interface McpMessage {
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string };
+}
 
 export interface McpResponse {
   status: number;
   headers: Headers;
   /** The JSON-RPC message (from a JSON body or the first SSE data event), if any. */
-  message:
-    { result?: Record<string, unknown>; error?: { code: number; message: string } } | undefined;
+  message: McpMessage | undefined;
   body: string;
 }
 
@@ -18,28 +25,12 @@ export async function postMcp(
 ): Promise<McpResponse> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: {
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-      'MCP-Protocol-Version': LEGACY_PROTOCOL,
-      ...(options.token && { Authorization: `Bearer ${options.token}` }),
-      ...options.headers,
-    },
+    headers: { ...mcpHeaders(options.token), ...options.headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
-  let message: McpResponse['message'];
-  const contentType = response.headers.get('content-type') ?? '';
-  if (contentType.includes('text/event-stream')) {
-    const data = text
-      .split('\n')
-      .filter((line) => line.startsWith('data: '))
-      .map((line) => line.slice(6))
-      .find((line) => line.trim() !== '');
-    message = data ? (JSON.parse(data) as McpResponse['message']) : undefined;
-  } else if (contentType.includes('application/json') && text) {
-    message = JSON.parse(text) as McpResponse['message'];
-  }
+  const json = mcpMessageJson(response.headers.get('content-type') ?? '', text);
+  const message = json === undefined ? undefined : (JSON.parse(json) as McpMessage);
   return { status: response.status, headers: response.headers, message, body: text };
 }
 
@@ -48,6 +39,13 @@ export interface ToolResult {
   isError?: boolean;
   content: { type: string; text: string }[];
   structuredContent?: Record<string, unknown>;
+}
+
+/** The tools/call result an answer carries; fails when it carries none. */
+export function toolResultOf(response: McpResponse): ToolResult {
+  const result = response.message?.result as ToolResult | undefined;
+  if (!result) throw new Error(`no tools/call result: ${response.body}`);
+  return result;
 }
 
 let nextId = 1;

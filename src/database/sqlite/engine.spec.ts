@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { ITEMS, itemsAfter } from '../../../test/support/items.js';
 import { jsonBytes } from '../../../test/support/json-size.js';
 import { match } from '../../../test/support/matchers.js';
+import { notWrites } from '../../../test/support/refused-statements.js';
 import { refusal } from '../../../test/support/sql-errors.js';
 import { listTables } from './catalog.js';
 import { explainQuery, runQuery } from './reads.js';
@@ -33,14 +35,6 @@ const INTERNAL_SCHEMA = `
   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
   INSERT INTO audit_log (time, outcome) VALUES ('2026-01-01T00:00:00.000Z', 'success');
 `;
-
-const ITEMS = [
-  { id: 1, name: 'apple', qty: 5, tag: 'fruit' },
-  { id: 2, name: 'banana', qty: 10, tag: 'fruit' },
-  { id: 3, name: 'carrot', qty: 0, tag: 'veg' },
-  { id: 4, name: 'date', qty: null, tag: 'fruit' },
-  { id: 5, name: 'eggplant', qty: 20, tag: null },
-];
 
 const LIMITS: ResultLimits = { maxRows: 100, maxBytes: 10_000, maxCellChars: 100 };
 /** The size limits of a write job (each write tool has its own row cap). */
@@ -423,11 +417,12 @@ describe('sqlite-engine', () => {
     });
 
     it.each([
-      ['SELECT', 'SELECT * FROM items', 'NOT_A_WRITE'],
-      ['DDL', 'DROP TABLE numbers', 'NOT_A_WRITE'],
-      ['BEGIN', 'BEGIN', 'BEGIN_NOT_ALLOWED'],
-      ['a PRAGMA', 'PRAGMA foreign_keys = OFF', 'PRAGMA_NOT_ALLOWED'],
-      ['stacked statements', 'DELETE FROM items; DELETE FROM numbers', 'MULTIPLE_STATEMENTS'],
+      ...notWrites('items'),
+      [
+        'stacked statements on two tables',
+        'DELETE FROM items; DELETE FROM numbers',
+        'MULTIPLE_STATEMENTS',
+      ],
       [
         'a write to the audit log',
         "INSERT INTO audit_log (time, outcome) VALUES ('x', 'y')",
@@ -696,9 +691,7 @@ describe('sqlite-engine', () => {
     ],
   ])('%s', (name, sut) => {
     const after = (ids: number[]) =>
-      name === 'updateRows'
-        ? ITEMS.map((item) => (ids.includes(item.id) ? { ...item, tag: 'hit' } : item))
-        : ITEMS.filter((item) => !ids.includes(item.id));
+      itemsAfter(ITEMS, name === 'updateRows' ? 'update' : 'delete', ids);
     const options = { expectedMaxRows: 100, dryRun: false, limits: SIZES };
 
     it.each<[string, Filter[], number[]]>([

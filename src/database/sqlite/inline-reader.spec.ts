@@ -32,6 +32,15 @@ const SCHEMA = `
 
 type QueryJob = Extract<SqlJob, { kind: 'query' }>;
 
+/** A read of `sql` with these parameters, under LIMITS. */
+const queryJob = (sql: string, params: QueryJob['params']): QueryJob => ({
+  kind: 'query',
+  sql,
+  params,
+  limits: LIMITS,
+});
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
  * An InlineReader whose jobs a worker's connection judges first (boundedAt), as SqlExecutor has a
  * worker judge every text before the main process may run it.
@@ -155,6 +164,38 @@ describe('bounded reads', () => {
     });
   });
 
+  /**
+   * Runs `test` on a judged reader of the items file with 1 MB values, 1 s reads and a minute's
+   * pause, or what `options` say instead; closes it afterwards.
+   */
+  async function withReader(
+    options: Partial<InlineReaderOptions>,
+    test: (sut: ReturnType<typeof judgedReader>) => void | Promise<void>,
+  ): Promise<void> {
+    const sut = judgedReader({
+      path,
+      maxValueBytes: 1_000_000,
+      maxReadMs: 1000,
+      pauseMs: 60_000,
+      ...options,
+    });
+    try {
+      await test(sut);
+    } finally {
+      sut.close();
+    }
+  }
+
+  /** A file of its own with a `docs` table whose row 1 holds `length` characters. */
+  function docsFile(name: string, length: number): string {
+    const docsPath = join(dir, name);
+    const setup = new Database(docsPath);
+    setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
+    setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(length));
+    setup.close();
+    return docsPath;
+  }
+
   describe('InlineReader', () => {
     it.each([
       ['one row', 'SELECT id, name FROM items WHERE id = ?', [2], [[2, 'pear']]],
@@ -165,20 +206,12 @@ describe('bounded reads', () => {
         [1, 2],
         [[1], [2]],
       ],
-    ])('reads every row of a bounded statement: %s', (_what, sql, params, rows) => {
-      const sut = judgedReader({
-        path,
-        maxValueBytes: 1_000_000,
-        maxReadMs: 1000,
-        pauseMs: 60_000,
-      });
-      try {
+    ])('reads every row of a bounded statement: %s', (_what, sql, params, rows) =>
+      withReader({}, (sut) => {
         expect(validatedRead(db, sql, params).bounded).toBe(true);
-        expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })?.rows).toEqual(rows);
-      } finally {
-        sut.close();
-      }
-    });
+        expect(sut.run(queryJob(sql, params))?.rows).toEqual(rows);
+      }),
+    );
 
     it('compiles nothing no worker has judged, nor a text judged at another schema version', () => {
       const schemaPath = join(dir, 'schema.sqlite');
@@ -190,12 +223,7 @@ describe('bounded reads', () => {
         maxReadMs: 1000,
         pauseMs: 60_000,
       });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT v FROM t WHERE id = ?',
-        params: [1],
-        limits: LIMITS,
-      };
+      const job = queryJob('SELECT v FROM t WHERE id = ?', [1]);
       try {
         expect(sut.run(job)).toBeUndefined();
         const version = boundedAt(setup, job.sql, job.params)!;
@@ -224,29 +252,15 @@ describe('bounded reads', () => {
       expect(boundedAt(db, 'SELECT name FROM items WHERE id = ?', [1])).toEqual(expect.any(Number));
     });
 
-    it('answers a bounded read as runQuery does', () => {
-      const sut = judgedReader({
-        path,
-        maxValueBytes: 1_000_000,
-        maxReadMs: 1000,
-        pauseMs: 60_000,
-      });
-      try {
-        const job = {
-          kind: 'query' as const,
-          sql: 'SELECT id, name, price FROM items WHERE id = ?',
-          params: [3],
-          limits: LIMITS,
-        };
+    it('answers a bounded read as runQuery does', () =>
+      withReader({}, (sut) => {
+        const job = queryJob('SELECT id, name, price FROM items WHERE id = ?', [3]);
         const inline = sut.run(job);
         const expected = runQuery(db, job.sql, job.params, job.limits);
         expect({ ...inline, elapsed_ms: 0 }).toEqual({ ...expected, elapsed_ms: 0 });
         expect(inline?.rows).toEqual([[3, 'fig', 4]]);
         expect(sut.paused).toBe(false);
-      } finally {
-        sut.close();
-      }
-    });
+      }));
 
     it.each([
       ['an unbounded read', 'SELECT * FROM items WHERE name = ?', ['fig']],
@@ -264,133 +278,66 @@ describe('bounded reads', () => {
         `SELECT id FROM items WHERE id = ? -- ${'x'.repeat(INLINE_MAX_SQL_CHARS)}`,
         [1],
       ],
-    ])('declines %s (a worker answers it)', (_what, sql, params) => {
-      const sut = judgedReader({
-        path,
-        maxValueBytes: 1_000_000,
-        maxReadMs: 1000,
-        pauseMs: 60_000,
-      });
-      try {
-        expect(sut.run({ kind: 'query', sql, params, limits: LIMITS })).toBeUndefined();
-      } finally {
-        sut.close();
-      }
-    });
+    ])('declines %s (a worker answers it)', (_what, sql, params) =>
+      withReader({}, (sut) => {
+        expect(sut.run(queryJob(sql, params))).toBeUndefined();
+      }),
+    );
 
-    it('declines rather than waits while another connection holds the database', () => {
+    it('declines rather than waits while another connection holds the database', async () => {
       const lockedPath = join(dir, 'locked.sqlite');
       const writer = new Database(lockedPath); // rollback journal: a writer excludes readers
       writer.exec('CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);');
-      const sut = judgedReader({
-        path: lockedPath,
-        maxValueBytes: 1_000_000,
-        maxReadMs: 1000,
-        pauseMs: 60_000,
-      });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT id FROM t WHERE id = ?',
-        params: [1],
-        limits: LIMITS,
-      };
+      const job = queryJob('SELECT id FROM t WHERE id = ?', [1]);
       try {
-        expect(sut.run(job)?.rows).toEqual([[1]]);
-        writer.exec('BEGIN EXCLUSIVE');
-        expect(sut.run(job)).toBeUndefined();
-        writer.exec('COMMIT');
-        expect(sut.run(job)?.rows).toEqual([[1]]);
+        await withReader({ path: lockedPath }, (sut) => {
+          expect(sut.run(job)?.rows).toEqual([[1]]);
+          writer.exec('BEGIN EXCLUSIVE');
+          expect(sut.run(job)).toBeUndefined();
+          writer.exec('COMMIT');
+          expect(sut.run(job)?.rows).toEqual([[1]]);
+        });
       } finally {
-        sut.close();
         writer.close();
       }
     });
 
-    it('pauses after a read of large values, then declines everything until the pause is over', () => {
+    it('pauses after a read of large values, then declines everything until the pause is over', () =>
       // 'apple' is 5 characters: more than 4.
-      const sut = judgedReader({ path, maxValueBytes: 4, maxReadMs: 1000, pauseMs: 60_000 });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT name FROM items WHERE id = ?',
-        params: [1],
-        limits: LIMITS,
-      };
-      try {
+      withReader({ maxValueBytes: 4 }, (sut) => {
+        const job = queryJob('SELECT name FROM items WHERE id = ?', [1]);
         expect(sut.paused).toBe(false);
         expect(sut.run(job)?.rows).toEqual([['apple']]);
         expect(sut.paused).toBe(true);
         expect(sut.run(job)).toBeUndefined();
-      } finally {
-        sut.close();
-      }
-    });
+      }));
 
-    it('reads a row with a 2 MB value (shortened in the result), then pauses', () => {
-      const bigPath = join(dir, 'big.sqlite');
-      const setup = new Database(bigPath);
-      setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
-      setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(2 * 1024 * 1024));
-      setup.close();
-      const sut = judgedReader({
-        path: bigPath,
-        maxValueBytes: 1024 * 1024,
-        maxReadMs: 1000,
-        pauseMs: 60_000,
-      });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT body FROM docs WHERE id = ?',
-        params: [1],
-        limits: LIMITS,
-      };
-      try {
-        const result = sut.run(job);
-        expect(result?.truncation_reason).toBe('cell_size');
-        expect(sut.paused).toBe(true);
-        expect(sut.run(job)).toBeUndefined();
-      } finally {
-        sut.close();
-      }
-    });
+    it('reads a row with a 2 MB value (shortened in the result), then pauses', () =>
+      withReader(
+        { path: docsFile('big.sqlite', 2 * 1024 * 1024), maxValueBytes: 1024 * 1024 },
+        (sut) => {
+          const job = queryJob('SELECT body FROM docs WHERE id = ?', [1]);
+          expect(sut.run(job)?.truncation_reason).toBe('cell_size');
+          expect(sut.paused).toBe(true);
+          expect(sut.run(job)).toBeUndefined();
+        },
+      ));
 
-    it('pauses after a slow read of a value it only compares (the size count cannot see it)', () => {
-      const bigPath = join(dir, 'hidden.sqlite');
-      const setup = new Database(bigPath);
-      setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
-      setup.prepare('INSERT INTO docs VALUES (1, ?)').run('x'.repeat(50 * 1024 * 1024));
-      setup.close();
+    it('pauses after a slow read of a value it only compares (the size count cannot see it)', () =>
       // Reading 50 MB takes milliseconds: far over a 1 ms bound, whatever the machine.
-      const sut = judgedReader({
-        path: bigPath,
-        maxValueBytes: 1024,
-        maxReadMs: 1,
-        pauseMs: 60_000,
-      });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT 1 AS found FROM docs WHERE id = ? AND body = ?',
-        params: [1, 'y'],
-        limits: LIMITS,
-      };
-      try {
-        expect(sut.run(job)?.rows).toEqual([]);
-        expect(sut.paused).toBe(true);
-        expect(sut.run(job)).toBeUndefined();
-      } finally {
-        sut.close();
-      }
-    });
+      withReader(
+        { path: docsFile('hidden.sqlite', 50 * 1024 * 1024), maxValueBytes: 1024, maxReadMs: 1 },
+        (sut) => {
+          const job = queryJob('SELECT 1 AS found FROM docs WHERE id = ? AND body = ?', [1, 'y']);
+          expect(sut.run(job)?.rows).toEqual([]);
+          expect(sut.paused).toBe(true);
+          expect(sut.run(job)).toBeUndefined();
+        },
+      ));
 
-    it('doubles a pause that follows soon after the last one', async () => {
-      const sut = judgedReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 300 });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT name FROM items WHERE id = ?',
-        params: [2],
-        limits: LIMITS,
-      };
-      const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      try {
+    it('doubles a pause that follows soon after the last one', () =>
+      withReader({ maxValueBytes: 3, pauseMs: 300 }, async (sut) => {
+        const job = queryJob('SELECT name FROM items WHERE id = ?', [2]);
         expect(sut.run(job)?.rows).toEqual([['pear']]); // pauses 300 ms
         await wait(330);
         expect(sut.run(job)?.rows).toEqual([['pear']]); // within 300 ms of its end: 600 ms
@@ -398,27 +345,15 @@ describe('bounded reads', () => {
         expect(sut.paused).toBe(true);
         await wait(350);
         expect(sut.paused).toBe(false);
-      } finally {
-        sut.close();
-      }
-    });
+      }));
 
-    it('resumes once the pause is over', async () => {
-      const sut = judgedReader({ path, maxValueBytes: 3, maxReadMs: 1000, pauseMs: 50 });
-      const job = {
-        kind: 'query' as const,
-        sql: 'SELECT name FROM items WHERE id = ?',
-        params: [2],
-        limits: LIMITS,
-      };
-      try {
+    it('resumes once the pause is over', () =>
+      withReader({ maxValueBytes: 3, pauseMs: 50 }, async (sut) => {
+        const job = queryJob('SELECT name FROM items WHERE id = ?', [2]);
         expect(sut.run(job)?.rows).toEqual([['pear']]);
         expect(sut.run(job)).toBeUndefined();
-        await new Promise((resolve) => setTimeout(resolve, 80));
+        await wait(80);
         expect(sut.run(job)?.rows).toEqual([['pear']]);
-      } finally {
-        sut.close();
-      }
-    });
+      }));
   });
 });
