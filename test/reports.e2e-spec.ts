@@ -4,6 +4,7 @@ import { TestIssuer } from './support/issuer.js';
 import { challengeParams, postMcp, rpc, callTool } from './support/mcp-http.js';
 import { createScopedbPostgres, type ScopedbPostgres } from './support/postgres.js';
 import { REVENUE_BY_MONTH_ALL, SALES_FIXTURE } from './support/sales-fixture.js';
+import { readAuditRows } from './support/audit-rows.js';
 import { toolClient } from './support/tool-client.js';
 
 // The worked example extension (src/examples/reports) over HTTP with real tokens: what a team's
@@ -100,35 +101,27 @@ describe('the reports example extension', () => {
       await postMcp(sut.mcpUrl, callTool('revenue_by_month', { from: '2026-01-01' }), {
         token: tokenFor('db:query'),
       });
-      const db = new Database(sut.auditDatabasePath, { readonly: true });
-      try {
-        const rows = db
-          .prepare<[], Record<string, unknown>>(
-            `SELECT outcome, tool, requiredScopes, grantedScopes, sqlText, rowCount
-               FROM audit_log WHERE tool IN ('top_customers', 'revenue_by_month') ORDER BY id DESC LIMIT 2`,
-          )
-          .all();
-        expect(rows).toEqual([
-          {
-            outcome: 'refused_scope',
-            tool: 'revenue_by_month',
-            requiredScopes: 'reports:read',
-            grantedScopes: 'db:query',
-            sqlText: null,
-            rowCount: null,
-          },
-          {
-            outcome: 'success',
-            tool: 'top_customers',
-            requiredScopes: 'reports:read',
-            grantedScopes: 'reports:read',
-            sqlText: expect.stringContaining('LIMIT ?') as string,
-            rowCount: 2,
-          },
-        ]);
-      } finally {
-        db.close();
-      }
+      const rows = readAuditRows(sut.auditDatabasePath)
+        .filter((row) => row.tool !== null && REPORT_TOOLS.includes(row.tool))
+        .slice(-2);
+      expect(rows).toMatchObject([
+        {
+          outcome: 'success',
+          tool: 'top_customers',
+          requiredScopes: 'reports:read',
+          grantedScopes: 'reports:read',
+          sqlText: expect.stringContaining('LIMIT ?') as string,
+          rowCount: 2,
+        },
+        {
+          outcome: 'refused_scope',
+          tool: 'revenue_by_month',
+          requiredScopes: 'reports:read',
+          grantedScopes: 'db:query',
+          sqlText: null,
+          rowCount: null,
+        },
+      ]);
     });
   });
 

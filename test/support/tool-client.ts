@@ -5,7 +5,8 @@ import { match } from './matchers.js';
 import { nextRequestId } from './request-ids.js';
 
 /** A tool result's text blocks, joined. */
-export const textOf = (result: ToolResult) => result.content.map((block) => block.text).join('\n');
+export const textOf = (result: { content: readonly { type: string; text?: string }[] }) =>
+  result.content.map((block) => block.text ?? '').join('\n');
 
 export interface ToolClientOptions {
   /** Where `timed` notes the order in which answers arrived; clients may share one. */

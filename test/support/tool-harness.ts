@@ -5,25 +5,13 @@ import { join } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import Database from 'better-sqlite3';
 import { AppModule } from '../../src/app.module.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { ToolCallPipeline } from '../../src/mcp/tool-call.js';
 import { ToolRegistry } from '../../src/mcp/tool-registry.js';
 import { applyTestSettings } from './app.js';
-
-/** A record of the audit log, as a spec reads it back. */
-export interface HarnessAuditRow {
-  outcome: string;
-  tool: string | null;
-  subject: string | null;
-  requiredScopes: string | null;
-  reason: string | null;
-  tableName: string | null;
-  sqlText: string | null;
-  paramsHash: string | null;
-  rowCount: number | null;
-}
+import { type AuditRow, readAuditRows } from './audit-rows.js';
+import { textOf } from './tool-client.js';
 
 export interface ToolHarness {
   app: INestApplication;
@@ -41,12 +29,9 @@ export interface ToolHarness {
   /** The error text of a call that must fail. */
   refused(name: string, args: unknown, scopes?: readonly string[]): Promise<string>;
   /** The audit log, oldest first. */
-  auditRows(): HarnessAuditRow[];
+  auditRows(): AuditRow[];
   close(): Promise<void>;
 }
-
-const textOf = (result: CallToolResult) =>
-  result.content.map((block) => (block.type === 'text' ? block.text : '')).join('\n');
 
 /**
  * The whole application (AppModule, real SQLite files, the real audit store and engine), built
@@ -114,20 +99,7 @@ export async function startToolHarness(
       if (!result.isError) throw new Error(`${name} succeeded: ${textOf(result)}`);
       return textOf(result);
     },
-    auditRows() {
-      const db = new Database(auditPath, { readonly: true, fileMustExist: true });
-      try {
-        return db
-          .prepare<[], HarnessAuditRow>(
-            `SELECT outcome, tool, subject, requiredScopes, reason, tableName, sqlText, paramsHash,
-                    rowCount
-               FROM audit_log ORDER BY id`,
-          )
-          .all();
-      } finally {
-        db.close();
-      }
-    },
+    auditRows: () => readAuditRows(auditPath),
     async close() {
       await app.close();
       rmSync(dir, { recursive: true, force: true });

@@ -32,7 +32,7 @@ export function bindParams(params: SqlParams | undefined): SqlValue[] {
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
   prepareValue: (value: unknown) => string | Buffer | null;
 };
-const textOf = (value: unknown) => prepareValue(value) as string | null;
+const wireText = (value: unknown) => prepareValue(value) as string | null;
 
 interface OwnStatement {
   text: string;
@@ -152,7 +152,7 @@ class PortalBatch<R> implements pg.Submittable {
       if (this.open) {
         for (const statement of this.open.prologue) own(con, statement);
         con.parse({ text: this.open.sql });
-        con.bind({ portal: this.portal, values: this.open.values.map(textOf) });
+        con.bind({ portal: this.portal, values: this.open.values.map(wireText) });
         con.describe({ type: 'P', name: this.portal });
       }
       if (this.closeAfter) con.close({ type: 'P', name: this.portal });
@@ -227,7 +227,7 @@ const copyRefusal = () =>
 /** One of our own statements through the unnamed statement and portal, all its rows. */
 function own(con: PgConnection, statement: OwnStatement): void {
   con.parse({ text: statement.text });
-  con.bind({ portal: '', values: statement.values.map(textOf) });
+  con.bind({ portal: '', values: statement.values.map(wireText) });
   con.execute({ portal: '', rows: 0 });
 }
 
