@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { DatabaseEngine, type WriteResult } from '../database/engine.js';
-import type { TruncationReason } from '../database/result-rows.js';
+import { DatabaseEngine, type TruncationReason, type WriteResult } from '../database/engine.js';
+import { writeResult } from '../database/results.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from './scopes.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
@@ -15,7 +15,6 @@ import {
   sqlParams,
   sqlText,
   where,
-  writeResult,
 } from './tool-schemas.js';
 
 const destructive = {
