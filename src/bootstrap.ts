@@ -60,7 +60,10 @@ function bodyErrorHandler(audit: AuditService, mcpPath: string) {
   };
 }
 
-/** Creates and starts the app from the environment; used by main.ts and by the e2e tests. */
+/**
+ * Creates and starts the app with the settings given, or else read (once) from the environment;
+ * used by main.ts, the sandbox and the e2e tests.
+ */
 export async function startApp(options: StartOptions = {}): Promise<NestExpressApplication> {
   const settings = options.settings ?? readSettings(process.env);
   const app = await NestFactory.create<NestExpressApplication>(
