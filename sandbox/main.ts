@@ -55,7 +55,7 @@ if (database.type !== 'sqlite')
 const seeded = seedDemoDatabase(database.path);
 // The app first: it does not contact the issuer before a token arrives (its keys are fetched on
 // the first one), and its tool registry says which scopes the issuer offers.
-const app = await startApp();
+const app = await startApp({ settings });
 const scopes = app.get(ToolRegistry).scopes();
 const issuer = await startSandboxIssuer({
   port: issuerPort,

@@ -13,8 +13,8 @@ import { JwtAuthGuard } from './auth/jwt-auth.guard.js';
 import { OAuthChallengeFilter } from './auth/oauth-challenge.filter.js';
 import { ScopesGuard } from './auth/scopes.guard.js';
 import { requestIdMiddleware } from './common/request-id.js';
-import { CONFIG_NAMESPACES } from './config/configuration.js';
-import { type LogLevelName, readSettings } from './config/settings.js';
+import { configNamespaces } from './config/configuration.js';
+import { type LogLevelName, readSettings, type Settings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
 import { ReportsModule } from './examples/reports/reports.module.js';
 import { HealthModule } from './health/health.module.js';
@@ -42,17 +42,24 @@ const GLOBAL_ENHANCERS = [
 export interface AppOptions {
   /** Overrides LOG_LEVEL (the e2e tests run silent). */
   logLevel?: LogLevelName;
+  /** The settings, read from the environment when not given. */
+  settings?: Settings;
 }
 
 @Module({})
 export class AppModule implements NestModule {
-  /** Reads the environment as it is now (validated again by each config namespace). */
+  /** The app, its config namespaces all from one read of the settings. */
   static forRoot(options: AppOptions = {}): DynamicModule {
-    const { mcp, database, internal } = readSettings(process.env);
+    const settings = options.settings ?? readSettings(process.env);
+    const { mcp, database, internal } = settings;
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: CONFIG_NAMESPACES }),
+        ConfigModule.forRoot({
+          isGlobal: true,
+          ignoreEnvFile: true,
+          load: configNamespaces(settings),
+        }),
         AuthModule,
         AuditModule,
         DatabaseModule.forRoot(database.type, internal.type),

@@ -9,11 +9,13 @@ import { AuditService } from './audit/audit.service.js';
 import { unverifiedClaims } from './auth/unverified-claims.js';
 import { ensureRequestId } from './common/request-id.js';
 import { requestInfoOf } from './common/request-info.js';
-import { readSettings } from './config/settings.js';
+import { readSettings, type Settings } from './config/settings.js';
 
 export interface StartOptions {
   /** `false`: log nothing, whatever LOG_LEVEL says (for tests). */
   logger?: false;
+  /** The settings, read from the environment when not given. */
+  settings?: Settings;
 }
 
 /**
@@ -58,11 +60,14 @@ function bodyErrorHandler(audit: AuditService, mcpPath: string) {
   };
 }
 
-/** Creates and starts the app from the environment; used by main.ts and by the e2e tests. */
+/**
+ * Creates and starts the app with the settings given, or else read (once) from the environment;
+ * used by main.ts, the sandbox and the e2e tests.
+ */
 export async function startApp(options: StartOptions = {}): Promise<NestExpressApplication> {
-  const settings = readSettings(process.env);
+  const settings = options.settings ?? readSettings(process.env);
   const app = await NestFactory.create<NestExpressApplication>(
-    AppModule.forRoot({ logLevel: options.logger === false ? 'silent' : undefined }),
+    AppModule.forRoot({ settings, logLevel: options.logger === false ? 'silent' : undefined }),
     // Buffered until pino takes over, so that even start-up messages are JSON lines. A failed
     // start (e.g. an unreachable audit database) is thrown to the caller, not a process.exit.
     { bodyParser: false, bufferLogs: true, abortOnError: false },

@@ -3,17 +3,18 @@ import { existsSync } from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { startApp } from './bootstrap.js';
 import { drainHttpServer } from './common/graceful-shutdown.js';
-import { ConfigurationError, readSettings } from './config/settings.js';
+import { ConfigurationError, readSettings, type Settings } from './config/settings.js';
 
 if (existsSync('.env')) process.loadEnvFile('.env');
+let settings: Settings;
 try {
-  readSettings(process.env);
+  settings = readSettings(process.env);
 } catch (error) {
   if (!(error instanceof ConfigurationError)) throw error;
   process.stderr.write(`Configuration error: ${error.message}\n`);
   process.exit(1);
 }
-const app = await startApp().catch((error: unknown) => {
+const app = await startApp({ settings }).catch((error: unknown) => {
   // One line, as for a configuration error; messages name places, never passwords.
   process.stderr.write(
     `Start-up failed: ${error instanceof Error ? error.message : String(error)}\n`,

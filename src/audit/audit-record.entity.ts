@@ -1,5 +1,7 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
+import { AUDIT_LOG_COLUMNS } from './migrations/1765000000000-audit-log.js';
+import { TABLE_NAME_COLUMN } from './migrations/1765100000000-audit-intents.js';
 
 export const AUDIT_OUTCOMES = [
   'success',
@@ -31,78 +33,79 @@ export const COMPLETION_COLUMNS = ['outcome', 'reason', 'rowCount', 'durationMs'
 
 /** One decision about a request to the MCP endpoint. Written by AuditService (and once by
  * LegacyUpgrade); the table is created by the AuditLog migration in the audit database, the
- * later columns and the completion trigger by AuditIntents. */
+ * later columns and the completion trigger by AuditIntents. Each column is defined once, by the
+ * migration that adds it; the entity maps those definitions. */
 @Entity({ name: AUDIT_TABLE })
 export class AuditRecord {
   @PrimaryGeneratedColumn()
   id!: number;
 
-  @Column({ type: 'varchar', length: 32 })
+  @Column(AUDIT_LOG_COLUMNS.time)
   time!: string;
 
-  @Column({ type: 'varchar', length: 64, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.requestId)
   requestId!: string | null;
 
-  @Column({ type: 'varchar', length: 255, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.subject)
   subject!: string | null;
 
   /** Set when the subject was read from a token that failed verification. */
-  @Column({ type: 'boolean', default: false })
+  @Column(AUDIT_LOG_COLUMNS.subjectUnverified)
   subjectUnverified!: boolean;
 
-  @Column({ type: 'varchar', length: 255, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.clientId)
   clientId!: string | null;
 
-  @Column({ type: 'varchar', length: 255, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.tokenId)
   tokenId!: string | null;
 
-  @Column({ type: 'varchar', length: 128, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.tool)
   tool!: string | null;
 
-  @Column({ type: 'varchar', length: 32 })
+  @Column(AUDIT_LOG_COLUMNS.outcome)
   outcome!: AuditOutcome;
 
-  @Column({ type: 'text', nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.reason)
   reason!: string | null;
 
-  @Column({ type: 'varchar', length: 512, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.requiredScopes)
   requiredScopes!: string | null;
 
-  @Column({ type: 'varchar', length: 1024, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.grantedScopes)
   grantedScopes!: string | null;
 
-  @Column({ type: 'integer', nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.durationMs)
   durationMs!: number | null;
 
-  @Column({ type: 'varchar', length: 64, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.remoteAddress)
   remoteAddress!: string | null;
 
   /** The token's `name` and `email`, as verified. */
-  @Column({ type: 'varchar', length: 255, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.principalName)
   principalName!: string | null;
 
-  @Column({ type: 'varchar', length: 255, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.principalEmail)
   principalEmail!: string | null;
 
   /** Rows a query returned, or rows a write changed (or would have, in a dry run). */
-  @Column({ type: 'integer', nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.rowCount)
   rowCount!: number | null;
 
   /** The SQL as the caller sent it; its parameters are never stored. */
-  @Column({ type: 'text', nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.sqlText)
   sqlText!: string | null;
 
   /** sha256 (hex) of the JSON of the bound parameters, when there were any. */
-  @Column({ type: 'varchar', length: 64, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.paramsHash)
   paramsHash!: string | null;
 
-  @Column({ type: 'varchar', length: 32, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.protocolVersion)
   protocolVersion!: string | null;
 
-  @Column({ type: 'varchar', length: 256, nullable: true })
+  @Column(AUDIT_LOG_COLUMNS.userAgent)
   userAgent!: string | null;
 
   /** The `table` argument of the tools that take one (insert_rows, describe_table, ...). */
-  @Column({ type: 'varchar', length: 255, nullable: true })
+  @Column(TABLE_NAME_COLUMN)
   tableName!: string | null;
 }

@@ -1,31 +1,34 @@
 import { z } from 'zod';
-import type { AuditOutcome, AuditRecord } from './audit-record.entity.js';
+import { AUDIT_OUTCOMES, type AuditRecord } from './audit-record.entity.js';
+
+const nullable = z.string().nullable();
 
 /** An audit record as get_audit_log and audit:export give it out. */
-export interface AuditRecordJson {
-  id: number;
-  time: string;
-  outcome: AuditOutcome;
-  tool: string | null;
-  subject: string | null;
-  subject_unverified: boolean;
-  principal_name: string | null;
-  principal_email: string | null;
-  client_id: string | null;
-  token_id: string | null;
-  required_scopes: string[] | null;
-  granted_scopes: string[] | null;
-  reason: string | null;
-  table_name: string | null;
-  sql_text: string | null;
-  params_hash: string | null;
-  row_count: number | null;
-  duration_ms: number | null;
-  request_id: string | null;
-  remote_address: string | null;
-  user_agent: string | null;
-  protocol_version: string | null;
-}
+export const auditRecordJson = z.object({
+  id: z.number().int(),
+  time: z.string(),
+  outcome: z.enum(AUDIT_OUTCOMES),
+  tool: nullable,
+  subject: nullable,
+  subject_unverified: z.boolean(),
+  principal_name: nullable,
+  principal_email: nullable,
+  client_id: nullable,
+  token_id: nullable,
+  required_scopes: z.array(z.string()).nullable(),
+  granted_scopes: z.array(z.string()).nullable(),
+  reason: nullable,
+  table_name: nullable,
+  sql_text: nullable,
+  params_hash: nullable,
+  row_count: z.number().int().nullable(),
+  duration_ms: z.number().int().nullable(),
+  request_id: nullable,
+  remote_address: nullable,
+  user_agent: nullable,
+  protocol_version: nullable,
+});
+export type AuditRecordJson = z.infer<typeof auditRecordJson>;
 
 /** A row as TypeORM (boolean) or better-sqlite3 (0/1) reads it. */
 export type StoredAuditRecord = Omit<AuditRecord, 'subjectUnverified'> & {

@@ -3,6 +3,7 @@ import type { DataSource, QueryResult } from 'typeorm';
 import { AUDIT_TABLE } from '../database/internal-tables.js';
 import type { AuditDatabase } from './audit-database.js';
 import type { AuditRecord, CompletedOutcome } from './audit-record.entity.js';
+import { AUDIT_LOG_COLUMNS } from './migrations/1765000000000-audit-log.js';
 
 /** A record as written: every column but the generated id; SQLite stores booleans as 0/1. */
 export type AuditRow = Omit<AuditRecord, 'id' | 'subjectUnverified'> & {
@@ -43,28 +44,7 @@ export interface AuditStore {
 }
 
 /** The columns of release 0.1.0's audit log, `id` aside (the upgrade from it copies these). */
-export const COLUMNS_0_1_0 = [
-  'time',
-  'requestId',
-  'subject',
-  'subjectUnverified',
-  'clientId',
-  'tokenId',
-  'tool',
-  'outcome',
-  'reason',
-  'requiredScopes',
-  'grantedScopes',
-  'durationMs',
-  'remoteAddress',
-  'principalName',
-  'principalEmail',
-  'rowCount',
-  'sqlText',
-  'paramsHash',
-  'protocolVersion',
-  'userAgent',
-] as const satisfies readonly (keyof AuditRow)[];
+export const COLUMNS_0_1_0 = Object.keys(AUDIT_LOG_COLUMNS) as (keyof typeof AUDIT_LOG_COLUMNS)[];
 
 /** The columns a record is written with: 0.1.0's and those added since. */
 export const COLUMNS: readonly (keyof AuditRow)[] = [...COLUMNS_0_1_0, 'tableName'];

@@ -5,7 +5,7 @@ import { McpTool, READ_ONLY_TOOL } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from '../tools/scopes.js';
 import { ToolError, type ToolOutput } from '../mcp/tool-context.js';
 import { AUDIT_OUTCOMES } from './audit-record.entity.js';
-import { isoDateTime, storedTime, toAuditJson } from './audit-record.format.js';
+import { auditRecordJson, isoDateTime, storedTime, toAuditJson } from './audit-record.format.js';
 import { AuditService } from './audit.service.js';
 
 const AUDIT_PAGE_DEFAULT = 50;
@@ -28,34 +28,8 @@ const getAuditLogInput = z.object({
     .describe('next_cursor of the previous page, with the same filters'),
 });
 
-const nullable = z.string().nullable();
 const getAuditLogOutput = z.object({
-  records: z.array(
-    z.object({
-      id: z.number().int(),
-      time: z.string(),
-      outcome: z.enum(AUDIT_OUTCOMES),
-      tool: nullable,
-      subject: nullable,
-      subject_unverified: z.boolean(),
-      principal_name: nullable,
-      principal_email: nullable,
-      client_id: nullable,
-      token_id: nullable,
-      required_scopes: z.array(z.string()).nullable(),
-      granted_scopes: z.array(z.string()).nullable(),
-      reason: nullable,
-      table_name: nullable,
-      sql_text: nullable,
-      params_hash: nullable,
-      row_count: z.number().int().nullable(),
-      duration_ms: z.number().int().nullable(),
-      request_id: nullable,
-      remote_address: nullable,
-      user_agent: nullable,
-      protocol_version: nullable,
-    }),
-  ),
+  records: z.array(auditRecordJson),
   next_cursor: z.string().nullable(),
 });
 type AuditLogPage = z.infer<typeof getAuditLogOutput>;

@@ -1,24 +1,29 @@
 import { registerAs } from '@nestjs/config';
-import { readSettings } from './settings.js';
+import type { Settings } from './settings.js';
 
-// One namespace per feature; each is validated by readSettings before the app starts (main.ts).
-export const serverConfig = registerAs('server', () => readSettings(process.env).server);
-export const authConfig = registerAs('auth', () => readSettings(process.env).auth);
-export const mcpConfig = registerAs('mcp', () => readSettings(process.env).mcp);
-export const databaseConfig = registerAs('database', () => readSettings(process.env).database);
-export const internalConfig = registerAs('internal', () => readSettings(process.env).internal);
-export const auditConfig = registerAs('audit', () => readSettings(process.env).audit);
+// One namespace per feature, injected typed: `@Inject(authConfig.KEY) cfg: ConfigType<typeof
+// authConfig>`. Their values are parts of the one Settings an application start reads and
+// validates (configNamespaces, loaded by AppModule.forRoot).
 
-export const logConfig = registerAs('log', () => readSettings(process.env).log);
-export const rateLimitConfig = registerAs('rateLimit', () => readSettings(process.env).rateLimit);
+/** A namespace's injection token and type; its value is loaded with configNamespaces. */
+function namespace<K extends keyof Settings>(name: K) {
+  return registerAs(name, (): Settings[K] => {
+    throw new Error(`The ${name} settings are loaded per application start, by configNamespaces`);
+  });
+}
 
-export const CONFIG_NAMESPACES = [
-  serverConfig,
-  authConfig,
-  mcpConfig,
-  databaseConfig,
-  internalConfig,
-  auditConfig,
-  logConfig,
-  rateLimitConfig,
-];
+export const serverConfig = namespace('server');
+export const authConfig = namespace('auth');
+export const mcpConfig = namespace('mcp');
+export const databaseConfig = namespace('database');
+export const internalConfig = namespace('internal');
+export const auditConfig = namespace('audit');
+export const logConfig = namespace('log');
+export const rateLimitConfig = namespace('rateLimit');
+
+/** Every namespace (under the tokens above), each a part of these settings. */
+export function configNamespaces(settings: Settings) {
+  return (Object.keys(settings) as (keyof Settings)[]).map((name) =>
+    registerAs(name, () => settings[name]),
+  );
+}

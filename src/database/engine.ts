@@ -1,5 +1,14 @@
 import type { Principal } from '../auth/principal.js';
-import type { SizeLimits, TruncationReason } from './result-rows.js';
+import type { SizeLimits } from './result-rows.js';
+import type {
+  ExplainResult,
+  LedgerEntry,
+  MigrationResult,
+  ReadResult,
+  TableDescription,
+  TableList,
+  WriteResult,
+} from './results.js';
 import type { Row, SqlParams, SqlValue } from './sql-values.js';
 
 // The one interface the tools speak to; each engine implements it in a folder of its own
@@ -17,71 +26,21 @@ import type { Row, SqlParams, SqlValue } from './sql-values.js';
 //   commits, so it is recorded statement by statement, and the ledger says how far it got);
 // - a scheme in config/settings.ts (`mysql://`) and a case in DatabaseModule's factory.
 
-export type TableType = 'table' | 'view';
-
-export interface TableList {
-  tables: { name: string; type: TableType; row_estimate: number | null }[];
-}
-
-export interface ForeignKeyDescription {
-  columns: string[];
-  referenced_table: string;
-  referenced_columns: string[];
-  on_delete: string | null;
-  on_update: string | null;
-}
-
-export interface TableDescription {
-  name: string;
-  type: TableType;
-  columns: {
-    name: string;
-    type: string;
-    nullable: boolean;
-    default: string | null;
-    primary_key: boolean;
-  }[];
-  primary_key: string[];
-  indexes: { name: string; columns: string[]; unique: boolean }[];
-  foreign_keys: ForeignKeyDescription[];
-  referenced_by: (ForeignKeyDescription & { table: string })[];
-  checks: { name: string | null; expression: string }[];
-}
-
-export interface ReadResult {
-  /** Each column's name and the database's name for its type (null when it has none). */
-  columns: { name: string; type: string | null }[];
-  rows: unknown[][];
-  row_count: number;
-  truncated: boolean;
-  truncation_reason: TruncationReason | null;
-  elapsed_ms: number;
-}
-
-export interface PlanStep {
-  id: number;
-  parent: number;
-  detail: string;
-}
-
-export interface ExplainResult {
-  plan: PlanStep[];
-}
-
-export interface WriteResult {
-  affected_rows: number;
-  dry_run: boolean;
-  /**
-   * Rows returned by RETURNING (execute, insert_rows) or, on a dry run, the rows affected: the
-   * first ones, as many as fit the limits, long values shortened.
-   */
-  rows?: Row[];
-  /** With rows: whether rows were left out or values shortened (the change itself never is). */
-  truncated?: boolean;
-  truncation_reason?: TruncationReason | null;
-  /** SQLite's rowid of the last inserted row; null where the engine has none (PostgreSQL). */
-  last_insert_rowid?: number | null;
-}
+// The result shapes are zod schemas (results.ts); the engines take their inferred types from here.
+export type {
+  ExplainResult,
+  ForeignKeyDescription,
+  LedgerEntry,
+  LedgerStatus,
+  MigrationResult,
+  PlanStep,
+  ReadResult,
+  TableDescription,
+  TableList,
+  TableType,
+  TruncationReason,
+  WriteResult,
+} from './results.js';
 
 export type FilterOp = '=' | '!=' | '<' | '<=' | '>' | '>=' | 'in' | 'like' | 'is_null';
 export interface Filter {
@@ -142,28 +101,6 @@ export interface MigrationRequest {
   dryRun: boolean;
   /** Who applies it: recorded in the ledger, and whose turn it takes. */
   principal: Principal;
-}
-
-export interface MigrationResult {
-  name: string;
-  applied: boolean;
-  dry_run: boolean;
-  statements: number;
-  checksum: string;
-}
-
-export const LEDGER_STATUSES = ['pending', 'applied', 'failed', 'diverged'] as const;
-export type LedgerStatus = (typeof LEDGER_STATUSES)[number];
-
-/** A ledger row as list_migrations gives it. */
-export interface LedgerEntry {
-  name: string;
-  checksum: string;
-  applied_at: string;
-  applied_by: string;
-  client_id: string | null;
-  sql: string;
-  status: LedgerStatus;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { TruncationReason } from './results.js';
 import type { Row } from './sql-values.js';
 
 // Rows returned to a caller (a query's rows, a write's RETURNING rows or preview) within limits.
@@ -12,8 +13,6 @@ export interface ResultLimits {
 
 /** The size limits of the settings (QUERY_MAX_RESULT_BYTES, QUERY_MAX_CELL_CHARS); rows per tool. */
 export type SizeLimits = Omit<ResultLimits, 'maxRows'>;
-
-export type TruncationReason = 'max_rows' | 'byte_budget' | 'cell_size';
 
 /**
  * Renders result rows (arrays for reads, objects for writes) within limits: cells shortened past

@@ -1,31 +1,28 @@
-import { Inject, Injectable } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
+import { Injectable } from '@nestjs/common';
 import { type HealthCheckAttempt, HealthIndicatorService } from '@nestjs/terminus';
 import { AuditService } from '../audit/audit.service.js';
-import { authConfig } from '../config/configuration.js';
 
 export const AUDIT_UNWRITABLE = 'the audit log cannot be written';
 
 /**
  * Up while the audit log can be written. While it cannot (a record failed), each probe tries a
  * write that is rolled back, so readiness comes back without any call having to succeed first;
- * the cause is in the server's log, not in this public answer. Bounded like the other checks.
+ * the cause is in the server's log, not in this public answer. Fails past timeoutMs.
  */
 @Injectable()
 export class AuditHealthIndicator {
   constructor(
     private readonly health: HealthIndicatorService,
     private readonly audit: AuditService,
-    @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
   ) {}
 
-  isHealthy<const Key extends string>(key: Key): HealthCheckAttempt<Key> {
+  isHealthy<const Key extends string>(key: Key, timeoutMs: number): HealthCheckAttempt<Key> {
     return this.health
       .check(key)
       .attempt(async () => {
         if (!(await this.audit.probe())) throw new Error(AUDIT_UNWRITABLE);
         return {};
       })
-      .withTimeout(this.cfg.jwksTimeoutMs);
+      .withTimeout(timeoutMs);
   }
 }

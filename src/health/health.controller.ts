@@ -50,13 +50,14 @@ export class HealthController {
   @Get('readyz')
   @HealthCheck()
   readiness(): Promise<HealthCheckResult> {
+    const timeout = this.auth.jwksTimeoutMs;
     const ping = (key: string, connection: DataSource) => () =>
-      this.database.pingCheck(key, { connection, timeout: this.auth.jwksTimeoutMs });
+      this.database.pingCheck(key, { connection, timeout });
     return this.health.check([
-      () => this.applicationDatabase.isHealthy('database', this.auth.jwksTimeoutMs),
+      () => this.applicationDatabase.isHealthy('database', timeout),
       ping('audit_database', this.audit.dataSource),
-      () => this.auditLog.isHealthy('audit'),
-      () => this.jwks.isHealthy('jwks'),
+      () => this.auditLog.isHealthy('audit', timeout),
+      () => this.jwks.isHealthy('jwks', timeout),
       () => this.rateLimit.isHealthy('rate_limit'),
     ]);
   }

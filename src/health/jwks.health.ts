@@ -1,8 +1,6 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { ConfigType } from '@nestjs/config';
+import { Injectable, Logger } from '@nestjs/common';
 import { type HealthCheckAttempt, HealthIndicatorService } from '@nestjs/terminus';
 import { JwksKeyCache } from '../auth/jwks-key.cache.js';
-import { authConfig } from '../config/configuration.js';
 
 /** How long one JWKS probe answers for: /readyz is public and must not relay a flood to the issuer. */
 export const JWKS_PROBE_CACHE_MS = 5_000;
@@ -11,7 +9,7 @@ export const JWKS_UNAVAILABLE = "the issuer's signing keys could not be fetched"
 
 /**
  * Up when a signing key is loaded (known keys keep verifying tokens while the JWKS is down) or the
- * issuer's JWKS answers now; down past AUTH_JWKS_TIMEOUT_MS. The cause goes to the log, not to the
+ * issuer's JWKS answers now; down past timeoutMs. The cause goes to the log, not to the
  * unauthenticated caller.
  */
 @Injectable()
@@ -21,10 +19,9 @@ export class JwksHealthIndicator {
   constructor(
     private readonly health: HealthIndicatorService,
     private readonly keys: JwksKeyCache,
-    @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
   ) {}
 
-  isHealthy<const Key extends string>(key: Key): HealthCheckAttempt<Key> {
+  isHealthy<const Key extends string>(key: Key, timeoutMs: number): HealthCheckAttempt<Key> {
     return this.health
       .check(key)
       .attempt(async () => {
@@ -38,7 +35,7 @@ export class JwksHealthIndicator {
           throw new Error(JWKS_UNAVAILABLE, { cause: error });
         }
       })
-      .withTimeout(this.cfg.jwksTimeoutMs)
+      .withTimeout(timeoutMs)
       .cacheFor(JWKS_PROBE_CACHE_MS);
   }
 }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { DatabaseEngine, type MigrationResult } from '../database/engine.js';
+import { migrationResult } from '../database/results.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from './scopes.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
@@ -13,13 +14,6 @@ const applyMigrationInput = z.object({
     'CREATE, ALTER and DROP statements separated by semicolons, applied atomically',
   ),
   dry_run: dryRun,
-});
-const applyMigrationOutput = z.object({
-  name: z.string(),
-  applied: z.boolean(),
-  dry_run: z.boolean(),
-  statements: z.number().int(),
-  checksum: z.string(),
 });
 
 /** Changing the schema, recorded in a ledger by name (in ScopeDB's internal database). */
@@ -34,7 +28,7 @@ export class AdminTools {
     description:
       'Applies DDL (CREATE/ALTER/DROP TABLE, CREATE INDEX, views, triggers) atomically and records it by name with a checksum, who and when. Re-applying the same name with the same SQL does nothing; with different SQL it is an error. dry_run checks it and rolls back.',
     input: applyMigrationInput,
-    output: applyMigrationOutput,
+    output: migrationResult,
     annotations: {
       readOnlyHint: false,
       destructiveHint: true,

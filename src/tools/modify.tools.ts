@@ -1,8 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { z } from 'zod';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
-import { DatabaseEngine, type WriteResult } from '../database/engine.js';
-import type { TruncationReason } from '../database/result-rows.js';
+import {
+  DatabaseEngine,
+  type DeleteRowsRequest,
+  type TruncationReason,
+  type WriteResult,
+} from '../database/engine.js';
+import { writeResult } from '../database/results.js';
 import { McpTool } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from './scopes.js';
 import type { ToolContext, ToolOutput } from '../mcp/tool-context.js';
@@ -15,7 +20,6 @@ import {
   sqlParams,
   sqlText,
   where,
-  writeResult,
 } from './tool-schemas.js';
 
 const destructive = {
@@ -64,8 +68,8 @@ function truncation(reason: TruncationReason, shown: number): string {
   }
 }
 
-/** How a write went, for the model. */
-function render(result: WriteResult, verb: string): string {
+/** A write's result and how it went, for the model. */
+function answer(result: WriteResult, verb: string): ToolOutput<WriteResult> {
   const lines = [
     result.dry_run
       ? `Dry run: ${count(result.affected_rows, 'row')} would be ${verb}; nothing was changed.`
@@ -81,7 +85,17 @@ function render(result: WriteResult, verb: string): string {
       ...rows.map((r) => JSON.stringify(r)),
     );
   }
-  return lines.join('\n');
+  return { data: result, text: lines.join('\n') };
+}
+
+/** The request of a change to the rows that match filters (update_rows, delete_rows). */
+function filtered(input: z.infer<typeof deleteRowsInput>): DeleteRowsRequest {
+  return {
+    table: input.table,
+    where: input.where,
+    expectedMaxRows: input.expected_max_rows,
+    dryRun: input.dry_run,
+  };
 }
 
 /** Writing rows; never the schema. Every write is one transaction. */
@@ -104,15 +118,8 @@ export class ModifyTools {
     input: z.infer<typeof insertRowsInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.database.insertRows(
-      {
-        table: input.table,
-        rows: input.rows,
-        returning: input.returning,
-      },
-      context.principal,
-    );
-    return { data: result, text: render(result, 'inserted') };
+    const request = { table: input.table, rows: input.rows, returning: input.returning };
+    return answer(await this.database.insertRows(request, context.principal), 'inserted');
   }
 
   @McpTool({
@@ -129,17 +136,8 @@ export class ModifyTools {
     input: z.infer<typeof updateRowsInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.database.updateRows(
-      {
-        table: input.table,
-        set: input.set,
-        where: input.where,
-        expectedMaxRows: input.expected_max_rows,
-        dryRun: input.dry_run,
-      },
-      context.principal,
-    );
-    return { data: result, text: render(result, 'updated') };
+    const request = { ...filtered(input), set: input.set };
+    return answer(await this.database.updateRows(request, context.principal), 'updated');
   }
 
   @McpTool({
@@ -156,16 +154,7 @@ export class ModifyTools {
     input: z.infer<typeof deleteRowsInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.database.deleteRows(
-      {
-        table: input.table,
-        where: input.where,
-        expectedMaxRows: input.expected_max_rows,
-        dryRun: input.dry_run,
-      },
-      context.principal,
-    );
-    return { data: result, text: render(result, 'deleted') };
+    return answer(await this.database.deleteRows(filtered(input), context.principal), 'deleted');
   }
 
   @McpTool({
@@ -182,15 +171,12 @@ export class ModifyTools {
     input: z.infer<typeof executeInput>,
     context: ToolContext,
   ): Promise<ToolOutput<WriteResult>> {
-    const result = await this.database.execute(
-      {
-        sql: input.sql,
-        params: input.params,
-        expectedMaxRows: input.expected_max_rows,
-        dryRun: input.dry_run,
-      },
-      context.principal,
-    );
-    return { data: result, text: render(result, 'affected') };
+    const request = {
+      sql: input.sql,
+      params: input.params,
+      expectedMaxRows: input.expected_max_rows,
+      dryRun: input.dry_run,
+    };
+    return answer(await this.database.execute(request, context.principal), 'affected');
   }
 }

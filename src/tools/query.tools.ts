@@ -4,16 +4,22 @@ import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import {
   DatabaseEngine,
   type ExplainResult,
-  LEDGER_STATUSES,
   type ReadResult,
   type TableDescription,
   type TableList,
+  type TruncationReason,
 } from '../database/engine.js';
+import {
+  explainResult,
+  ledgerEntry,
+  readResult,
+  tableDescription,
+  tableList,
+} from '../database/results.js';
 import { McpTool, READ_ONLY_TOOL } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from './scopes.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
-import type { TruncationReason } from '../database/result-rows.js';
-import { count, identifier, readResult, sqlParams, sqlText } from './tool-schemas.js';
+import { count, identifier, sqlParams, sqlText } from './tool-schemas.js';
 
 const listTablesInput = z.object({
   pattern: z
@@ -24,45 +30,9 @@ const listTablesInput = z.object({
     .describe('Only names matching this LIKE pattern (case-insensitive; % and _ wildcards)'),
   include_views: z.boolean().default(true),
 });
-const listTablesOutput = z.object({
-  tables: z.array(
-    z.object({
-      name: z.string(),
-      type: z.enum(['table', 'view']),
-      row_estimate: z.number().int().nullable(),
-    }),
-  ),
-});
 
 const describeTableInput = z.object({
   table: identifier.describe('Exact table or view name, as list_tables gives it'),
-});
-const foreignKey = z.object({
-  columns: z.array(z.string()),
-  referenced_table: z.string(),
-  referenced_columns: z.array(z.string()),
-  on_delete: z.string().nullable(),
-  on_update: z.string().nullable(),
-});
-const describeTableOutput = z.object({
-  name: z.string(),
-  type: z.enum(['table', 'view']),
-  columns: z.array(
-    z.object({
-      name: z.string(),
-      type: z.string(),
-      nullable: z.boolean(),
-      default: z.string().nullable(),
-      primary_key: z.boolean(),
-    }),
-  ),
-  primary_key: z.array(z.string()),
-  indexes: z.array(
-    z.object({ name: z.string(), columns: z.array(z.string()), unique: z.boolean() }),
-  ),
-  foreign_keys: z.array(foreignKey),
-  referenced_by: z.array(foreignKey.extend({ table: z.string() })),
-  checks: z.array(z.object({ name: z.string().nullable(), expression: z.string() })),
 });
 
 const MAX_ROWS_DEFAULT = 100;
@@ -86,24 +56,9 @@ const explainInput = z.object({
   sql: sqlText.describe('One read-only statement, without EXPLAIN'),
   params: sqlParams,
 });
-const explainOutput = z.object({
-  plan: z.array(z.object({ id: z.number().int(), parent: z.number().int(), detail: z.string() })),
-});
 
 const listMigrationsInput = z.object({});
-const listMigrationsOutput = z.object({
-  migrations: z.array(
-    z.object({
-      name: z.string(),
-      checksum: z.string(),
-      applied_at: z.string(),
-      applied_by: z.string(),
-      client_id: z.string().nullable(),
-      sql: z.string(),
-      status: z.enum(LEDGER_STATUSES),
-    }),
-  ),
-});
+const listMigrationsOutput = z.object({ migrations: z.array(ledgerEntry) });
 
 /** Reading: the catalog and read-only queries. */
 @Injectable()
@@ -117,7 +72,7 @@ export class QueryTools {
     description:
       "Lists the tables and views of the database with a row count for each table (PostgreSQL: the planner's estimate). Tables outside the search path are named schema.name.",
     input: listTablesInput,
-    output: listTablesOutput,
+    output: tableList,
     annotations: READ_ONLY_TOOL,
   })
   async listTables(
@@ -148,7 +103,7 @@ export class QueryTools {
     description:
       'Columns (type, nullability, default, primary key), indexes and foreign keys of one table or view.',
     input: describeTableInput,
-    output: describeTableOutput,
+    output: tableDescription,
     annotations: READ_ONLY_TOOL,
     audit: { table: 'table' },
   })
@@ -230,7 +185,7 @@ export class QueryTools {
     description:
       "The database's query plan (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN, not run) for one read-only statement, under the same rules as query: shows which indexes are used and where tables are scanned.",
     input: explainInput,
-    output: explainOutput,
+    output: explainResult,
     annotations: READ_ONLY_TOOL,
     audit: { statement: 'sql', params: 'params' },
   })

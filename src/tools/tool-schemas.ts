@@ -51,31 +51,6 @@ export const dryRun = z
 /** Column -> value; a column named like a prototype key is written with `execute` instead. */
 export const row = z.record(objectKey(identifier), sqlValue);
 
-const truncationReason = z.enum(['max_rows', 'byte_budget', 'cell_size']);
-
-export const readResult = z.object({
-  columns: z.array(z.object({ name: z.string(), type: z.string().nullable() })),
-  rows: z.array(z.array(z.unknown())),
-  row_count: z.number().int(),
-  truncated: z.boolean(),
-  truncation_reason: truncationReason.nullable(),
-  elapsed_ms: z.number(),
-});
-
-export const writeResult = z.object({
-  affected_rows: z.number().int(),
-  dry_run: z.boolean(),
-  rows: z.array(z.record(z.string(), z.unknown())).optional(),
-  truncated: z
-    .boolean()
-    .optional()
-    .describe(
-      'With rows: true when rows were left out or long values shortened (never the change)',
-    ),
-  truncation_reason: truncationReason.nullable().optional(),
-  last_insert_rowid: z.number().int().nullable().optional(),
-});
-
 /** "N rows" with the right plural. */
 export function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;

@@ -1,6 +1,41 @@
 import { type MigrationInterface, type QueryRunner, Table, TableIndex } from 'typeorm';
 import { AUDIT_TABLE } from '../../database/internal-tables.js';
 
+/** An audit column's definition: the migration that adds it creates it, the entity maps it. */
+export interface AuditColumn {
+  type: 'varchar' | 'text' | 'integer' | 'boolean';
+  length?: number;
+  nullable?: true;
+  default?: boolean;
+}
+
+const optional = (type: AuditColumn['type'], length?: number) =>
+  ({ type, length, nullable: true }) as const;
+
+/** Release 0.1.0's columns but `id`, in its order. */
+export const AUDIT_LOG_COLUMNS = {
+  time: { type: 'varchar', length: 32 },
+  requestId: optional('varchar', 64),
+  subject: optional('varchar', 255),
+  subjectUnverified: { type: 'boolean', default: false },
+  clientId: optional('varchar', 255),
+  tokenId: optional('varchar', 255),
+  tool: optional('varchar', 128),
+  outcome: { type: 'varchar', length: 32 },
+  reason: optional('text'),
+  requiredScopes: optional('varchar', 512),
+  grantedScopes: optional('varchar', 1024),
+  durationMs: optional('integer'),
+  remoteAddress: optional('varchar', 64),
+  principalName: optional('varchar', 255),
+  principalEmail: optional('varchar', 255),
+  rowCount: optional('integer'),
+  sqlText: optional('text'),
+  paramsHash: optional('varchar', 64),
+  protocolVersion: optional('varchar', 32),
+  userAgent: optional('varchar', 256),
+} as const satisfies Record<string, AuditColumn>;
+
 /** The statements that would change or remove records; the database refuses each of them. */
 const REFUSED = ['UPDATE', 'DELETE', 'TRUNCATE'] as const;
 const POSTGRES_GUARD_FUNCTION = `${AUDIT_TABLE}_append_only`;
@@ -13,12 +48,6 @@ export class AuditLog1765000000000 implements MigrationInterface {
   name = 'AuditLog1765000000000';
 
   async up(runner: QueryRunner): Promise<void> {
-    const optional = (name: string, type: string, length?: string) => ({
-      name,
-      type,
-      length,
-      isNullable: true,
-    });
     await runner.createTable(
       new Table({
         name: AUDIT_TABLE,
@@ -30,26 +59,13 @@ export class AuditLog1765000000000 implements MigrationInterface {
             isGenerated: true,
             generationStrategy: 'increment',
           },
-          { name: 'time', type: 'varchar', length: '32' },
-          optional('requestId', 'varchar', '64'),
-          optional('subject', 'varchar', '255'),
-          { name: 'subjectUnverified', type: 'boolean', default: false },
-          optional('clientId', 'varchar', '255'),
-          optional('tokenId', 'varchar', '255'),
-          optional('tool', 'varchar', '128'),
-          { name: 'outcome', type: 'varchar', length: '32' },
-          optional('reason', 'text'),
-          optional('requiredScopes', 'varchar', '512'),
-          optional('grantedScopes', 'varchar', '1024'),
-          optional('durationMs', 'integer'),
-          optional('remoteAddress', 'varchar', '64'),
-          optional('principalName', 'varchar', '255'),
-          optional('principalEmail', 'varchar', '255'),
-          optional('rowCount', 'integer'),
-          optional('sqlText', 'text'),
-          optional('paramsHash', 'varchar', '64'),
-          optional('protocolVersion', 'varchar', '32'),
-          optional('userAgent', 'varchar', '256'),
+          ...Object.entries(AUDIT_LOG_COLUMNS).map(([name, column]: [string, AuditColumn]) => ({
+            name,
+            type: column.type,
+            length: column.length?.toString(),
+            isNullable: column.nullable ?? false,
+            default: column.default,
+          })),
         ],
       }),
     );

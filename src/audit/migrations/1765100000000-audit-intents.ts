@@ -1,35 +1,25 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { AUDIT_TABLE } from '../../database/internal-tables.js';
+import { AUDIT_LOG_COLUMNS, type AuditColumn } from './1765000000000-audit-log.js';
 
 const TRIGGER = `${AUDIT_TABLE}_completion_only`;
 const REFUSAL = `${AUDIT_TABLE} is append-only: only a pending record may be completed, once`;
 /** Completing a write's intent: the only change the triggers let through. */
 const OUTCOMES_AFTER_PENDING = "('success', 'tool_error', 'interrupted')";
 const MAY_CHANGE = ['outcome', 'reason', 'rowCount', 'durationMs'];
+/** The column this migration adds: the table a call named. */
+export const TABLE_NAME_COLUMN = {
+  type: 'varchar',
+  length: 255,
+  nullable: true,
+} as const satisfies AuditColumn;
 /**
  * Every other column as of this migration (SQLite compares them one by one; PostgreSQL compares
  * whole rows). A later migration that adds a column must recreate the SQLite trigger with it.
  */
-export const FIXED_COLUMNS = [
-  'id',
-  'time',
-  'requestId',
-  'subject',
-  'subjectUnverified',
-  'clientId',
-  'tokenId',
-  'tool',
-  'requiredScopes',
-  'grantedScopes',
-  'remoteAddress',
-  'principalName',
-  'principalEmail',
-  'sqlText',
-  'paramsHash',
-  'protocolVersion',
-  'userAgent',
-  'tableName',
-];
+export const FIXED_COLUMNS = ['id', ...Object.keys(AUDIT_LOG_COLUMNS), 'tableName'].filter(
+  (column) => !MAY_CHANGE.includes(column),
+);
 
 /**
  * Write intents and the table a call named. A write's record is inserted as `pending` before it
@@ -43,7 +33,8 @@ export class AuditIntents1765100000000 implements MigrationInterface {
 
   // Plain ALTER TABLE: TypeORM's addColumn rebuilds a SQLite table, dropping its triggers.
   async up(runner: QueryRunner): Promise<void> {
-    await runner.query(`ALTER TABLE ${AUDIT_TABLE} ADD COLUMN "tableName" varchar(255) NULL`);
+    const { type, length } = TABLE_NAME_COLUMN;
+    await runner.query(`ALTER TABLE ${AUDIT_TABLE} ADD COLUMN "tableName" ${type}(${length}) NULL`);
     if (runner.connection.options.type === 'postgres') {
       await runner.query(`DROP TRIGGER ${AUDIT_TABLE}_no_update ON ${AUDIT_TABLE}`);
       const unchanged = `ARRAY[${MAY_CHANGE.map((c) => `'${c}'`).join(', ')}]`;

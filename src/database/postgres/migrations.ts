@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
-import { messageOf, ToolError } from '../../mcp/tool-context.js';
+import { messageOf } from '../../mcp/tool-context.js';
 import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.js';
+import { logSettled, migrationResult, refuseReapply } from '../migration-rules.js';
 import { SqlError } from '../sql-values.js';
 import type { FairPool } from './fair-pool.js';
 import type { Attempt, LedgerStore } from './ledger-store.js';
@@ -60,10 +61,7 @@ export class PostgresMigrations {
           row,
           'interrupted: the server stopped',
         );
-        if (status === 'applied')
-          this.logger.log(`Migration ${row.name} had been applied; the ledger says so now`);
-        if (status === 'failed')
-          this.logger.warn(`Migration ${row.name} was interrupted before it was applied`);
+        logSettled(this.logger, row.name, status);
       }
     } finally {
       client.release();
@@ -74,13 +72,7 @@ export class PostgresMigrations {
     const { name, sql, dryRun } = request;
     const checksum = checksumOf(sql);
     const statements = migrationStatements(sql);
-    const result = (applied: boolean): MigrationResult => ({
-      name,
-      applied,
-      dry_run: dryRun,
-      statements: statements.length,
-      checksum,
-    });
+    const result = migrationResult(request, checksum);
     const lease = await this.pool.acquire(request.principal.subject);
     const { client } = lease;
     let opened: { id: number; transactionId: string } | undefined;
@@ -130,7 +122,7 @@ export class PostgresMigrations {
         ? await this.settleAfterFailure(opened.id, name, opened.transactionId, error)
         : undefined;
       // The answer to COMMIT was lost (its deadline, the connection): PostgreSQL's record tells.
-      if (fate === 'applied') return result(true);
+      if (fate === 'applied') return result(true, statements.length);
       if (fate === 'failed' && error instanceof SqlError && error.code === 'TIMEOUT')
         throw new SqlError(
           `${error.message.replace(/ whether it was committed is unknown\. Check before retrying\.$/, '')} PostgreSQL rolled the migration back: nothing was applied.`,
@@ -141,20 +133,11 @@ export class PostgresMigrations {
       lease.done();
     }
     if (existing) {
-      if (existing.checksum !== checksum)
-        throw new ToolError(
-          `A migration named ${name} was already ${existing.status === 'applied' ? 'applied' : 'attempted'} with different SQL; choose a new name.`,
-          'MIGRATION_CONFLICT',
-        );
-      if (existing.status === 'diverged')
-        throw new ToolError(
-          `Migration ${name} was interrupted and its outcome is unknown; check the schema, then apply what is missing under a new name.`,
-          'MIGRATION_DIVERGED',
-        );
-      return result(false);
+      refuseReapply(request, checksum, existing, 'its outcome is unknown');
+      return result(false, statements.length);
     }
     if (opened) await this.ledger.settle(opened.id, 'applied', null);
-    return result(!dryRun);
+    return result(!dryRun, statements.length);
   }
 
   /** The live row of a name, once a pending one has been settled from its transaction's fate. */

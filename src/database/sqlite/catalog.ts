@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import type { TableList, TableType } from '../engine.js';
 import { SCOPEDB_TABLE_NAMES } from '../internal-tables.js';
 import { SqlError } from '../sql-values.js';
 
@@ -11,7 +12,7 @@ export function quoteIdentifier(name: string): string {
 
 export interface CatalogEntry {
   name: string;
-  type: 'table' | 'view';
+  type: TableType;
 }
 
 /** Tables and views, ScopeDB's own left out. */
@@ -36,7 +37,7 @@ export function listTables(
   db: Database.Database,
   pattern: string | undefined,
   includeViews: boolean,
-): { tables: { name: string; type: 'table' | 'view'; row_estimate: number | null }[] } {
+): TableList {
   const matches = pattern === undefined ? undefined : likePattern(pattern);
   const tables = catalog(db)
     .filter((entry) => includeViews || entry.type === 'table')

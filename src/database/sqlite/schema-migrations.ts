@@ -5,6 +5,7 @@ import type { SqliteDatabaseSettings } from '../../config/settings.js';
 import { type LedgerRow, MigrationLedger } from '../../internal/migration-ledger.js';
 import { messageOf, ToolError } from '../../mcp/tool-context.js';
 import type { LedgerStatus, MigrationRequest, MigrationResult } from '../engine.js';
+import { logSettled, migrationResult, refuseReapply } from '../migration-rules.js';
 import { SqlExecutor } from './sql-executor.js';
 import { SqliteDatabase } from './sqlite-database.js';
 import {
@@ -63,13 +64,7 @@ export class SchemaMigrations {
   private async applyInTurn(request: MigrationRequest): Promise<MigrationResult> {
     const { name, sql, dryRun } = request;
     const checksum = migrationChecksum(sql);
-    const result = (applied: boolean, statements: number): MigrationResult => ({
-      name,
-      applied,
-      dry_run: dryRun,
-      statements,
-      checksum,
-    });
+    const result = migrationResult(request, checksum);
 
     let existing = this.ledger.live(name);
     if (existing?.status === 'pending') {
@@ -78,16 +73,12 @@ export class SchemaMigrations {
       existing = this.ledger.live(name);
     }
     if (existing) {
-      if (existing.checksum !== checksum)
-        throw new ToolError(
-          `A migration named ${name} was already ${existing.status === 'applied' ? 'applied' : 'attempted'} with different SQL; choose a new name.`,
-          'MIGRATION_CONFLICT',
-        );
-      if (existing.status === 'diverged')
-        throw new ToolError(
-          `Migration ${name} was interrupted and the schema then matched neither its state before nor after it; check the schema, then apply what is missing under a new name.`,
-          'MIGRATION_DIVERGED',
-        );
+      refuseReapply(
+        request,
+        checksum,
+        existing,
+        'the schema then matched neither its state before nor after it',
+      );
       return result(false, migrationStatements(sql).length);
     }
 
@@ -134,10 +125,7 @@ export class SchemaMigrations {
   private settleInterrupted(rows: LedgerRow[], current: string): void {
     for (const row of rows) {
       const status = this.settleBySchema(row, 'interrupted: the server stopped', current);
-      if (status === 'applied')
-        this.logger.log(`Migration ${row.name} had been applied; the ledger says so now`);
-      if (status === 'failed')
-        this.logger.warn(`Migration ${row.name} was interrupted before it was applied`);
+      logSettled(this.logger, row.name, status);
     }
   }
 
