@@ -19,8 +19,9 @@ import { AuditService } from './audit.service.js';
 
 /**
  * Records every tool call that reaches its method: who, which client, which tool, outcome, time,
- * and what the tool declares its records carry (`@McpTool({ audit })`: statement, table, rows). The record is committed before the result goes back, so an answered call
- * is an audited call. A tool that is not read-only (annotations) first commits an intent, and
+ * and what the tool declares its records carry (`@McpTool({ audit })`, `ToolOutput.audit`:
+ * statement, table, rows). The record is committed before the result goes back, so an answered
+ * call is an audited call. A tool that is not read-only (annotations) first commits an intent, and
  * runs only once it is committed: its change never comes before its record.
  */
 @Injectable()
