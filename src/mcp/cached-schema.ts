@@ -1,9 +1,11 @@
 import type { StandardSchemaWithJSON } from '@modelcontextprotocol/server';
 import type { z } from 'zod';
+import { portableJsonSchema } from './portable-schema.js';
 
 /**
- * The schema as the SDK takes it, with its JSON Schema rendering computed once. The SDK converts
- * a tool's schemas on every request's server instance; a tool's schema never changes.
+ * The schema as the SDK takes it, with its JSON Schema rendering computed once (and made portable:
+ * portable-schema.ts). The SDK converts a tool's schemas on every request's server instance; a
+ * tool's schema never changes.
  *
  * `listOnly`: the SDK lists the schema but does not check values against it; it accepts every
  * value as it is. For input schemas, which the tool registry checks itself inside each call, so
@@ -24,7 +26,7 @@ export function withCachedJsonSchema<T extends z.ZodType>(
       const key = `${io} ${options.target}`;
       let rendered = cache.get(key);
       if (!rendered) {
-        rendered = standard.jsonSchema[io](options as never);
+        rendered = portableJsonSchema(standard.jsonSchema[io](options as never));
         cache.set(key, rendered);
       }
       return rendered;
