@@ -34,8 +34,9 @@ process.env.AUTH_ISSUER = `http://localhost:${issuerPort}`;
 delete process.env.AUTH_JWKS_URI;
 process.env.DATABASE_URL ||= 'sqlite:data/demo.sqlite';
 process.env.LOG_LEVEL ||= 'warn';
-// MCP Inspector's web UI, so that it may call the endpoint from the browser.
-process.env.MCP_ALLOWED_ORIGINS ||= 'http://localhost:6274';
+// MCP Inspector's web UI, so that it may call the endpoint from the browser: Inspector 2.x opens
+// on 127.0.0.1, 1.x on localhost.
+process.env.MCP_ALLOWED_ORIGINS ||= 'http://localhost:6274,http://127.0.0.1:6274';
 // The worked example extension (src/examples/reports): its reports read the demo shop's tables.
 process.env.REPORTS_EXAMPLE ||= 'true';
 

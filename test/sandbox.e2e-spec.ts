@@ -190,6 +190,23 @@ describe('npm run dev with the worked example extension (on by default)', () => 
     expect(stdout).toContain('REPORTS_EXAMPLE=false leaves it out');
   });
 
+  it.each(['http://localhost:6274', 'http://127.0.0.1:6274'])(
+    "lets MCP Inspector's web UI at %s call the endpoint (CORS preflight)",
+    async (origin) => {
+      const response = await fetch(dev.mcpUrl, {
+        method: 'OPTIONS',
+        headers: {
+          Origin: origin,
+          'Access-Control-Request-Method': 'POST',
+          'Access-Control-Request-Headers': 'authorization, content-type',
+        },
+      });
+
+      expect(response.status).toBe(204);
+      expect(response.headers.get('access-control-allow-origin')).toBe(origin);
+    },
+  );
+
   it('offers alice reports:read at consent, with its words; she grants it and runs both reports over MCP', async () => {
     const { browser, oauth, offered, token } = await signIn(
       dev.mcpUrl,
