@@ -3,11 +3,12 @@
 // connection opens, so every attack meets a database that does not have them. Afterwards the
 // internal database is read directly: no record missing, none forged, the ledger holding only what
 // legitimately succeeded.
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestIssuer } from './support/issuer.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
+import { childrenOf, openFiles } from './support/proc.js';
 import { readSqlite, tableNames } from './support/sqlite-files.js';
 import { serverClient, textOf, type ToolClient } from './support/tool-client.js';
 
@@ -22,33 +23,6 @@ const SCOPES: Record<Role, string> = {
 const subjectOf = (role: Role) => `attacker-${role}`;
 /** A forged record's give-away: no real record has this time. */
 const FORGED_TIME = '2001-01-01T00:00:00.000Z';
-
-/** The files a process has open (Linux /proc). */
-function openFiles(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
-    try {
-      return [readlinkSync(`/proc/${pid}/fd/${fd}`)];
-    } catch {
-      return []; // closed meanwhile
-    }
-  });
-}
-
-/** The processes whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces, not ')'.
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false; // ended meanwhile
-      }
-    })
-    .map(Number);
-}
 
 describe("isolation of ScopeDB's own records from every tool", () => {
   let issuer: TestIssuer;

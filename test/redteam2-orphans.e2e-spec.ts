@@ -5,10 +5,11 @@
 // runaway statement started by a caller keeps running, holding the write lock (a write) or a
 // core (a read), under the restarted server. Safe behaviour: a worker never outlives its server's
 // deadline for it, and the restarted server can write.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestIssuer } from './support/issuer.js';
+import { childrenOf, commandLine, isRunning } from './support/proc.js';
 import { type MainServer, startMain, stopMain } from './support/node-process.js';
 import { serverClient, textOf } from './support/tool-client.js';
 
@@ -18,34 +19,8 @@ const RUNAWAY_WRITE =
 const RUNAWAY_READ =
   'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) FROM c';
 
-/** The direct children of a process (Linux). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-/** Still running (a zombie, ended and not yet reaped, is not). */
-const alive = (pid: number) => {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-};
 /** Node children only: the workers are `node` processes (started through `sh -c ... exec`). */
-const isNode = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sql.worker');
-  } catch {
-    return false;
-  }
-};
+const isNode = (pid: number) => commandLine(pid).includes('sql.worker');
 
 describe('red team 2: SQL workers of a SIGKILLed server', () => {
   let issuer: TestIssuer;
@@ -65,7 +40,7 @@ describe('red team 2: SQL workers of a SIGKILLed server', () => {
     if (server && server.child.exitCode === null && server.child.signalCode === null)
       await stopMain(server);
     server = undefined;
-    for (const pid of workers) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of workers) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
     workers = [];
     rmSync(dir, { recursive: true, force: true });
   });
@@ -98,7 +73,7 @@ describe('red team 2: SQL workers of a SIGKILLed server', () => {
     const pids = await crashDuring(RUNAWAY_WRITE, 'execute');
     // Well past the statement's own deadline (WRITE_TIMEOUT_MS 3000, 0.7 s of it spent).
     await new Promise((wait) => setTimeout(wait, 5000));
-    const orphans = pids.filter(alive);
+    const orphans = pids.filter(isRunning);
 
     server = await startMain(dir, issuer, { WRITE_TIMEOUT_MS: '3000' });
     const write = await client().call('execute', { sql: 'INSERT INTO t (v) VALUES (1)' });
@@ -111,6 +86,6 @@ describe('red team 2: SQL workers of a SIGKILLed server', () => {
   it('a runaway read does not outlive the SIGKILLed server', async () => {
     const pids = await crashDuring(RUNAWAY_READ, 'query');
     await new Promise((wait) => setTimeout(wait, 5000));
-    expect(pids.filter(alive)).toEqual([]);
+    expect(pids.filter(isRunning)).toEqual([]);
   }, 60_000);
 });

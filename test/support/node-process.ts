@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { freePort } from './app.js';
 
-/** A `node` child process whose output is kept. */
+/** A child process whose output is kept. */
 export interface NodeProcess {
   child: ChildProcess;
   /** What it has written so far. */
@@ -11,12 +11,22 @@ export interface NodeProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `node <entry>` in `cwd` with PATH and `env` as its whole environment. */
-export function startNode(entry: string, env: Record<string, string>, cwd: string): NodeProcess {
-  const child = spawn(process.execPath, [entry], {
+/**
+ * Runs `command` with `args` in `cwd` with PATH and `env` as its whole environment; `detached`
+ * makes it the leader of a process group of its own, as a shell does with a job.
+ */
+export function startCommand(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  detached = false,
+): NodeProcess {
+  const child = spawn(command, args, {
     cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
   });
   let stdout = '';
   let stderr = '';
@@ -26,6 +36,11 @@ export function startNode(entry: string, env: Record<string, string>, cwd: strin
     child.on('exit', (code, signal) => done({ code, signal })),
   );
   return { child, output: () => ({ stdout, stderr }), exited };
+}
+
+/** Runs `node <entry>` in `cwd` with PATH and `env` as its whole environment. */
+export function startNode(entry: string, env: Record<string, string>, cwd: string): NodeProcess {
+  return startCommand(process.execPath, [entry], env, cwd);
 }
 
 /** Waits until `${url}/healthz` answers 200; fails with the output if the process ends first. */

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** What Linux reports of a process's memory, bytes; undefined once the process is gone. */
 export interface ProcessMemory {
@@ -64,4 +64,62 @@ export function sampleMemory(pids: () => number[], everyMs = 5) {
       return samples;
     },
   };
+}
+
+/** The text of a /proc file, or undefined once the process is gone or the file is closed. */
+function readProc(read: () => string): string | undefined {
+  try {
+    return read();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH' || code === 'EACCES') return undefined;
+    throw error;
+  }
+}
+
+/** The direct children of a process (Linux). */
+export function childrenOf(pid: number): number[] {
+  const children = readProc(() => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8'));
+  return (children ?? '').split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Its children, their children, and so on. */
+export function descendantsOf(pid: number): number[] {
+  return childrenOf(pid).flatMap((child) => [child, ...descendantsOf(child)]);
+}
+
+/** Still running (a zombie, ended and not yet reaped, is not). */
+export function isRunning(pid: number): boolean {
+  const status = readProc(() => readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return status !== undefined && !/^State:\s+Z/m.test(status);
+}
+
+/** Its command line, arguments joined by spaces. */
+export function commandLine(pid: number): string {
+  const raw = readProc(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8')) ?? '';
+  return raw.split('\0').filter(Boolean).join(' ');
+}
+
+/** The files a process has open (Linux /proc). */
+export function openFiles(pid: number): string[] {
+  const fds = readProc(() => readdirSync(`/proc/${pid}/fd`).join('\n')) ?? '';
+  return fds
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((fd) => readProc(() => readlinkSync(`/proc/${pid}/fd/${fd}`)) ?? []);
+}
+
+/** The running processes that work in `dir`, name it on their command line or hold a file in it. */
+export function processesUsing(dir: string): number[] {
+  const inside = (path: string) => path === dir || path.startsWith(`${dir}/`);
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter(
+      (pid) =>
+        isRunning(pid) &&
+        (inside(readProc(() => readlinkSync(`/proc/${pid}/cwd`)) ?? '') ||
+          commandLine(pid).includes(dir) ||
+          openFiles(pid).some(inside)),
+    );
 }
