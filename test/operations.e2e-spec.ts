@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { freePort, startTestApp, type TestApp } from './support/app.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
-import { initialize, postMcp } from './support/mcp-http.js';
+import { callTool, initialize, postMcp } from './support/mcp-http.js';
 import { startNode, untilHealthy } from './support/node-process.js';
 import { expectRateLimited } from './support/rate-limit.js';
 
@@ -180,5 +180,70 @@ describe('request log of node dist/main.js', () => {
     expect(output).not.toContain(token);
     // "Bearer " only in the refusal's advice ('as "Bearer <token>"'), never with a credential.
     expect(output).not.toMatch(/Bearer (?!<token>)/);
+  });
+
+  it('at LOG_LEVEL=warn, stays quiet about the first 401 of an OAuth flow and GET/DELETE /mcp; warns of bad tokens and missing scopes', async () => {
+    const port = await freePort();
+    const publicUrl = `http://localhost:${port}`;
+    const mcpUrl = `${publicUrl}/mcp`;
+    const main = startNode(
+      resolve('dist/main.js'),
+      { AUTH_ISSUER: issuer.url, PORT: String(port), PUBLIC_URL: publicUrl, LOG_LEVEL: 'warn' },
+      dir,
+    );
+    const statuses: number[] = [];
+    try {
+      await untilHealthy(main, publicUrl);
+      const token = issuer.token({ audience: mcpUrl, scope: 'db:query' });
+      const sent = (id: string, init: RequestInit = {}) =>
+        fetch(mcpUrl, { ...init, headers: { ...init.headers, 'X-Request-Id': id } });
+
+      statuses.push(
+        (await postMcp(mcpUrl, initialize(), { headers: { 'X-Request-Id': 'quiet-no-token' } }))
+          .status,
+        (await sent('quiet-get')).status,
+        (await sent('quiet-delete', { method: 'DELETE' })).status,
+        (
+          await postMcp(`${mcpUrl}?access_token=${token}`, initialize(), {
+            headers: { 'X-Request-Id': 'warn-query-token' },
+          })
+        ).status,
+        (
+          await postMcp(mcpUrl, initialize(), {
+            token: `${token}x`,
+            headers: { 'X-Request-Id': 'warn-invalid' },
+          })
+        ).status,
+        (
+          await postMcp(mcpUrl, callTool('apply_migration', { name: 'x', sql: 'SELECT 1' }), {
+            token,
+            headers: { 'X-Request-Id': 'warn-scope' },
+          })
+        ).status,
+      );
+    } finally {
+      main.child.kill('SIGTERM');
+    }
+    expect((await main.exited).code).toBe(0);
+    expect(statuses).toEqual([401, 405, 405, 401, 401, 403]);
+
+    const { stdout } = main.output();
+    const records = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { level: number; requestId?: string; context?: string });
+    const linesOf = (id: string) =>
+      records
+        .filter((record) => record.requestId === id)
+        .map((record) => ({ level: record.level, context: record.context ?? 'request' }));
+    for (const id of ['quiet-no-token', 'quiet-get', 'quiet-delete'])
+      expect(linesOf(id)).toEqual([]);
+    const warned = [
+      { level: 40, context: 'Refusal' },
+      { level: 40, context: 'request' },
+    ];
+    expect(linesOf('warn-query-token')).toEqual(warned);
+    expect(linesOf('warn-invalid')).toEqual(warned);
+    expect(linesOf('warn-scope')).toEqual(warned);
   });
 });

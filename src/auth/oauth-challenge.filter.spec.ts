@@ -16,6 +16,7 @@ import {
   InvalidTokenException,
 } from './oauth.exceptions.js';
 import type { AuthenticatedRequest, Principal } from './principal.js';
+import { recordNestLogs } from '../../test/support/nest-logs.js';
 
 describe(quoted.name, () => {
   const sut = quoted;
@@ -190,5 +191,38 @@ describe(OAuthChallengeFilter.name, () => {
       sqlText: null,
       paramsHash: null,
     });
+  });
+
+  it('logs the first 401 of an OAuth flow (no credentials at all) at debug, every other refusal as a warning', async () => {
+    const logs = recordNestLogs();
+    try {
+      await fetch(`${baseUrl}/no-token`);
+      await fetch(`${baseUrl}/no-token?access_token=abc`);
+      await fetch(`${baseUrl}/no-token`, { headers: { authorization: 'Basic YTpi' } });
+      await fetch(`${baseUrl}/invalid`, { headers: { authorization: 'Bearer abc' } });
+      await fetch(`${baseUrl}/scope`);
+    } finally {
+      logs.restore();
+    }
+
+    expect(
+      logs.lines
+        .filter((line) => line.context === 'Refusal')
+        .map((line) => [line.level, line.message.split(' sub=')[0]]),
+    ).toEqual([
+      ['debug', '401 no_token GET /no-token'],
+      ['warn', '401 no_token GET /no-token'],
+      ['warn', '401 no_token GET /no-token'],
+      ['warn', '401 invalid_token GET /invalid'],
+      ['warn', '403 insufficient_scope GET /scope'],
+    ]);
+    const outcomes = (await audit.recent(5)).map((record) => record.outcome);
+    expect(outcomes.sort()).toEqual([
+      'refused_invalid_token',
+      'refused_no_token',
+      'refused_no_token',
+      'refused_no_token',
+      'refused_scope',
+    ]);
   });
 });

@@ -20,6 +20,7 @@ import {
 import type { AuthenticatedRequest } from './principal.js';
 import { unverifiedClaims } from './unverified-claims.js';
 import { requestInfoOf } from '../common/request-info.js';
+import { markExpectedRefusal } from '../logging/expected-refusal.js';
 
 export const REALM = 'MCP Server';
 
@@ -27,6 +28,18 @@ export const REALM = 'MCP Server';
 export function quoted(value: string): string {
   const printable = [...value].map((c) => (c >= ' ' && c <= '~' ? c : '?')).join('');
   return `"${printable.replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/**
+ * The first request of every OAuth flow: no credentials at all (no Authorization header, no
+ * `access_token` in the query), answered with the challenge that starts the flow.
+ */
+function isFirstStep(exception: OAuthChallengeException, request: AuthenticatedRequest): boolean {
+  return (
+    exception.reason === 'no_token' &&
+    request.headers.authorization === undefined &&
+    !Object.hasOwn(request.query ?? {}, 'access_token')
+  );
 }
 
 /**
@@ -80,14 +93,17 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
     const claimed = principal ? undefined : unverifiedClaims(request.headers.authorization);
     const who = principal?.subject ?? (claimed?.subject ? `${claimed.subject} (unverified)` : '-');
     const client = principal?.clientId ?? claimed?.clientId ?? '-';
-    this.logger.warn(
+    const line =
       `${exception.getStatus()} ${exception.reason} ${request.method} ${request.path} ` +
-        `sub=${who} client=${client}` +
-        (required
-          ? ` required="${required.join(' ')}" missing="${(exception as InsufficientScopeException).missing.join(' ')}"`
-          : '') +
-        ` reason="${description}"`,
-    );
+      `sub=${who} client=${client}` +
+      (required
+        ? ` required="${required.join(' ')}" missing="${(exception as InsufficientScopeException).missing.join(' ')}"`
+        : '') +
+      ` reason="${description}"`;
+    // The first step of a flow is ordinary traffic, the rest warnings; all are recorded below.
+    const firstStep = isFirstStep(exception, request);
+    if (firstStep) this.logger.debug(line);
+    else this.logger.warn(line);
     try {
       await this.audit.record({
         outcome:
@@ -109,6 +125,7 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
       return sendAuditUnavailable(response, jsonRpcIdOf(request.body));
     }
 
+    if (firstStep) markExpectedRefusal(response);
     response
       .status(exception.getStatus())
       .setHeader(

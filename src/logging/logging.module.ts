@@ -7,6 +7,7 @@ import type { AuthenticatedRequest } from '../auth/principal.js';
 import { ensureRequestId } from '../common/request-id.js';
 import { logConfig } from '../config/configuration.js';
 import type { LogLevelName } from '../config/settings.js';
+import { isExpectedRefusal } from './expected-refusal.js';
 
 /** Header and cookie values that carry credentials; pino replaces them before writing. */
 export const REDACTED_PATHS = [
@@ -62,11 +63,12 @@ export class LoggingModule {
                 customErrorObject: (request, _response, _error, line: object) =>
                   withPrincipal(request, line),
                 // 503: refused while the audit log cannot be written, an outage logged once
-                // (with its cause) by AuditService, not once per refused call.
+                // (with its cause) by AuditService, not once per refused call. An expected
+                // refusal (a challenge without any token, GET /mcp) is ordinary traffic.
                 customLogLevel: (_request, response, error) =>
                   error || (response.statusCode >= 500 && response.statusCode !== 503)
                     ? 'error'
-                    : response.statusCode >= 400
+                    : response.statusCode >= 400 && !isExpectedRefusal(response)
                       ? 'warn'
                       : 'info',
                 serializers: {

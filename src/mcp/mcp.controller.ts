@@ -11,6 +11,7 @@ import { InsufficientScopeException } from '../auth/oauth.exceptions.js';
 import { hasAllScopes, type Principal } from '../auth/principal.js';
 import { Public } from '../auth/public.decorator.js';
 import { requestInfoOf } from '../common/request-info.js';
+import { markExpectedRefusal } from '../logging/expected-refusal.js';
 import { exceedsDepth, MAX_JSON_DEPTH } from './json-limits.js';
 import { toolCallsOf } from './call-scope.js';
 import { McpHandlerService } from './mcp-handler.service.js';
@@ -114,7 +115,9 @@ export class McpController {
     response.setHeader('Access-Control-Max-Age', '86400');
   }
 
+  /** What every Streamable HTTP client tries (GET for a stream, DELETE to end a session). */
   private methodNotAllowed(response: Response): void {
+    markExpectedRefusal(response);
     response
       .status(405)
       .setHeader('Allow', 'POST')

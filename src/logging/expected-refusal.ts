@@ -1,0 +1,15 @@
+import type { Response } from 'express';
+
+const expected = new WeakSet<Response>();
+
+/**
+ * Marks a 4xx that every well-behaved client meets (the first 401 of an OAuth flow, the 405 of
+ * `GET /mcp`): its request line is `info` like any answered request, not `warn`.
+ */
+export function markExpectedRefusal(response: Response): void {
+  expected.add(response);
+}
+
+export function isExpectedRefusal(response: Response): boolean {
+  return expected.has(response);
+}
