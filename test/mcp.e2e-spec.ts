@@ -6,7 +6,14 @@ import {
 import { startTestApp, type TestApp } from './support/app.js';
 import { readAuditRows } from './support/audit-rows.js';
 import { TestIssuer } from './support/issuer.js';
-import { callTool, initialize, LEGACY_PROTOCOL, postMcp, rpc } from './support/mcp-http.js';
+import {
+  callTool,
+  initialize,
+  LEGACY_PROTOCOL,
+  postMcp,
+  preflight,
+  rpc,
+} from './support/mcp-http.js';
 import { match } from './support/matchers.js';
 
 const REQUIRED_SCOPES_META = 'scopedb.dev/required_scopes';
@@ -220,14 +227,7 @@ describe('MCP endpoint', () => {
       });
 
       it('answers a CORS preflight from an allowed origin with 204 and the CORS headers', async () => {
-        const response = await fetch(sut.mcpUrl, {
-          method: 'OPTIONS',
-          headers: {
-            Origin: ALLOWED_ORIGIN,
-            'Access-Control-Request-Method': 'POST',
-            'Access-Control-Request-Headers': 'authorization, content-type, mcp-protocol-version',
-          },
-        });
+        const response = await preflight(sut.mcpUrl, ALLOWED_ORIGIN);
 
         expect(response.status).toBe(204);
         expect(response.headers.get('access-control-allow-origin')).toBe(ALLOWED_ORIGIN);

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { DEMO_USERS, type DemoUser } from '../sandbox/accounts.js';
 import { DEMO_SIZES } from '../sandbox/demo-database.js';
 import { freePort } from './support/app.js';
-import { callTool, challengeParams, initialize, postMcp } from './support/mcp-http.js';
+import { callTool, challengeParams, initialize, postMcp, preflight } from './support/mcp-http.js';
 import { type NodeProcess, startNode } from './support/node-process.js';
 import { HeadlessOAuthClient } from './support/oauth-client.js';
 import { toolClient } from './support/tool-client.js';
@@ -193,14 +193,7 @@ describe('npm run dev with the worked example extension (on by default)', () => 
   it.each(['http://localhost:6274', 'http://127.0.0.1:6274'])(
     "lets MCP Inspector's web UI at %s call the endpoint (CORS preflight)",
     async (origin) => {
-      const response = await fetch(dev.mcpUrl, {
-        method: 'OPTIONS',
-        headers: {
-          Origin: origin,
-          'Access-Control-Request-Method': 'POST',
-          'Access-Control-Request-Headers': 'authorization, content-type',
-        },
-      });
+      const response = await preflight(dev.mcpUrl, origin);
 
       expect(response.status).toBe(204);
       expect(response.headers.get('access-control-allow-origin')).toBe(origin);

@@ -73,3 +73,15 @@ export function challengeParams(header: string | null): Record<string, string> {
     params[match[1]] = match[2].replace(/\\(.)/g, '$1');
   return params;
 }
+
+/** A browser's CORS preflight for a POST to the MCP endpoint from `origin`. */
+export function preflight(url: string, origin: string): Promise<Response> {
+  return fetch(url, {
+    method: 'OPTIONS',
+    headers: {
+      Origin: origin,
+      'Access-Control-Request-Method': 'POST',
+      'Access-Control-Request-Headers': 'authorization, content-type, mcp-protocol-version',
+    },
+  });
+}
