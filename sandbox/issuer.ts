@@ -1,9 +1,10 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Provider, { errors, type Configuration, type JWK } from 'oidc-provider';
+import Provider, { errors, type Configuration, type Grant, type JWK } from 'oidc-provider';
 import type { ScopeText } from '../src/auth/scopes.js';
 import { authenticate, type DemoUser, mayGrant, userById } from './accounts.js';
+import { isClientOrigin, registrationCors } from './cors.js';
 import { MemoryStore } from './memory-store.js';
 import { consentPage, escapeHtml, loginPage, type ConsentItem } from './pages.js';
 import { ScopeCatalog } from './scopes.js';
@@ -133,6 +134,15 @@ function buildConfiguration(
       };
     },
     pkce: { required: () => true },
+    clientBasedCORS: (_ctx, origin, client) => isClientOrigin(origin, client.redirectUris ?? []),
+    loadExistingGrant: async (ctx) => {
+      const { oidc } = ctx;
+      const decided = oidc.result?.consent?.grantId;
+      const grantId = decided ?? oidc.session?.grantIdFor(oidc.client?.clientId ?? '');
+      const grant = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+      if (!grant || decided) return grant;
+      return refusedBefore(grant, oidc.requestParamScopes, resourceUrl) ? undefined : grant;
+    },
     responseTypes: ['code'],
     features: {
       devInteractions: { enabled: false },
@@ -213,6 +223,7 @@ export async function startSandboxIssuer(options: SandboxIssuerOptions): Promise
     // Casdoor serves its discovery document under both names.
     if (path === '/.well-known/oauth-authorization-server')
       request.url = '/.well-known/openid-configuration';
+    if (path === CASDOOR_ROUTES.registration && registrationCors(request, response)) return;
     if (path === CASDOOR_ROUTES.registration && request.method === 'POST') {
       readBody(request, MAX_REGISTRATION_BYTES).then(
         (body) => callback(withBody(request, withoutScope(body)), response),
@@ -238,6 +249,19 @@ export async function startSandboxIssuer(options: SandboxIssuerOptions): Promise
   };
 }
 
+/**
+ * Whether the user refused, at an earlier consent, one of the scopes asked for now. oidc-provider
+ * would remember the refusal and issue a token without the scope, no page shown; the sandbox asks
+ * again instead (a client asks again for a scope when a tool needs it: step-up).
+ */
+function refusedBefore(grant: Grant, requested: ReadonlySet<string>, resourceUrl: string): boolean {
+  const refused = [
+    ...grant.getRejectedOIDCScope().split(' '),
+    ...grant.getRejectedResourceScope(resourceUrl).split(' '),
+  ];
+  return refused.some((scope) => scope !== '' && requested.has(scope));
+}
+
 function withoutScope(body: Buffer): Buffer {
   let metadata: unknown;
   try {
@@ -249,6 +273,11 @@ function withoutScope(body: Buffer): Buffer {
   const rest: Record<string, unknown> = { ...metadata };
   delete rest.scope;
   return Buffer.from(JSON.stringify(rest));
+}
+
+/** The error_description the client shows: RFC 6749 allows printable ASCII but quote and backslash. */
+function mayNotGrant(user: DemoUser, scopes: readonly string[]): string {
+  return `the account ${user.name} may not grant ${scopes.join(' ')} (an administrator decides which scopes each account may grant)`;
 }
 
 function explain(error: unknown): string {
@@ -316,6 +345,16 @@ class Interactions {
 
     if (details.prompt.name !== 'consent') throw new FormError('consent is not expected now');
     const user = this.user(details.session?.accountId);
+    const refused = this.consentItems(details.params, user).filter((item) => !item.grantable);
+    // Whichever button (or forged form) was sent: a narrower grant would fail later, unexplained.
+    if (refused.length > 0)
+      return this.provider.interactionFinished(request, response, {
+        error: 'access_denied',
+        error_description: mayNotGrant(
+          user,
+          refused.map((item) => item.scope.name),
+        ),
+      });
     if (form.get('decision') !== 'allow')
       return this.provider.interactionFinished(request, response, {
         error: 'access_denied',
@@ -358,7 +397,7 @@ class Interactions {
     return this.catalog.isOidcScope(scope) || mayGrant(user, scope);
   }
 
-  /** A new grant with exactly the requested scopes the user checked and may grant. */
+  /** A new grant with exactly the requested scopes the user checked (and may grant). */
   private async saveGrant(
     params: Record<string, unknown>,
     user: DemoUser,

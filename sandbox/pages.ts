@@ -26,7 +26,7 @@ h1 { font-size: 1.4rem; } .note { color: #5b6478; font-size: .9rem; }
 label { display: block; margin: .6rem 0; } input[type=text], input[type=password] { width: 100%; padding: .4rem; }
 .scope { border: 1px solid #d5d9e2; border-radius: 6px; padding: .6rem .8rem; margin: .5rem 0; }
 .scope small { display: block; color: #5b6478; margin-left: 1.6rem; }
-.error { color: #a3261b; } button { padding: .5rem 1.2rem; margin-right: .5rem; }
+.error { color: #a3261b; } ul.scopes { padding: 0; list-style: none; } button { padding: .5rem 1.2rem; margin-right: .5rem; }
 table { border-collapse: collapse; font-size: .9rem; } td, th { padding: .2rem .6rem; text-align: left; }
 </style>
 </head>
@@ -67,22 +67,24 @@ ${users}
 
 export interface ConsentItem {
   scope: ScopeText;
-  /** Pre-checked: the user may grant it. */
+  /** The signed-in user may grant it. */
   grantable: boolean;
 }
 
+/** The consent form; a refusal instead when the user may not grant one of the scopes. */
 export function consentPage(
   uid: string,
   clientName: string,
   userName: string,
   items: readonly ConsentItem[],
 ): string {
+  if (items.some((item) => !item.grantable)) return refusalPage(uid, clientName, userName, items);
   const rows = items
-    .map(({ scope, grantable }) => {
+    .map(({ scope }) => {
       const id = `scope-${scope.name.replace(/[^a-z0-9]/gi, '-')}`;
-      return `<div class="scope"><label for="${escapeHtml(id)}"><input type="checkbox" id="${escapeHtml(id)}" name="scope" value="${escapeHtml(scope.name)}"${grantable ? ' checked' : ' disabled'}>
-<strong>${escapeHtml(scope.title)}</strong> <code>${escapeHtml(scope.name)}</code></label>
-<small>${escapeHtml(scope.description)}${grantable ? '' : ` (${escapeHtml(userName)} may not grant this)`}</small></div>`;
+      return `<div class="scope"><label for="${escapeHtml(id)}"><input type="checkbox" id="${escapeHtml(id)}" name="scope" value="${escapeHtml(scope.name)}" checked>
+${scopeTitle(scope)}</label>
+<small>${escapeHtml(scope.description)}</small></div>`;
     })
     .join('\n');
   return layout(
@@ -95,4 +97,47 @@ ${rows}
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>`,
   );
+}
+
+/**
+ * What the user sees when the client asks for a scope their account may not grant: which, in
+ * words, and only the way back, which ends the flow with access_denied (no narrower grant that
+ * would fail at the client later, unexplained).
+ */
+function refusalPage(
+  uid: string,
+  clientName: string,
+  userName: string,
+  items: readonly ConsentItem[],
+): string {
+  const client = escapeHtml(clientName);
+  const user = escapeHtml(userName);
+  const refused = items
+    .filter((item) => !item.grantable)
+    .map(({ scope }) => scopeTitle(scope))
+    .join(', ');
+  const rows = items
+    .map(
+      ({ scope, grantable }) =>
+        `<li class="scope">${scopeTitle(scope)}: ${grantable ? 'you may grant this' : '<span class="error">you may not grant this</span>'}
+<small>${escapeHtml(scope.description)}</small></li>`,
+    )
+    .join('\n');
+  return layout(
+    'Access you may not grant',
+    `<h1>${client} asks for access you may not grant</h1>
+<p>Signed in as <strong>${user}</strong>.</p>
+<p class="error" role="alert">Your account (${user}) may not grant ${refused}. An administrator decides which scopes each account may grant.</p>
+<p>${client} cannot get this access from you. Going back tells ${client} that access was denied, and why; the access you granted it before stays as it was.</p>
+<ul class="scopes">
+${rows}
+</ul>
+<form method="post" action="/interaction/${encodeURIComponent(uid)}/consent">
+<button type="submit" name="decision" value="deny">Back to ${client}</button>
+</form>`,
+  );
+}
+
+function scopeTitle(scope: ScopeText): string {
+  return `<strong>${escapeHtml(scope.title)}</strong> <code>${escapeHtml(scope.name)}</code>`;
 }

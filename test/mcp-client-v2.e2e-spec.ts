@@ -1,5 +1,6 @@
 import {
   Client,
+  OAuthError,
   StreamableHTTPClientTransport,
   UnauthorizedError,
 } from '@modelcontextprotocol/client';
@@ -8,7 +9,11 @@ import { DEMO_SIZES } from '../sandbox/demo-database.js';
 import { callTool, challengeParams, postMcp } from './support/mcp-http.js';
 import { HeadlessOAuthClient } from './support/oauth-client.js';
 import { startSandbox, type Sandbox } from './support/sandbox.js';
-import { HeadlessUserAgent, LoopbackCallback, type OfferedScope } from './support/user-agent.js';
+import {
+  HeadlessUserAgent,
+  type HeadlessUserAgentOptions,
+  LoopbackCallback,
+} from './support/user-agent.js';
 
 const [ALICE, BOB] = DEMO_USERS;
 
@@ -157,34 +162,47 @@ describe('@modelcontextprotocol/client 2.4 with the sandbox issuer', () => {
   });
 
   describe('the read-only demo user', () => {
-    async function stepUpAsBob(consent?: (offered: readonly OfferedScope[]) => readonly string[]) {
+    /** Bob signs in with db:query, then a call to execute makes the client step up. */
+    async function stepUpAsBob(answer: Partial<HeadlessUserAgentOptions> = {}) {
       const browser = new HeadlessUserAgent({ username: BOB.name, password: BOB.password });
       const oauth = new HeadlessOAuthClient(browser, callback, 'sdk-2.4 read-only');
       const client = newClient(false);
       const connected = await signIn(oauth, client);
-      browser.answer({ consent });
+      const token = oauth.tokens()!.access_token;
+      browser.answer(answer);
       await expect(
         client.callTool({ name: 'execute', arguments: { sql: 'DELETE FROM order_items' } }),
       ).rejects.toBeInstanceOf(UnauthorizedError);
-      await connected.finishAuth(oauth.callbackParameters());
-      return { browser, oauth, client };
+      return { browser, oauth, client, connected, token };
     }
 
-    it('is offered db:modify at consent but cannot grant it, and execute stays refused', async () => {
-      const { browser, oauth, client } = await stepUpAsBob();
+    const MAY_NOT_GRANT =
+      'the account bob may not grant db:modify (an administrator decides which scopes each account may grant)';
+
+    it('is told at consent that he may not grant db:modify; the client gets access_denied saying so, and execute stays refused', async () => {
+      const { browser, oauth, client, connected, token } = await stepUpAsBob();
       try {
         const consent = browser.pages.at(-1)!;
         expect(consent.kind).toBe('consent');
-        expect(consent.html).toContain('Change data');
+        expect(consent.html).toContain(
+          'Your account (bob) may not grant <strong>Change data</strong> <code>db:modify</code>.',
+        );
         expect(consent.html).toContain('Insert, update and delete rows');
-        expect(oauth.accessTokenClaims()).toMatchObject({ sub: BOB.id, scope: 'db:query' });
+        expect(consent.html).not.toContain('value="allow"');
 
+        const failed = connected.finishAuth(oauth.callbackParameters());
+
+        await expect(failed).rejects.toBeInstanceOf(OAuthError);
+        await expect(failed).rejects.toMatchObject({
+          code: 'access_denied',
+          message: MAY_NOT_GRANT,
+        });
+        expect(oauth.tokens()!.access_token).toBe(token);
         const refused = await postMcp(
           sandbox.app.mcpUrl,
           callTool('execute', { sql: 'DELETE FROM order_items' }),
-          { token: oauth.tokens()!.access_token },
+          { token },
         );
-
         expect(refused.status).toBe(403);
         expect(challengeParams(refused.headers.get('www-authenticate'))).toMatchObject({
           error: 'insufficient_scope',
@@ -195,10 +213,17 @@ describe('@modelcontextprotocol/client 2.4 with the sandbox issuer', () => {
       }
     });
 
-    it('gets no db:modify even when the consent form is forged to grant it', async () => {
-      const { oauth, client } = await stepUpAsBob((offered) => offered.map((item) => item.scope));
+    it('a consent form forged to grant db:modify ends the same way, with no token', async () => {
+      const { oauth, client, connected, token } = await stepUpAsBob({
+        decision: 'allow',
+        consent: () => ['db:query', 'db:modify', 'offline_access'],
+      });
       try {
-        expect(scopesOf(oauth.accessTokenClaims().scope)).toEqual(['db:query']);
+        await expect(connected.finishAuth(oauth.callbackParameters())).rejects.toMatchObject({
+          code: 'access_denied',
+          message: MAY_NOT_GRANT,
+        });
+        expect(oauth.tokens()!.access_token).toBe(token);
       } finally {
         await client.close();
       }

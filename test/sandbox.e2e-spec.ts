@@ -1,14 +1,14 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { auth } from '@modelcontextprotocol/client';
+import type { OAuthClientMetadata } from '@modelcontextprotocol/client';
 import Database from 'better-sqlite3';
 import { DEMO_USERS, type DemoUser } from '../sandbox/accounts.js';
 import { DEMO_SIZES } from '../sandbox/demo-database.js';
 import { freePort } from './support/app.js';
-import { callTool, challengeParams, initialize, postMcp, preflight } from './support/mcp-http.js';
+import { challengeParams, initialize, postMcp, preflight } from './support/mcp-http.js';
 import { type NodeProcess, startNode } from './support/node-process.js';
-import { HeadlessOAuthClient } from './support/oauth-client.js';
+import { HeadlessOAuthClient, redeemCode, requestAuthorization } from './support/oauth-client.js';
 import { toolClient } from './support/tool-client.js';
 import { HeadlessUserAgent, LoopbackCallback, type OfferedScope } from './support/user-agent.js';
 
@@ -117,20 +117,29 @@ async function startDev(dir: string, env: Record<string, string> = {}) {
     dir,
   );
   await waitFor(sut, 'Stop with Ctrl+C');
-  return { sut, mcpUrl: `http://localhost:${port}/mcp` };
+  return {
+    sut,
+    mcpUrl: `http://localhost:${port}/mcp`,
+    issuerUrl: `http://localhost:${issuerPort}`,
+  };
+}
+
+/** Sends the browser to the sandbox issuer as an MCP client does, asking for `scope`; its answer. */
+async function authorize(oauth: HeadlessOAuthClient, mcpUrl: string, scope: string) {
+  await requestAuthorization(oauth, mcpUrl, scope);
+  return oauth.callbackParameters();
 }
 
 /**
- * Signs `user` in at the sandbox issuer as an MCP client does, asking for `scope`; `consent`
- * answers the consent form (by default: what it has checked). Returns what the form offered.
+ * The browser and client of `user` at the sandbox issuer; `consent` answers the consent form (by
+ * default: what it has checked). `offered` collects what the forms offered.
  */
-async function signIn(
-  mcpUrl: string,
+function userAndClient(
   callback: LoopbackCallback,
   user: DemoUser,
-  scope: string,
-  consent = (offered: readonly OfferedScope[]) =>
+  consent: (offered: readonly OfferedScope[]) => readonly string[] = (offered) =>
     offered.filter((item) => item.checked && !item.disabled).map((item) => item.scope),
+  metadata: Partial<OAuthClientMetadata> = {},
 ) {
   const offered: OfferedScope[] = [];
   const browser = new HeadlessUserAgent({
@@ -141,23 +150,55 @@ async function signIn(
       return consent(items);
     },
   });
-  const oauth = new HeadlessOAuthClient(browser, callback, `sandbox e2e (${user.name})`);
-  expect(await auth(oauth, { serverUrl: mcpUrl, scope })).toBe('REDIRECT');
-  const answer = oauth.callbackParameters();
-  expect(
-    await auth(oauth, {
-      serverUrl: mcpUrl,
-      authorizationCode: answer.get('code') ?? '',
-      iss: answer.get('iss') ?? undefined,
-    }),
-  ).toBe('AUTHORIZED');
-  return { browser, oauth, offered, token: oauth.tokens()!.access_token };
+  const oauth = new HeadlessOAuthClient(browser, callback, `sandbox e2e (${user.name})`, metadata);
+  return { browser, oauth, offered };
 }
+
+/** Signs `user` in as an MCP client does, asking for `scope`; its token. */
+async function signIn(
+  mcpUrl: string,
+  callback: LoopbackCallback,
+  user: DemoUser,
+  scope: string,
+  consent?: (offered: readonly OfferedScope[]) => readonly string[],
+) {
+  const agent = userAndClient(callback, user, consent);
+  const token = await redeemCode(agent.oauth, mcpUrl, await authorize(agent.oauth, mcpUrl, scope));
+  return { ...agent, token };
+}
+
+/** The error_description of a refusal because `user` may not grant `scopes`. */
+const mayNotGrant = (user: DemoUser, scopes: string) =>
+  `the account ${user.name} may not grant ${scopes} (an administrator decides which scopes each account may grant)`;
 
 /** The MCP SDK adds offline_access to what it asks for when the issuer supports it. */
 const OFFLINE_ACCESS: OfferedScope = { scope: 'offline_access', checked: true, disabled: false };
 
 const scopesOf = (claims: Record<string, unknown>) => String(claims.scope).split(' ').sort();
+
+/** MCP Inspector's web UI: 1.x opens on the first, 2.x on the second. */
+const INSPECTOR_ORIGINS = ['http://localhost:6274', 'http://127.0.0.1:6274'];
+
+/** The response's CORS headers (none allows credentials). */
+function corsHeaders(response: Response): Record<string, string> {
+  return Object.fromEntries(
+    [...response.headers].filter(
+      ([name]) => name.startsWith('access-control-allow-') || name === 'access-control-max-age',
+    ),
+  );
+}
+
+/** What MCP Inspector registers in Direct mode: a public client called back on its own page. */
+function inspectorRegistration(origin: string) {
+  return {
+    client_name: 'MCP Inspector',
+    redirect_uris: [`${origin}/oauth/callback`],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+    scope: 'db:query',
+  };
+}
 
 describe('npm run dev with the worked example extension (on by default)', () => {
   const [ALICE, BOB] = DEMO_USERS;
@@ -190,7 +231,7 @@ describe('npm run dev with the worked example extension (on by default)', () => 
     expect(stdout).toContain('REPORTS_EXAMPLE=false leaves it out');
   });
 
-  it.each(['http://localhost:6274', 'http://127.0.0.1:6274'])(
+  it.each(INSPECTOR_ORIGINS)(
     "lets MCP Inspector's web UI at %s call the endpoint (CORS preflight)",
     async (origin) => {
       const response = await preflight(dev.mcpUrl, origin);
@@ -258,28 +299,160 @@ describe('npm run dev with the worked example extension (on by default)', () => 
     }
   });
 
-  it('offers bob reports:read but he cannot grant it, not even with a forged consent form', async () => {
-    const { offered, oauth, token } = await signIn(
-      dev.mcpUrl,
-      callback,
-      BOB,
-      'db:query reports:read',
-      (items) => items.map((item) => item.scope),
-    );
+  it('tells bob he may not grant reports:read, and the client gets access_denied saying so, not a token without it', async () => {
+    const { browser, oauth } = userAndClient(callback, BOB);
 
-    expect(offered).toEqual([
-      { scope: 'db:query', checked: true, disabled: false },
-      { scope: 'reports:read', checked: false, disabled: true },
-      OFFLINE_ACCESS,
-    ]);
-    expect(scopesOf(oauth.accessTokenClaims())).toEqual(['db:query']);
-    const refused = await postMcp(dev.mcpUrl, callTool('top_customers', {}), { token });
-    expect(refused.status).toBe(403);
-    expect(challengeParams(refused.headers.get('www-authenticate'))).toMatchObject({
-      error: 'insufficient_scope',
-      scope: 'db:query reports:read',
+    const answer = await authorize(oauth, dev.mcpUrl, 'db:query reports:read');
+
+    const refusal = browser.pages.at(-1)!;
+    expect(refusal.kind).toBe('consent');
+    expect(refusal.html).toContain(
+      '<p class="error" role="alert">Your account (bob) may not grant <strong>Read sales reports</strong> <code>reports:read</code>. An administrator decides which scopes each account may grant.</p>',
+    );
+    expect(refusal.html).toContain(
+      '<li class="scope"><strong>Read sales reports</strong> <code>reports:read</code>: <span class="error">you may not grant this</span>',
+    );
+    expect(refusal.html).toContain(
+      '<li class="scope"><strong>Read the database</strong> <code>db:query</code>: you may grant this',
+    );
+    expect(refusal.html).not.toContain('value="allow"');
+    expect(refusal.html).toContain('<button type="submit" name="decision" value="deny">Back to');
+    expect(Object.fromEntries(answer)).toMatchObject({
+      error: 'access_denied',
+      error_description: mayNotGrant(BOB, 'reports:read'),
+    });
+    expect(answer.has('code')).toBe(false);
+    expect(oauth.tokens()).toBeUndefined();
+  });
+
+  describe('bob steps up to db:modify, which he may not grant', () => {
+    it('the consent page says so; the client gets access_denied naming the scope and keeps its token', async () => {
+      const { browser, oauth, token } = await signIn(dev.mcpUrl, callback, BOB, 'db:query');
+
+      const answer = await authorize(oauth, dev.mcpUrl, 'db:query db:modify');
+
+      expect(browser.pages.map((page) => page.kind)).toEqual(['login', 'consent', 'consent']);
+      expect(browser.pages[2].html).toContain(
+        'Your account (bob) may not grant <strong>Change data</strong> <code>db:modify</code>.',
+      );
+      expect(Object.fromEntries(answer)).toMatchObject({
+        error: 'access_denied',
+        error_description: mayNotGrant(BOB, 'db:modify'),
+      });
+      expect(oauth.tokens()!.access_token).toBe(token);
+      await toolClient(dev.mcpUrl, token).ok('query', { sql: 'SELECT 1 AS one' });
+    });
+
+    it('a forged Allow with db:modify ticked ends the same way: no token, not a narrower one', async () => {
+      const { browser, oauth, token } = await signIn(dev.mcpUrl, callback, BOB, 'db:query');
+      browser.answer({ decision: 'allow', consent: () => ['db:query', 'db:modify'] });
+
+      const answer = await authorize(oauth, dev.mcpUrl, 'db:query db:modify');
+
+      expect(Object.fromEntries(answer)).toMatchObject({
+        error: 'access_denied',
+        error_description: mayNotGrant(BOB, 'db:modify'),
+      });
+      expect(oauth.tokens()!.access_token).toBe(token);
     });
   });
+
+  it('asks alice again for a scope she unticked before, rather than answering from her refusal', async () => {
+    // A web client (MCP Inspector 1.x) that asks for no refresh tokens: it sends no
+    // prompt=consent, and oidc-provider shows the page to native clients only, so nothing else
+    // brings the consent page back.
+    const { browser, oauth } = userAndClient(
+      callback,
+      ALICE,
+      (offered) => offered.map((item) => item.scope).filter((scope) => scope !== 'db:modify'),
+      { application_type: 'web', grant_types: ['authorization_code'] },
+    );
+    await redeemCode(oauth, dev.mcpUrl, await authorize(oauth, dev.mcpUrl, 'db:query db:modify'));
+    expect(scopesOf(oauth.accessTokenClaims())).toEqual(['db:query']);
+    browser.answer({ consent: (offered) => offered.map((item) => item.scope) });
+
+    await redeemCode(oauth, dev.mcpUrl, await authorize(oauth, dev.mcpUrl, 'db:query db:modify'));
+
+    expect(oauth.authorizationUrls.map((url) => url.searchParams.get('prompt'))).toEqual([
+      null,
+      null,
+    ]);
+    expect(browser.pages.map((page) => page.kind)).toEqual(['login', 'consent', 'consent']);
+    expect(scopesOf(oauth.accessTokenClaims())).toEqual(['db:modify', 'db:query']);
+  });
+
+  describe.each(INSPECTOR_ORIGINS)(
+    'a browser-based client at %s (MCP Inspector in Direct mode)',
+    (origin) => {
+      it.each([
+        ['/.well-known/openid-configuration', 'GET'],
+        ['/.well-known/oauth-authorization-server', 'GET'],
+        ['/.well-known/jwks', 'GET'],
+        ['/api/oauth/register', 'POST'],
+        ['/api/login/oauth/access_token', 'POST'],
+        ['/api/userinfo', 'GET'],
+        ['/api/login/oauth/introspect', 'POST'],
+      ])(
+        'may call %s (%s): the preflight allows its origin, the method and headers',
+        async (path, method) => {
+          const response = await preflight(`${dev.issuerUrl}${path}`, origin, {
+            method,
+            headers: 'content-type, mcp-protocol-version',
+          });
+
+          expect(response.status).toBe(204);
+          expect(corsHeaders(response)).toEqual({
+            'access-control-allow-origin': origin,
+            'access-control-allow-methods': expect.stringContaining(method) as string,
+            'access-control-allow-headers': 'content-type, mcp-protocol-version',
+            'access-control-max-age': '3600',
+          });
+        },
+      );
+
+      it("reads discovery and JWKS, registers, and reads the token endpoint's answers; a page elsewhere cannot use its client", async () => {
+        for (const path of [
+          '/.well-known/openid-configuration',
+          '/.well-known/oauth-authorization-server',
+          '/.well-known/jwks',
+        ]) {
+          const response = await fetch(`${dev.issuerUrl}${path}`, { headers: { Origin: origin } });
+          expect({ path, status: response.status, cors: corsHeaders(response) }).toEqual({
+            path,
+            status: 200,
+            cors: { 'access-control-allow-origin': origin },
+          });
+        }
+
+        const registration = await fetch(`${dev.issuerUrl}/api/oauth/register`, {
+          method: 'POST',
+          headers: { Origin: origin, 'Content-Type': 'application/json' },
+          body: JSON.stringify(inspectorRegistration(origin)),
+        });
+        expect(registration.status).toBe(201);
+        expect(corsHeaders(registration)).toEqual({ 'access-control-allow-origin': origin });
+        const { client_id: clientId } = (await registration.json()) as { client_id: string };
+
+        const token = (from: string) =>
+          fetch(`${dev.issuerUrl}/api/login/oauth/access_token`, {
+            method: 'POST',
+            headers: { Origin: from, 'Content-Type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({
+              grant_type: 'refresh_token',
+              refresh_token: 'not-a-refresh-token',
+              client_id: clientId,
+            }),
+          });
+        const own = await token(origin);
+        expect(own.status).toBe(400);
+        expect(corsHeaders(own)).toMatchObject({ 'access-control-allow-origin': origin });
+        expect(await own.json()).toMatchObject({ error: 'invalid_grant' });
+        const elsewhere = await token('http://localhost:6275');
+        expect(elsewhere.status).toBe(400);
+        expect(corsHeaders(elsewhere)).not.toHaveProperty('access-control-allow-origin');
+      });
+    },
+  );
 });
 
 describe('REPORTS_EXAMPLE=false npm run dev', () => {

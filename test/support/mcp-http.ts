@@ -74,14 +74,22 @@ export function challengeParams(header: string | null): Record<string, string> {
   return params;
 }
 
-/** A browser's CORS preflight for a POST to the MCP endpoint from `origin`. */
-export function preflight(url: string, origin: string): Promise<Response> {
+/**
+ * A browser's CORS preflight from `origin`: by default for a POST to the MCP endpoint, with the
+ * headers an MCP client sends.
+ */
+export function preflight(
+  url: string,
+  origin: string,
+  request: { method?: string; headers?: string } = {},
+): Promise<Response> {
   return fetch(url, {
     method: 'OPTIONS',
     headers: {
       Origin: origin,
-      'Access-Control-Request-Method': 'POST',
-      'Access-Control-Request-Headers': 'authorization, content-type, mcp-protocol-version',
+      'Access-Control-Request-Method': request.method ?? 'POST',
+      'Access-Control-Request-Headers':
+        request.headers ?? 'authorization, content-type, mcp-protocol-version',
     },
   });
 }

@@ -1,15 +1,21 @@
-import type {
-  OAuthClientMetadata,
-  OAuthClientProvider,
-  OAuthDiscoveryState,
-  StoredOAuthClientInformation,
-  StoredOAuthTokens,
+import {
+  auth,
+  type OAuthClientMetadata,
+  type OAuthClientProvider,
+  type OAuthDiscoveryState,
+  type StoredOAuthClientInformation,
+  type StoredOAuthTokens,
 } from '@modelcontextprotocol/client';
-import type { HeadlessUserAgent, LoopbackCallback } from './user-agent.js';
+import type { LoopbackCallback } from './user-agent.js';
+
+/** The browser an MCP host opens for sign-in: the headless user agent, or a real one. */
+export interface SignInBrowser {
+  open(url: URL): Promise<unknown>;
+}
 
 /**
  * What an MCP host keeps for one server (registration, tokens, PKCE verifier, discovery), with
- * the "browser" it opens for sign-in being the headless user agent.
+ * the browser it opens for sign-in.
  */
 export class HeadlessOAuthClient implements OAuthClientProvider {
   /** Every authorization URL the client opened, in order. */
@@ -19,10 +25,12 @@ export class HeadlessOAuthClient implements OAuthClientProvider {
   private verifier: string | undefined;
   private discovery: OAuthDiscoveryState | undefined;
 
+  /** `metadata` replaces parts of what the client registers. */
   constructor(
-    private readonly browser: HeadlessUserAgent,
+    private readonly browser: SignInBrowser,
     private readonly callback: LoopbackCallback,
     private readonly name: string,
+    private readonly metadata: Partial<OAuthClientMetadata> = {},
   ) {}
 
   get redirectUrl(): string {
@@ -36,6 +44,7 @@ export class HeadlessOAuthClient implements OAuthClientProvider {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: 'none',
+      ...this.metadata,
     };
   }
 
@@ -98,4 +107,32 @@ export class HeadlessOAuthClient implements OAuthClientProvider {
       unknown
     >;
   }
+}
+
+/**
+ * Sends the client's browser to the issuer for `scope` as an MCP client does (one that holds
+ * tokens too: as at step-up).
+ */
+export async function requestAuthorization(
+  oauth: HeadlessOAuthClient,
+  serverUrl: string,
+  scope: string,
+): Promise<void> {
+  expect(await auth(oauth, { serverUrl, scope, forceReauthorization: true })).toBe('REDIRECT');
+}
+
+/** Exchanges the code of the issuer's `answer` (at the redirect_uri); the access token. */
+export async function redeemCode(
+  oauth: HeadlessOAuthClient,
+  serverUrl: string,
+  answer: URLSearchParams,
+): Promise<string> {
+  expect(
+    await auth(oauth, {
+      serverUrl,
+      authorizationCode: answer.get('code') ?? '',
+      iss: answer.get('iss') ?? undefined,
+    }),
+  ).toBe('AUTHORIZED');
+  return oauth.tokens()!.access_token;
 }

@@ -13,7 +13,10 @@ export interface HeadlessUserAgentOptions {
   password: string;
   /** The scopes to submit at the consent page; by default what the form has checked. */
   consent?: (offered: readonly OfferedScope[]) => readonly string[];
-  /** `deny` presses the consent form's Deny button. */
+  /**
+   * The consent form's button to press: by default Allow if the form has one, else its only
+   * button; `allow` on a form without one is a forged submission.
+   */
   decision?: 'allow' | 'deny';
 }
 
@@ -27,6 +30,8 @@ interface Form {
   action: string;
   fields: [string, string][];
   checkboxes: (OfferedScope & { name: string })[];
+  /** The values of its `decision` buttons. */
+  decisions: string[];
 }
 
 const MAX_STEPS = 20;
@@ -64,7 +69,10 @@ function parseForm(html: string): Form | undefined {
     else if (attribute(tag, 'type') === 'hidden')
       fields.push([name, attribute(tag, 'value') ?? '']);
   }
-  return { action, fields, checkboxes };
+  const decisions = [...form[1].matchAll(/<button\b[^>]*>/g)]
+    .filter(([tag]) => attribute(tag, 'name') === 'decision')
+    .map(([tag]) => attribute(tag, 'value') ?? '');
+  return { action, fields, checkboxes, decisions };
 }
 
 /**
@@ -140,7 +148,8 @@ export class HeadlessUserAgent {
       ? this.options.consent(offered)
       : offered.filter((item) => item.checked && !item.disabled).map((item) => item.scope);
     for (const scope of chosen) body.append('scope', scope);
-    body.set('decision', this.options.decision ?? 'allow');
+    const offeredDecision = form.decisions.includes('allow') ? 'allow' : form.decisions[0];
+    body.set('decision', this.options.decision ?? offeredDecision ?? 'allow');
     return body;
   }
 
