@@ -1,11 +1,13 @@
-import type {
-  OAuthClientMetadata,
-  OAuthClientProvider,
-  OAuthDiscoveryState,
-  StoredOAuthClientInformation,
-  StoredOAuthTokens,
+import {
+  auth,
+  type OAuthClientMetadata,
+  type OAuthClientProvider,
+  type OAuthDiscoveryState,
+  type StoredOAuthClientInformation,
+  type StoredOAuthTokens,
 } from '@modelcontextprotocol/client';
-import type { HeadlessUserAgent, LoopbackCallback } from './user-agent.js';
+import type { DemoUser } from '../../sandbox/accounts.js';
+import { HeadlessUserAgent, LoopbackCallback } from './user-agent.js';
 
 /**
  * What an MCP host keeps for one server (registration, tokens, PKCE verifier, discovery), with
@@ -97,5 +99,35 @@ export class HeadlessOAuthClient implements OAuthClientProvider {
       string,
       unknown
     >;
+  }
+}
+
+/**
+ * Signs `user` in at the server's authorization server as an MCP client does (discovery,
+ * registration, PKCE, resource indicator), asking for `scope` and granting what the consent form
+ * has checked; the access token, for a client that is handed one (`--header`).
+ */
+export async function accessTokenFor(
+  mcpUrl: string,
+  user: DemoUser,
+  scope: string,
+): Promise<string> {
+  const callback = await LoopbackCallback.start();
+  try {
+    const browser = new HeadlessUserAgent({ username: user.name, password: user.password });
+    const oauth = new HeadlessOAuthClient(browser, callback, `token for ${user.name}`);
+    if ((await auth(oauth, { serverUrl: mcpUrl, scope })) !== 'REDIRECT')
+      throw new Error('the client was not sent to sign in');
+    const answer = oauth.callbackParameters();
+    await auth(oauth, {
+      serverUrl: mcpUrl,
+      authorizationCode: answer.get('code') ?? '',
+      iss: answer.get('iss') ?? undefined,
+    });
+    const token = oauth.tokens()?.access_token;
+    if (!token) throw new Error(`no token: ${answer.toString()}`);
+    return token;
+  } finally {
+    await callback.close();
   }
 }
