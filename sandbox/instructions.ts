@@ -52,6 +52,7 @@ export function instructions(facts: InstructionFacts): string {
     .split('\n')
     .map((line) => `    ${line}`)
     .join('\n');
+  const baseline = facts.baselineScopes.join(' ');
   return `
 ScopeDB sandbox is running (development only, loopback only).
 
@@ -68,17 +69,30 @@ ${scopes}
 
   ${example}
 
-  MCP Inspector:
+  MCP Inspector 2.x (declares Node.js 22.19+; on older Node npm warns and it runs anyway):
     npx @modelcontextprotocol/inspector
-    then Transport Type "Streamable HTTP", URL ${facts.mcpUrl}, Connect. Sign in, tick the
+    It opens http://127.0.0.1:6274. Add Servers > Add manually, transport streamable-http,
+    URL ${facts.mcpUrl}; then turn on the switch on the server card. Sign in, tick the
     scopes to grant, and call the tools (try query: SELECT * FROM order_totals LIMIT 5).
+    Its CLI: npx @modelcontextprotocol/inspector --cli ${facts.mcpUrl} --method tools/list
+
+  MCP Inspector 1.x (deprecated):
+    npx @modelcontextprotocol/inspector@1
+    It opens http://localhost:6274. Transport Type "Streamable HTTP", URL ${facts.mcpUrl},
+    Connection Type "Direct" or "Via Proxy", Connect. Sign in and tick the scopes to grant.
 
   Claude Desktop (claude_desktop_config.json; mcp-remote signs you in through the browser):
 ${claude}
 
-  Clients ask first for the scopes the 401 names (${facts.baselineScopes.join(' ')}). Clients built on
-  MCP SDK 2.x step up when a tool needs more; SDK 1.x clients (mcp-remote among them) do not:
-  start the sandbox with AUTH_BASELINE_SCOPES="db:query db:modify" npm run dev to be asked for both.
+  Your own client on MCP SDK 2.x (@modelcontextprotocol/client): README, "Connecting an MCP client".
+
+  Scopes and stepping up: clients ask first for the scopes the 401 names (${baseline}); Inspector
+  2.x asks for every scope offered. When a tool needs more, the server answers 403 naming them.
+    Step up by themselves (the consent page opens again):  mcp-remote 0.9+ (so Claude Desktop with
+      the config above), clients on MCP SDK 2.x.
+    Do not:  Inspector 2.x (tick at sign-in what you will need), Inspector 1.x and other clients
+      on MCP SDK 1.x. For those, ask for more up front:
+      AUTH_BASELINE_SCOPES="db:query db:modify" npm run dev
 
   Stop with Ctrl+C. LOG_LEVEL=info shows ScopeDB's request log.
 

@@ -8,7 +8,7 @@ import { DEMO_USERS } from '../sandbox/accounts.js';
 import { DEMO_SIZES } from '../sandbox/demo-database.js';
 import { callTool, challengeParams, postMcp } from './support/mcp-http.js';
 import { HeadlessOAuthClient } from './support/oauth-client.js';
-import { startSandbox, type Sandbox } from './support/sandbox.js';
+import { expectListsAndQueries, startSandbox, type Sandbox } from './support/sandbox.js';
 import {
   HeadlessUserAgent,
   type HeadlessUserAgentOptions,
@@ -93,15 +93,7 @@ describe('@modelcontextprotocol/client 2.4 with the sandbox issuer', () => {
       });
 
       try {
-        const { tools } = await client.listTools();
-        expect(tools.map((tool) => tool.name)).toEqual(
-          expect.arrayContaining(['query', 'execute', 'apply_migration']),
-        );
-        const read = await client.callTool({
-          name: 'query',
-          arguments: { sql: 'SELECT count(*) AS n FROM customers' },
-        });
-        expect(read.structuredContent).toMatchObject({ rows: [[DEMO_SIZES.customers]] });
+        await expectListsAndQueries(client);
 
         // The 403 makes the client re-authorize with the union of scopes (no new sign-in).
         await expect(

@@ -5,8 +5,9 @@ import { snippetOf, snippetsIn } from './support/readme-snippets.js';
 describe('README snippets', () => {
   const snippets = snippetsIn(readFileSync('README.md', 'utf8'));
 
-  it('shows the worked example extension from its files', () => {
+  it('shows the SDK client and the worked example extension from their files', () => {
     expect(snippets.map((snippet) => snippet.path)).toEqual([
+      'test/examples/sdk-client.ts',
       'src/examples/reports/reports.scopes.ts',
       'src/examples/reports/reports.tools.ts',
       'src/examples/reports/reports.sql.ts',

@@ -6,7 +6,8 @@ import {
   type StoredOAuthClientInformation,
   type StoredOAuthTokens,
 } from '@modelcontextprotocol/client';
-import type { LoopbackCallback } from './user-agent.js';
+import type { DemoUser } from '../../sandbox/accounts.js';
+import { HeadlessUserAgent, LoopbackCallback } from './user-agent.js';
 
 /** The browser an MCP host opens for sign-in: the headless user agent, or a real one. */
 export interface SignInBrowser {
@@ -135,4 +136,26 @@ export async function redeemCode(
     }),
   ).toBe('AUTHORIZED');
   return oauth.tokens()!.access_token;
+}
+
+/**
+ * Signs `user` in at the server's authorization server as an MCP client does (discovery,
+ * registration, PKCE, resource indicator), asking for `scope` and granting what the consent form
+ * has checked; the access token, for a client that is handed one (`--header`).
+ */
+export async function accessTokenFor(
+  mcpUrl: string,
+  user: DemoUser,
+  scope: string,
+): Promise<string> {
+  const callback = await LoopbackCallback.start();
+  try {
+    const browser = new HeadlessUserAgent({ username: user.name, password: user.password });
+    const oauth = new HeadlessOAuthClient(browser, callback, `token for ${user.name}`);
+    if ((await auth(oauth, { serverUrl: mcpUrl, scope })) !== 'REDIRECT')
+      throw new Error('the client was not sent to sign in');
+    return await redeemCode(oauth, mcpUrl, oauth.callbackParameters());
+  } finally {
+    await callback.close();
+  }
 }

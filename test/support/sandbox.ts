@@ -1,4 +1,5 @@
-import { seedDemoDatabase } from '../../sandbox/demo-database.js';
+import type { Client } from '@modelcontextprotocol/client';
+import { DEMO_SIZES, seedDemoDatabase } from '../../sandbox/demo-database.js';
 import { type SandboxIssuer, startSandboxIssuer } from '../../sandbox/issuer.js';
 import { ToolRegistry } from '../../src/mcp/tool-registry.js';
 import { freePort, startTestApp, type TestApp } from './app.js';
@@ -35,4 +36,17 @@ export async function startSandbox(env: Record<string, string> = {}): Promise<Sa
       await issuer.close();
     },
   };
+}
+
+/** A signed-in client's first steps on the demo data: the tools are listed, query answers. */
+export async function expectListsAndQueries(client: Client): Promise<void> {
+  const { tools } = await client.listTools();
+  expect(tools.map((tool) => tool.name)).toEqual(
+    expect.arrayContaining(['query', 'execute', 'apply_migration']),
+  );
+  const read = await client.callTool({
+    name: 'query',
+    arguments: { sql: 'SELECT count(*) AS n FROM customers' },
+  });
+  expect(read.structuredContent).toMatchObject({ rows: [[DEMO_SIZES.customers]] });
 }
