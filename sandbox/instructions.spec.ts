@@ -65,7 +65,7 @@ describe(instructions.name, () => {
     const advice = paragraph(sut, 'Scopes and stepping up');
 
     expect(advice).toContain('the 401 names (db:query)');
-    expect(advice).toMatch(/Step up by themselves[^]*mcp-remote 0\.9\+[^]*MCP SDK 2\.x/);
+    expect(advice).toMatch(/Step up by themselves[^]*mcp-remote 0\.15[^]*MCP SDK 2\.x/);
     expect(advice).toMatch(/Do not:\s+Inspector 2\.x[^]*Inspector 1\.x[^]*MCP SDK 1\.x/);
     expect(advice).toContain('AUTH_BASELINE_SCOPES="db:query db:modify" npm run dev');
   });

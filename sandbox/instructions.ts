@@ -88,8 +88,8 @@ ${claude}
 
   Scopes and stepping up: clients ask first for the scopes the 401 names (${baseline}); Inspector
   2.x asks for every scope offered. When a tool needs more, the server answers 403 naming them.
-    Step up by themselves (the consent page opens again):  mcp-remote 0.9+ (so Claude Desktop with
-      the config above), clients on MCP SDK 2.x.
+    Step up by themselves (the consent page opens again):  mcp-remote 0.15 (so Claude Desktop
+      with the config above), clients on MCP SDK 2.x.
     Do not:  Inspector 2.x (tick at sign-in what you will need), Inspector 1.x and other clients
       on MCP SDK 1.x. For those, ask for more up front:
       AUTH_BASELINE_SCOPES="db:query db:modify" npm run dev

@@ -160,15 +160,18 @@ describe('mcp-remote 0.15 (stdio, as Claude Desktop runs it) with the sandbox', 
     }
   }, 120_000);
 
-  it('bob is asked again for db:modify, cannot grant it, and the call fails', async () => {
+  it('bob is asked again for db:modify, is told he may not grant it, and the host shows access_denied', async () => {
     const { agent, browser } = await desktop(BOB);
     const { client, transport, log } = mcpRemote(browser);
     try {
       await explained(Promise.all([client.connect(transport), browser.visited(1)]), log);
 
+      // The issuer's access_denied, with its description, reaches the host as mcp-remote's error.
       await expect(client.callTool(RAISE_STOCK)).rejects.toMatchObject({
         code: -32001,
-        message: expect.stringContaining('Unauthorized') as string,
+        message: expect.stringContaining(
+          'Authorization failed: access_denied - the account bob may not grant db:modify',
+        ) as string,
       });
 
       // Asked again for db:modify, which bob's account cannot grant: his token never gains it.
