@@ -20,6 +20,7 @@ import { ReportsModule } from './examples/reports/reports.module.js';
 import { HealthModule } from './health/health.module.js';
 import { LoggingModule } from './logging/logging.module.js';
 import { McpModule } from './mcp/mcp.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { RateLimitFilter } from './rate-limit/rate-limit.filter.js';
 import { RateLimitGuard } from './rate-limit/rate-limit.guard.js';
 import { RateLimitModule } from './rate-limit/rate-limit.module.js';
@@ -60,6 +61,7 @@ export class AppModule implements NestModule {
           ignoreEnvFile: true,
           load: configNamespaces(settings),
         }),
+        MetricsModule,
         AuthModule,
         AuditModule,
         DatabaseModule.forRoot(database.type, internal.type),

@@ -10,6 +10,8 @@ import { unverifiedClaims } from './auth/unverified-claims.js';
 import { ensureRequestId } from './common/request-id.js';
 import { requestInfoOf } from './common/request-info.js';
 import { readSettings, type Settings } from './config/settings.js';
+import { httpMetrics } from './metrics/http-metrics.js';
+import { Metrics } from './metrics/metrics.service.js';
 
 export interface StartOptions {
   /** `false`: log nothing, whatever LOG_LEVEL says (for tests). */
@@ -74,6 +76,8 @@ export async function startApp(options: StartOptions = {}): Promise<NestExpressA
   );
   app.useLogger(app.get(PinoLogger));
   app.disable('x-powered-by');
+  // First, so that what the body parser refuses is counted too.
+  app.use(httpMetrics(app.get(Metrics), settings.mcp.path));
   app.useBodyParser('json', { limit: settings.server.maxBodyBytes });
   // Right after the parser: init() registers Nest's own error handler, which would answer first.
   app.use(bodyErrorHandler(app.get(AuditService), settings.mcp.path));

@@ -1,40 +1,17 @@
 // Operations over real HTTP: rate limits (per principal, per IP without a valid token, never on
 // the probes or the metadata) and the JSON request log of the production entrypoint.
-import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { freePort, startTestApp, type TestApp } from './support/app.js';
 import { CASDOOR_CLAIMS, TestIssuer } from './support/issuer.js';
-import { callTool, initialize, postMcp } from './support/mcp-http.js';
+import { callTool, initialize, postMcp, postMcpFrom } from './support/mcp-http.js';
 import { startNode, untilHealthy } from './support/node-process.js';
 import { expectRateLimited } from './support/rate-limit.js';
 
 const PER_PRINCIPAL = 5;
 const PER_IP = 3;
-
-/** POST /mcp without a token from a chosen loopback address (a second "client IP"). */
-function postFrom(url: string, localAddress: string): Promise<{ status: number; body: string }> {
-  return new Promise((done, fail) => {
-    const body = JSON.stringify(initialize());
-    const outgoing = httpRequest(
-      url,
-      {
-        method: 'POST',
-        localAddress,
-        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
-      },
-      (response) => {
-        let text = '';
-        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        response.on('end', () => done({ status: response.statusCode ?? 0, body: text }));
-      },
-    );
-    outgoing.on('error', fail);
-    outgoing.end(body);
-  });
-}
 
 describe('rate limits', () => {
   let issuer: TestIssuer;
@@ -90,11 +67,11 @@ describe('rate limits', () => {
   it('limits requests without a valid token per IP address, refusals included', async () => {
     const statuses: number[] = [];
     for (let i = 0; i < PER_IP; i++)
-      statuses.push((await postFrom(sut.mcpUrl, '127.0.0.1')).status);
+      statuses.push((await postMcpFrom(sut.mcpUrl, '127.0.0.1')).status);
 
-    const noToken = await postFrom(sut.mcpUrl, '127.0.0.1');
+    const noToken = await postMcpFrom(sut.mcpUrl, '127.0.0.1');
     const badToken = await postMcp(sut.mcpUrl, initialize(), { token: 'not.a.token' });
-    const otherAddress = await postFrom(sut.mcpUrl, '127.0.0.2');
+    const otherAddress = await postMcpFrom(sut.mcpUrl, '127.0.0.2');
     const authenticated = await postMcp(sut.mcpUrl, initialize(), {
       token: tokenOf('carol-0000'),
     });

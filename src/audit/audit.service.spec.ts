@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { lockSqlite } from '../../test/support/audit-outage.js';
+import { parseExposition } from '../../test/support/metrics.js';
 import { type AuditSettings, readDatabaseSettings } from '../config/settings.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { AuditDatabase, openAuditDataSource } from './audit-database.js';
 import { AuditUnavailableError } from './audit-unavailable.js';
 import { AuditService, INTERRUPTED_REASON } from './audit.service.js';
@@ -25,6 +27,9 @@ describe(AuditService.name, () => {
   let dir: string;
   let path: string;
   let sut: AuditService;
+  let metrics: Metrics;
+  /** The metrics as a scrape would read them now. */
+  const scrapeNow = async () => parseExposition(await metrics.exposition());
 
   async function start(failOpen = false): Promise<AuditService> {
     const settings: AuditSettings = {
@@ -34,10 +39,13 @@ describe(AuditService.name, () => {
       intentGraceMs: GRACE_MS,
     };
     const source = await openAuditDataSource(settings);
-    return new AuditService(new AuditDatabase(source), settings, {
-      ...readDatabaseSettings({}),
-      writeTimeoutMs: WRITE_TIMEOUT_MS,
-    });
+    metrics = new Metrics();
+    return new AuditService(
+      new AuditDatabase(source),
+      settings,
+      { ...readDatabaseSettings({}), writeTimeoutMs: WRITE_TIMEOUT_MS },
+      metrics,
+    );
   }
   /** The store as another connection sees it. */
   function rows(): Row[] {
@@ -68,6 +76,48 @@ describe(AuditService.name, () => {
     expect(rows()).toEqual([
       expect.objectContaining({ outcome: 'success', sqlText: 'SELECT 1', requestId: 'r1' }),
     ]);
+  });
+
+  it('reports the records waiting for their group commit, and counts each decision once committed', async () => {
+    metrics.toolsRegistered(['query', 'insert_rows']);
+    const pending = [
+      sut.record({ outcome: 'success', tool: 'query', durationMs: 2 }),
+      sut.record({ outcome: 'refused_scope', tool: 'drop_everything' }),
+      sut.record({ outcome: 'refused_no_token' }),
+    ];
+    const queued = sut.queueDepth;
+    const scrapedBefore = await scrapeNow();
+    await Promise.all(pending);
+    const intent = await sut.begin({ tool: 'insert_rows' });
+    const scrapedPending = await scrapeNow();
+    await sut.complete(intent, { outcome: 'tool_error', durationMs: 5 });
+    const scraped = await scrapeNow();
+
+    expect([queued, scrapedBefore.value('scopedb_audit_queue_depth'), sut.queueDepth]).toEqual([
+      3, 3, 0,
+    ]);
+    expect(
+      scrapedPending.value('scopedb_tool_calls_total', {
+        tool: 'insert_rows',
+        outcome: 'tool_error',
+      }),
+    ).toBe(0);
+    expect({
+      query: scraped.value('scopedb_tool_calls_total', { tool: 'query', outcome: 'success' }),
+      // A name outside the registry is never a label.
+      unknown: scraped.value('scopedb_tool_calls_total', {
+        tool: 'unknown',
+        outcome: 'refused_scope',
+      }),
+      write: scraped.value('scopedb_tool_calls_total', {
+        tool: 'insert_rows',
+        outcome: 'tool_error',
+      }),
+      timed: scraped.value('scopedb_tool_call_duration_seconds_sum', { tool: 'query' }),
+      scope: scraped.value('scopedb_refusals_total', { reason: 'scope' }),
+      noToken: scraped.value('scopedb_refusals_total', { reason: 'no_token' }),
+    }).toEqual({ query: 1, unknown: 1, write: 1, timed: 0.002, scope: 1, noToken: 1 });
+    expect(scraped.text).not.toContain('drop_everything');
   });
 
   it("commits a write's intent as pending, then completes it once with its outcome", async () => {
@@ -150,9 +200,17 @@ describe(AuditService.name, () => {
         lock.release();
       }
 
+      const scrapedDuring = await scrapeNow();
       expect(await sut.probe()).toBe(true);
       expect(sut.writable).toBe(true);
       await sut.record({ outcome: 'success', requestId: 'after' });
+      const scrapedAfter = await scrapeNow();
+      expect([
+        scrapedDuring.value('scopedb_audit_writable'),
+        scrapedAfter.value('scopedb_audit_writable'),
+        // 'lost' and 'not run'; the probe is no record.
+        scrapedAfter.value('scopedb_audit_write_failures_total'),
+      ]).toEqual([0, 1, 2]);
       // The probe's write was rolled back: nothing but the committed records.
       expect(rows().map((row) => [row.id, row.requestId])).toEqual([
         [1, 'before'],

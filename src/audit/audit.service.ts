@@ -13,6 +13,7 @@ import type { Principal } from '../auth/principal.js';
 import type { RequestInfo } from '../common/request-info.js';
 import { auditConfig, databaseConfig } from '../config/configuration.js';
 import { messageOf } from '../mcp/tool-context.js';
+import { type AuditGaugeSource, Metrics } from '../metrics/metrics.service.js';
 import { AuditDatabase } from './audit-database.js';
 import {
   AuditRecord,
@@ -144,7 +145,11 @@ type Job = Write & { settle: Settle };
  */
 @Injectable()
 export class AuditService
-  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+  implements
+    OnApplicationBootstrap,
+    BeforeApplicationShutdown,
+    OnApplicationShutdown,
+    AuditGaugeSource
 {
   private readonly logger = new Logger('Audit');
   private readonly records: Repository<AuditRecord>;
@@ -152,6 +157,8 @@ export class AuditService
   private queue: Job[] = [];
   /** Batches being written to PostgreSQL; shutdown waits for them. */
   private readonly writing = new Set<Promise<void>>();
+  /** Records in those batches. */
+  private recordsWriting = 0;
   /** Intents of writes still running in this process: never marked interrupted by its sweeps. */
   private readonly openIntents = new Set<number>();
   private outage: { failure: AuditUnavailableError; since: number; lost: number } | undefined;
@@ -164,15 +171,22 @@ export class AuditService
     private readonly database: AuditDatabase,
     @Inject(auditConfig.KEY) private readonly cfg: ConfigType<typeof auditConfig>,
     @Inject(databaseConfig.KEY) databaseCfg: ConfigType<typeof databaseConfig>,
+    private readonly metrics: Metrics,
   ) {
     this.records = database.dataSource.getRepository(AuditRecord);
     this.store = auditStoreOf(database);
     this.interruptAfterMs = databaseCfg.writeTimeoutMs + cfg.intentGraceMs;
+    metrics.watchAudit(this);
   }
 
   /** False while the store is known not to take writes. */
   get writable(): boolean {
     return this.outage === undefined;
+  }
+
+  /** Records waiting for the next group commit, or in one being written. */
+  get queueDepth(): number {
+    return this.queue.length + this.recordsWriting;
   }
 
   /** Whether a call may run: its records can be written, or AUDIT_FAIL_OPEN answers it anyway. */
@@ -183,6 +197,7 @@ export class AuditService
   /** Commits one record; rejects with AuditUnavailableError when it cannot (fail closed). */
   async record(event: AuditEvent): Promise<void> {
     await this.enqueue({ kind: 'insert', row: rowOf(event) });
+    this.metrics.decisionRecorded(event.outcome, event.tool, event.durationMs);
   }
 
   /** Commits a write's intent (outcome `pending`) before the write runs. */
@@ -203,9 +218,11 @@ export class AuditService
       durationMs: Math.round(done.durationMs),
     };
     const { id } = intent;
+    const recorded = () =>
+      this.metrics.decisionRecorded(done.outcome, intent.row.tool ?? undefined, done.durationMs);
     if (id === undefined) {
       await this.enqueue({ kind: 'insert', row: final });
-      return;
+      return recorded();
     }
     try {
       await this.enqueue({
@@ -226,6 +243,7 @@ export class AuditService
           },
         },
       });
+      recorded();
     } finally {
       // Completed or not, this process no longer waits on it: a sweep may now mark it interrupted.
       this.openIntents.delete(id);
@@ -329,7 +347,11 @@ export class AuditService
       (error: unknown) => this.notWritten(jobs, this.wentDown(error)),
     );
     this.writing.add(writing);
-    void writing.finally(() => this.writing.delete(writing));
+    this.recordsWriting += jobs.length;
+    void writing.finally(() => {
+      this.writing.delete(writing);
+      this.recordsWriting -= jobs.length;
+    });
   }
 
   private written(jobs: Job[], ids: number[]): void {
@@ -339,6 +361,7 @@ export class AuditService
 
   private notWritten(jobs: Job[], failure: AuditUnavailableError): void {
     if (this.outage) this.outage.lost += jobs.length;
+    this.metrics.auditRecordsNotWritten(jobs.length);
     if (!this.cfg.failOpen) {
       for (const job of jobs) job.settle(failure);
       return;

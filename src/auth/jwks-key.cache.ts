@@ -1,12 +1,34 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { JwksClient, JwksRateLimitError, SigningKeyNotFoundError } from 'jwks-rsa';
+import { JwksClient, JwksRateLimitError, type Options, SigningKeyNotFoundError } from 'jwks-rsa';
 import { authConfig } from '../config/configuration.js';
+import { Metrics } from '../metrics/metrics.service.js';
 
 /** Why no key could be found for a token; surfaces as a 401 invalid_token, never a 5xx. */
 export class SigningKeyUnavailableError extends Error {
   override name = 'SigningKeyUnavailableError';
+}
+
+/** jwks-rsa's client, each request for the JWKS counted: every fetch goes through getKeys. */
+class CountedJwksClient extends JwksClient {
+  constructor(
+    options: Options,
+    private readonly metrics: Metrics,
+  ) {
+    super(options);
+  }
+
+  override async getKeys(): Promise<unknown> {
+    try {
+      const keys = await super.getKeys();
+      this.metrics.jwksFetched(true);
+      return keys;
+    } catch (error) {
+      this.metrics.jwksFetched(false);
+      throw error;
+    }
+  }
 }
 
 interface CachedKey {
@@ -26,7 +48,10 @@ export class JwksKeyCache {
   private readonly pending = new Map<string, Promise<KeyObject>>();
   private client: Promise<JwksClient> | undefined;
 
-  constructor(@Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>) {}
+  constructor(
+    @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
+    private readonly metrics: Metrics,
+  ) {}
 
   async keyFor(kid: string): Promise<KeyObject> {
     const cached = this.keys.get(kid);
@@ -81,14 +106,17 @@ export class JwksKeyCache {
   private jwksClient(): Promise<JwksClient> {
     this.client ??= this.resolveJwksUri().then(
       (jwksUri) =>
-        new JwksClient({
-          jwksUri,
-          cache: true,
-          cacheMaxAge: this.cfg.jwksCacheMaxAgeMs,
-          rateLimit: true,
-          jwksRequestsPerMinute: 10,
-          timeout: this.cfg.jwksTimeoutMs,
-        }),
+        new CountedJwksClient(
+          {
+            jwksUri,
+            cache: true,
+            cacheMaxAge: this.cfg.jwksCacheMaxAgeMs,
+            rateLimit: true,
+            jwksRequestsPerMinute: 10,
+            timeout: this.cfg.jwksTimeoutMs,
+          },
+          this.metrics,
+        ),
     );
     return this.client;
   }

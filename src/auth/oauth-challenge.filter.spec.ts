@@ -9,6 +9,7 @@ import { AuditLog1765000000000 } from '../audit/migrations/1765000000000-audit-l
 import { AuditIntents1765100000000 } from '../audit/migrations/1765100000000-audit-intents.js';
 import { auditConfig, authConfig, databaseConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { OAuthChallengeFilter, quoted } from './oauth-challenge.filter.js';
 import {
   AuthenticationRequiredException,
@@ -95,6 +96,7 @@ class RefusingController {
       },
     },
     AuditService,
+    Metrics,
     {
       provide: authConfig.KEY,
       useValue: readSettings({ AUTH_ISSUER: ISSUER, RESOURCE_URL: RESOURCE }).auth,

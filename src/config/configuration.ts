@@ -20,6 +20,7 @@ export const internalConfig = namespace('internal');
 export const auditConfig = namespace('audit');
 export const logConfig = namespace('log');
 export const rateLimitConfig = namespace('rateLimit');
+export const metricsConfig = namespace('metrics');
 
 /** Every namespace (under the tokens above), each a part of these settings. */
 export function configNamespaces(settings: Settings) {

@@ -3,6 +3,7 @@ import {
   readAuditSettings,
   readInternalSettings,
   readDatabaseSettings,
+  readMetricsSettings,
   readRateLimitSettings,
   readSettings,
   redactUrl,
@@ -104,8 +105,14 @@ describe(readSettings.name, () => {
       });
     });
 
+    it('serves no metrics', () => {
+      expect(sut.metrics).toStrictEqual({ port: undefined, host: '127.0.0.1' });
+    });
+
     it('treats blank values as unset', () => {
-      expect(readSettings({ AUTH_ISSUER: ISSUER, PORT: '  ', MCP_PATH: '' })).toEqual(sut);
+      expect(
+        readSettings({ AUTH_ISSUER: ISSUER, PORT: '  ', MCP_PATH: '', METRICS_PORT: ' ' }),
+      ).toEqual(sut);
     });
   });
 
@@ -311,11 +318,56 @@ describe(readSettings.name, () => {
       ['SQL_MAX_IN_FLIGHT_PER_PRINCIPAL', '0'],
       ['SQL_QUEUE_TIMEOUT_MS', '99'],
       ['QUERY_WORKERS', '0'],
+      ['METRICS_PORT', '0'],
+      ['METRICS_PORT', '65536'],
     ])('%s=%s out of range', (variable, raw) => {
       const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, [variable]: raw });
       expect(error.variable).toBe(variable);
       expect(error.message.startsWith(`${variable}: `)).toBe(true);
     });
+  });
+});
+
+describe(readMetricsSettings.name, () => {
+  const sut = readMetricsSettings;
+
+  it('serves metrics on loopback once METRICS_PORT is set', () => {
+    expect(sut({ METRICS_PORT: '9464' }, 3000)).toStrictEqual({ port: 9464, host: '127.0.0.1' });
+  });
+
+  it.each(['0.0.0.0', '::', '10.0.0.7', 'metrics.internal'])(
+    'listens on METRICS_HOST=%s',
+    (host) => {
+      expect(sut({ METRICS_PORT: '9464', METRICS_HOST: host }, 3000)).toStrictEqual({
+        port: 9464,
+        host,
+      });
+    },
+  );
+
+  it.each([
+    [{ METRICS_PORT: 'abc' }, 'METRICS_PORT: must be a whole number, got "abc"'],
+    [{ METRICS_PORT: '-1' }, 'METRICS_PORT: must be a whole number, got "-1"'],
+    [
+      { METRICS_PORT: '3000' },
+      'METRICS_PORT: must differ from PORT (3000): metrics are never served on the MCP port',
+    ],
+    [
+      { METRICS_HOST: '0.0.0.0' },
+      'METRICS_HOST: is set but METRICS_PORT is not: set METRICS_PORT to serve metrics',
+    ],
+    [
+      { METRICS_PORT: '9464', METRICS_HOST: 'http://host' },
+      'METRICS_HOST: must be a host name or an IP address, got "http://host"',
+    ],
+    [
+      { METRICS_PORT: '9464', METRICS_HOST: 'a b' },
+      'METRICS_HOST: must be a host name or an IP address, got "a b"',
+    ],
+  ])('refuses %j in one line naming the variable', (env, message) => {
+    expect(configurationErrorOf({ AUTH_ISSUER: ISSUER, PORT: '3000', ...env }).message).toBe(
+      message,
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -170,6 +171,13 @@ export interface RateLimitRedisSettings {
   prefix: string;
 }
 
+/** The Prometheus listener (METRICS_PORT, METRICS_HOST): a port of its own, never the MCP port. */
+export interface MetricsSettings {
+  /** Unset: no metrics listener. */
+  port: number | undefined;
+  host: string;
+}
+
 export interface Settings {
   server: ServerSettings;
   auth: AuthSettings;
@@ -179,6 +187,7 @@ export interface Settings {
   audit: AuditSettings;
   log: LogSettings;
   rateLimit: RateLimitSettings;
+  metrics: MetricsSettings;
 }
 
 function value(env: Environment, name: string): string | undefined {
@@ -497,6 +506,38 @@ function readRedisUrl(env: Environment, prefix: string): RateLimitRedisSettings 
   return { url: raw, redactedUrl, prefix };
 }
 
+// A host name (RFC 1123 labels) or an IP address, as listen() takes it.
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * METRICS_PORT, METRICS_HOST: off unless METRICS_PORT is set; then on loopback unless
+ * METRICS_HOST says otherwise. Never the MCP port: the metrics have no authentication.
+ */
+export function readMetricsSettings(env: Environment, mcpPort: number): MetricsSettings {
+  const host = value(env, 'METRICS_HOST');
+  if (host !== undefined && isIP(host) === 0 && !HOST_NAME.test(host))
+    throw new ConfigurationError(
+      'METRICS_HOST',
+      `must be a host name or an IP address, got "${host}"`,
+    );
+  if (value(env, 'METRICS_PORT') === undefined) {
+    if (host !== undefined)
+      throw new ConfigurationError(
+        'METRICS_HOST',
+        'is set but METRICS_PORT is not: set METRICS_PORT to serve metrics',
+      );
+    return { port: undefined, host: '127.0.0.1' };
+  }
+  const port = integer(env, 'METRICS_PORT', 0, 1, 65535);
+  if (port === mcpPort)
+    throw new ConfigurationError(
+      'METRICS_PORT',
+      `must differ from PORT (${mcpPort}): metrics are never served on the MCP port`,
+    );
+  return { port, host: host ?? '127.0.0.1' };
+}
+
 /** Reads and validates every setting; throws a ConfigurationError naming the first bad variable. */
 export function readSettings(env: Environment): Settings {
   const port = integer(env, 'PORT', 3000, 0, 65535);
@@ -582,5 +623,6 @@ export function readSettings(env: Environment): Settings {
     audit: readAuditSettings(env),
     log: readLogSettings(env),
     rateLimit: readRateLimitSettings(env),
+    metrics: readMetricsSettings(env, port),
   };
 }

@@ -17,6 +17,7 @@ import { auditUnavailableBody } from '../audit/audit-unavailable.js';
 import { AuditService } from '../audit/audit.service.js';
 import { auditConfig, databaseConfig, mcpConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { OriginMiddleware } from './origin.middleware.js';
 
 const ALLOWED = 'https://app.example.com';
@@ -49,6 +50,7 @@ function originSpecModule(auditPath: string) {
       { provide: databaseConfig.KEY, useValue: settings.database },
       auditDatabaseProvider,
       AuditService,
+      Metrics,
       OriginMiddleware,
     ],
   })

@@ -18,6 +18,7 @@ import { ScopesGuard } from '../auth/scopes.guard.js';
 import { defineScopes } from '../auth/scopes.js';
 import { auditConfig, databaseConfig } from '../config/configuration.js';
 import { readSettings } from '../config/settings.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { MAX_JSON_DEPTH } from './json-limits.js';
 import { McpTool } from './mcp-tool.decorator.js';
 import { ToolCallPipeline } from './tool-call.js';
@@ -147,6 +148,7 @@ describe(ToolCallPipeline.name, () => {
         { provide: databaseConfig.KEY, useValue: settings.database },
         auditDatabaseProvider,
         AuditService,
+        Metrics,
         ToolRegistry,
         ToolCallPipeline,
         PipelineTools,

@@ -24,6 +24,7 @@ import { z } from 'zod';
 import { recordNestLogs } from '../../test/support/nest-logs.js';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { defineScopes } from '../auth/scopes.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { McpTool } from './mcp-tool.decorator.js';
 import { TOOL_CONTEXT_TYPE, type ToolContext, type ToolOutput } from './tool-context.js';
 import { type RegisteredTool, ToolRegistry } from './tool-registry.js';
@@ -210,7 +211,7 @@ class WithParameterDecorator {
 async function start(...providers: Provider[]): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule({
     imports: [DiscoveryModule],
-    providers: [ToolRegistry, ...providers],
+    providers: [ToolRegistry, Metrics, ...providers],
   }).compile();
   const app = moduleRef.createNestApplication({ logger: false });
   try {
@@ -357,7 +358,7 @@ describe(ToolRegistry.name, () => {
   it('logs what it found at start-up', async () => {
     const moduleRef = await Test.createTestingModule({
       imports: [DiscoveryModule],
-      providers: [ToolRegistry, AdminTools],
+      providers: [ToolRegistry, Metrics, AdminTools],
     }).compile();
     const logs = recordNestLogs();
     const app = moduleRef.createNestApplication();

@@ -9,6 +9,7 @@ import type { StandardSchemaWithJSON } from '@modelcontextprotocol/server';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
 import { type ScopeDeclaration, scopeDeclaration } from '../auth/scopes.js';
 import { withCachedJsonSchema } from './cached-schema.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
 import { TOOL_CONTEXT_TYPE, type ToolContext, type ToolOutput } from './tool-context.js';
 
@@ -61,6 +62,7 @@ export class ToolRegistry implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
     private readonly contextCreator: ExternalContextCreator,
+    private readonly metrics: Metrics,
   ) {}
 
   onModuleInit(): void {
@@ -77,6 +79,7 @@ export class ToolRegistry implements OnModuleInit {
       }
     }
     this.catalog = this.scopesInUse();
+    this.metrics.toolsRegistered(this.byName.keys());
     this.logger.log(
       `${this.byName.size} tools; scopes: ${this.catalog.map((s) => `${s.name} (${s.module})`).join(' ')}`,
     );

@@ -3,6 +3,7 @@ import type { ConfigType } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
 import type { AuthenticatedRequest } from '../auth/principal.js';
 import { rateLimitConfig } from '../config/configuration.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { RateLimitExceededException } from './rate-limit.exception.js';
 import { RateLimiter } from './rate-limiter.js';
 import { SKIP_RATE_LIMIT_KEY } from './skip-rate-limit.decorator.js';
@@ -25,6 +26,7 @@ export class RateLimitGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly limiter: RateLimiter,
     @Inject(rateLimitConfig.KEY) private readonly cfg: ConfigType<typeof rateLimitConfig>,
+    private readonly metrics: Metrics,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -46,6 +48,8 @@ export class RateLimitGuard implements CanActivate {
     const tracker = trackerOf(request);
     const limit = request.user ? this.cfg.perMinute : this.cfg.anonymousPerMinute;
     const hit = await this.limiter.hit(tracker, limit, WINDOW_MS);
-    if (!hit.allowed) throw new RateLimitExceededException(hit.retryAfterS, tracker);
+    if (hit.allowed) return;
+    this.metrics.rateLimited(request.user ? 'principal' : 'ip');
+    throw new RateLimitExceededException(hit.retryAfterS, tracker);
   }
 }

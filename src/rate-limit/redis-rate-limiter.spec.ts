@@ -1,3 +1,4 @@
+import { parseExposition } from '../../test/support/metrics.js';
 import { recordNestLogs, type LogLine } from '../../test/support/nest-logs.js';
 import {
   openTestRedis,
@@ -7,6 +8,7 @@ import {
 } from '../../test/support/redis.js';
 import { TcpProxy } from '../../test/support/tcp-proxy.js';
 import { redactUrl } from '../config/settings.js';
+import { Metrics } from '../metrics/metrics.service.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 
 const MINUTE = 60_000;
@@ -24,10 +26,21 @@ describe(RedisRateLimiter.name, () => {
   let redis: TestRedis;
   let logs: { lines: LogLine[]; restore(): void };
   const started: RedisRateLimiter[] = [];
+  const metricsOf = new Map<RedisRateLimiter, Metrics>();
+  /** The limiter's fallback gauge and counter, as a scrape reads them now. */
+  const fallback = async (limiter: RedisRateLimiter) => {
+    const scraped = parseExposition(await metricsOf.get(limiter)!.exposition());
+    return [
+      scraped.value('scopedb_rate_limit_redis_fallback'),
+      scraped.value('scopedb_rate_limit_redis_fallbacks_total'),
+    ];
+  };
 
   /** A limiter as one replica has it, connected (or not) as the module's start-up leaves it. */
   async function replica(url = REDIS_TEST_URL, prefix = redis.prefix): Promise<RedisRateLimiter> {
-    const limiter = new RedisRateLimiter({ url, redactedUrl: redactUrl(url), prefix });
+    const metrics = new Metrics();
+    const limiter = new RedisRateLimiter({ url, redactedUrl: redactUrl(url), prefix }, metrics);
+    metricsOf.set(limiter, metrics);
     started.push(limiter);
     await limiter.onModuleInit();
     return limiter;
@@ -64,6 +77,7 @@ describe(RedisRateLimiter.name, () => {
       `${redis.prefix}:rl:sub:bob`,
     ]);
     expect(a.state()).toEqual({ store: 'redis', redis: 'connected' });
+    expect(await fallback(a)).toEqual([0, 0]);
     expect(logs.lines).toContainEqual({
       level: 'log',
       message: `Rate limits are counted in Redis at ${REDIS_TEST_URL}, shared by every replica`,
@@ -101,6 +115,7 @@ describe(RedisRateLimiter.name, () => {
     expect(hits.map((hit) => hit.allowed)).toEqual([true, true, false, false, false]);
     expect(hits[2].retryAfterS).toBeGreaterThanOrEqual(1);
     expect(sut.state()).toEqual({ store: 'memory', redis: 'unreachable' });
+    expect(await fallback(sut)).toEqual([1, 1]);
     expect(warnings()).toEqual([
       {
         level: 'warn',
@@ -138,6 +153,7 @@ describe(RedisRateLimiter.name, () => {
       // Long enough for several failed reconnection attempts, each an error event.
       await new Promise((wait) => setTimeout(wait, 700));
       const duringOutage = warnings().length;
+      const metricsDuringOutage = await fallback(a);
 
       await proxy.up();
       await until('both replicas reconnect', () =>
@@ -147,6 +163,8 @@ describe(RedisRateLimiter.name, () => {
 
       expect(apart).toEqual([true, true, true, true, false]);
       expect(duringOutage).toBe(2);
+      expect(metricsDuringOutage).toEqual([1, 1]);
+      expect(await fallback(a)).toEqual([0, 1]);
       expect(b.state()).toEqual({ store: 'redis', redis: 'connected' });
       // Redis still holds the one hit from before the outage: this is the second.
       expect(together).toBe(true);

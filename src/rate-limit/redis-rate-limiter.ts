@@ -9,6 +9,7 @@ import {
   RLWrapperTimeouts,
 } from 'rate-limiter-flexible';
 import type { RateLimitRedisSettings } from '../config/settings.js';
+import type { Metrics } from '../metrics/metrics.service.js';
 import {
   type RateLimitHit,
   RateLimiter,
@@ -39,7 +40,10 @@ export class RedisRateLimiter extends RateLimiter implements OnModuleInit, OnApp
   private connected: boolean | undefined;
   private closing = false;
 
-  constructor(private readonly settings: RateLimitRedisSettings) {
+  constructor(
+    private readonly settings: RateLimitRedisSettings,
+    private readonly metrics: Metrics,
+  ) {
     super();
     this.client = new Redis(settings.url, {
       connectionName: `${settings.prefix}:rate-limit`,
@@ -137,6 +141,7 @@ export class RedisRateLimiter extends RateLimiter implements OnModuleInit, OnApp
     if (this.closing || connected === this.connected) return;
     const first = this.connected === undefined;
     this.connected = connected;
+    this.metrics.rateLimitStoreChanged(connected ? 'redis' : 'memory');
     const where = `Redis at ${this.settings.redactedUrl}`;
     if (connected)
       this.logger.log(

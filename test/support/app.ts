@@ -67,6 +67,8 @@ export function applyTestSettings(
     RATE_LIMIT_REDIS_URL: undefined,
     RATE_LIMIT_REDIS_PREFIX: undefined,
     REPORTS_EXAMPLE: undefined,
+    METRICS_PORT: undefined,
+    METRICS_HOST: undefined,
     ...env,
   };
   for (const [name, value] of Object.entries(settings)) {

@@ -1,5 +1,6 @@
 /** Hand-made MCP requests over real HTTP, for asserting exact statuses and headers. */
 
+import { request as httpRequest } from 'node:http';
 import { LEGACY_PROTOCOL, mcpHeaders, mcpMessageJson } from './mcp-wire.mjs';
 
 export { LEGACY_PROTOCOL };
@@ -63,6 +64,31 @@ export function initialize() {
 
 export function callTool(name: string, args: Record<string, unknown> = {}) {
   return rpc('tools/call', { name, arguments: args });
+}
+
+/** An `initialize` without a token, from a chosen loopback address (another "client IP"). */
+export function postMcpFrom(
+  url: string,
+  localAddress: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((done, fail) => {
+    const body = JSON.stringify(initialize());
+    const outgoing = httpRequest(
+      url,
+      {
+        method: 'POST',
+        localAddress,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => done({ status: response.statusCode ?? 0, body: text }));
+      },
+    );
+    outgoing.on('error', fail);
+    outgoing.end(body);
+  });
 }
 
 /** Parses `Bearer k="v", ...` into its parameters. */

@@ -15,9 +15,14 @@ export interface PostgresApp {
 
 /**
  * Starts a server on a fresh database (`prefix`_...) with two connections per role, so that
- * consecutive calls meet the same connections again, and applies `setup` as migration "setup".
+ * consecutive calls meet the same connections again, and applies `setup` as migration "setup";
+ * `env` adds settings.
  */
-export async function startPostgresApp(prefix: string, setup: string): Promise<PostgresApp> {
+export async function startPostgresApp(
+  prefix: string,
+  setup: string,
+  env: Record<string, string> = {},
+): Promise<PostgresApp> {
   const issuer = await TestIssuer.start();
   let postgres: ScopedbPostgres | undefined;
   let sut: TestApp | undefined;
@@ -35,6 +40,7 @@ export async function startPostgresApp(prefix: string, setup: string): Promise<P
       INTERNAL_DATABASE_URL: postgres.urls.internal,
       DATABASE_POOL_SIZE: '2',
       WRITE_TIMEOUT_MS: '1500',
+      ...env,
     });
     const client = serverClient(sut.baseUrl, issuer, 'db:query db:modify db:admin');
     const applied = await client.call('apply_migration', { name: 'setup', sql: setup });

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
+import type { Metrics, TerminationReason } from '../../metrics/metrics.service.js';
 
 // Which pooled connections may be reused: a connection whose session reset failed, whose
 // transaction is still open, that lost its server or whose deadline fired is destroyed instead.
@@ -41,33 +42,58 @@ export function releaseClient(client: pg.PoolClient): void {
   client.release(reusable(client) ? undefined : true);
 }
 
-/**
- * Ends a backend (pg_terminate_backend) from a new connection, once it is gone; false when it had
- * ended already. The pool says how to open the connection.
- */
-export type BackendTerminator = (pid: number) => Promise<boolean>;
+/** Who hears what the deadlines did to a connection's calls (the metrics). */
+export type DeadlineObserver = Pick<
+  Metrics,
+  'postgresDeadlineExceeded' | 'postgresBackendTerminated'
+>;
 
-const terminators = new WeakMap<pg.ClientBase, BackendTerminator>();
-const logger = new Logger('PostgresDeadline');
-
-/** Tells how to end this connection's backend should it outlive its call (the pool's role). */
-export function setTerminator(client: pg.ClientBase, terminate: BackendTerminator): void {
-  terminators.set(client, terminate);
+/** How the pool's connections are watched over: set by the pool, per connection. */
+export interface BackendControl {
+  /**
+   * Ends a backend (pg_terminate_backend) from a new connection, once it is gone; false when it
+   * had ended already. The pool says how to open the connection (the pool's role).
+   */
+  terminate(pid: number): Promise<boolean>;
+  observer: DeadlineObserver;
 }
 
+const controls = new WeakMap<pg.ClientBase, BackendControl>();
+const logger = new Logger('PostgresDeadline');
+
+/** Tells how to end this connection's backend should it outlive its call, and whom to tell. */
+export function setBackendControl(client: pg.ClientBase, control: BackendControl): void {
+  controls.set(client, control);
+}
+
+/** Who hears what the deadlines do to this connection's calls, if anyone. */
+export function observerOf(client: pg.ClientBase): DeadlineObserver | undefined {
+  return controls.get(client)?.observer;
+}
+
+/** What a backend that is terminated did, for the log line. */
+const TERMINATED_BECAUSE: Record<TerminationReason, string> = {
+  deadline: 'ignored the cancel of its deadline',
+  oversized_message: 'sent a message larger than the limit',
+};
+
 /**
- * Ends the connection's backend and waits for it to be gone; `why` says what it did ("ignored the
- * cancel of its deadline"). A failure is logged: the call has its answer already.
+ * Ends the connection's backend and waits for it to be gone. A failure is logged: the call has
+ * its answer already.
  */
 export async function terminateBackend(
   client: pg.ClientBase,
   pid: number,
-  why: string,
+  reason: TerminationReason,
 ): Promise<void> {
-  const terminate = terminators.get(client);
-  if (!terminate) return;
+  const control = controls.get(client);
+  if (!control) return;
+  const why = TERMINATED_BECAUSE[reason];
   try {
-    if (await terminate(pid)) logger.warn(`backend ${pid} ${why} and was terminated`);
+    if (await control.terminate(pid)) {
+      control.observer.postgresBackendTerminated(reason);
+      logger.warn(`backend ${pid} ${why} and was terminated`);
+    }
   } catch (error) {
     logger.error(
       `backend ${pid} ${why} and could not be terminated (${error instanceof Error ? error.message : String(error)}): it runs on until it ends; the role must be allowed to run pg_terminate_backend`,

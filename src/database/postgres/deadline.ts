@@ -4,6 +4,7 @@ import { SqlError } from '../sql-values.js';
 import {
   internals,
   MAX_MESSAGE_MIB,
+  observerOf,
   oversizedMessage,
   spoil,
   terminateBackend,
@@ -25,6 +26,9 @@ export interface Deadline {
 export const CANCEL_GRACE_MS = 250;
 /** How long the backstop waits for the cancelled statement to fail before closing the socket. */
 const CANCEL_WAIT_MS = 1000;
+
+/** Whether a call's error is its deadline passing (PostgreSQL's statement, lock or idle timeout). */
+const isTimeout = (error: unknown) => error instanceof SqlError && error.code === 'TIMEOUT';
 
 /** Sends PostgreSQL's CancelRequest for the connection's backend; resolves once it was sent or failed. */
 function cancelBackend(client: pg.ClientBase): Promise<void> {
@@ -74,8 +78,7 @@ async function stop(client: pg.ClientBase, running: Promise<unknown>): Promise<v
   await destroy(client);
   // PL/pgSQL can catch a cancel (query_canceled) and go on, and a backend busy in its own loop
   // does not notice its client is gone: such a backend is ended (it cannot catch that).
-  if (!settled && processID !== null)
-    await terminateBackend(client, processID, 'ignored the cancel of its deadline');
+  if (!settled && processID !== null) await terminateBackend(client, processID, 'deadline');
 }
 
 /**
@@ -105,14 +108,18 @@ export async function underDeadline<T>(
   try {
     return await running;
   } catch (error) {
-    if (stopping) throw timedOut();
+    if (stopping) {
+      observerOf(client)?.postgresDeadlineExceeded('backstop');
+      throw timedOut();
+    }
+    if (isTimeout(toSqlError(lost ?? error, deadline)))
+      observerOf(client)?.postgresDeadlineExceeded('database');
     const tooLarge = oversizedMessage(client);
     if (tooLarge !== undefined) {
       // The closed socket ends the backend only once it tries to send again: it is ended now, so
       // that nothing of the call runs on after its answer.
       const { processID } = internals(client);
-      if (processID !== null)
-        await terminateBackend(client, processID, 'sent a message larger than the limit');
+      if (processID !== null) await terminateBackend(client, processID, 'oversized_message');
       throw new SqlError(
         `The database sent a value of ${Math.ceil(tooLarge / 1_048_576)} MiB in one row or message, more than ScopeDB receives (${MAX_MESSAGE_MIB} MiB); nothing was changed. Select less of it (substr, left, length) or narrow the query.`,
         'RESULT_TOO_LARGE',

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { AuditDatabase } from '../../audit/audit-database.js';
 import type { Principal } from '../../auth/principal.js';
 import { databaseConfig } from '../../config/configuration.js';
+import { Metrics } from '../../metrics/metrics.service.js';
 import type { PostgresDatabaseSettings, PostgresUrl } from '../../config/settings.js';
 import {
   DatabaseEngine,
@@ -38,7 +39,7 @@ import { PostgresMigrations } from './migrations.js';
 import { explainQuery } from './explain.js';
 import { runQuery } from './reads.js';
 import { checkRole, checkUnreachable, type StoreIdentity, storeIdentity } from './roles.js';
-import { limitMessages, MAX_MESSAGE_MIB, setTerminator } from './connection.js';
+import { limitMessages, MAX_MESSAGE_MIB, setBackendControl } from './connection.js';
 import type { Deadline } from './deadline.js';
 import { deleteRows, execute, insertRows, updateRows } from './writes.js';
 
@@ -93,6 +94,7 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
     @Inject(databaseConfig.KEY) private readonly cfg: PostgresDatabaseSettings,
     private readonly ledger: LedgerStore,
     private readonly audit: AuditDatabase,
+    private readonly metrics: Metrics,
   ) {
     super();
     const inFlight = new InFlightLimit(cfg.maxInFlightPerPrincipal);
@@ -122,7 +124,10 @@ export class PostgresEngine extends DatabaseEngine implements OnModuleInit, OnMo
     );
     // Should a backend of this pool outlive its deadline, a connection of the same role ends it.
     pool.on('connect', (client) => {
-      setTerminator(client, (pid) => terminate(role, pid));
+      setBackendControl(client, {
+        terminate: (pid) => terminate(role, pid),
+        observer: this.metrics,
+      });
       limitMessages(client, MAX_MESSAGE_MIB * 1_048_576);
     });
     return pool;

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import type { Principal } from '../../auth/principal.js';
 import { databaseConfig } from '../../config/configuration.js';
+import { Metrics } from '../../metrics/metrics.service.js';
 import type { SqliteDatabaseSettings } from '../../config/settings.js';
 import { InlineReader } from './inline-reader.js';
 import { type JudgedRead, READ_JOBS, type SqlJob } from './sql-jobs.js';
@@ -40,6 +41,7 @@ export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
     database: SqliteDatabase,
     // Provided in SQLite mode only (SqliteModule), where the settings are SQLite's.
     @Inject(databaseConfig.KEY) private readonly cfg: SqliteDatabaseSettings,
+    metrics: Metrics,
   ) {
     const file = sqlWorkerFile();
     const common = { path: database.path, busyTimeoutMs: cfg.busyTimeoutMs };
@@ -54,9 +56,21 @@ export class SqlExecutor implements OnModuleInit, OnModuleDestroy {
     this.readers = new SqlWorkerPool(
       file,
       { ...common, readonly: true },
-      { ...options, size: cfg.queryWorkers },
+      {
+        ...options,
+        size: cfg.queryWorkers,
+        onWorkerReplaced: (reason) => metrics.sqlWorkerReplaced('read', reason),
+      },
     );
-    this.writer = new SqlWorkerPool(file, { ...common, readonly: false }, { ...options, size: 1 });
+    this.writer = new SqlWorkerPool(
+      file,
+      { ...common, readonly: false },
+      {
+        ...options,
+        size: 1,
+        onWorkerReplaced: (reason) => metrics.sqlWorkerReplaced('write', reason),
+      },
+    );
     if (cfg.inlineReads)
       this.inline = new InlineReader({
         path: database.path,

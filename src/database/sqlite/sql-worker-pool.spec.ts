@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { match } from '../../../test/support/matchers.js';
 import { processMemory } from '../../../test/support/proc.js';
+import type { WorkerReplacement } from '../../metrics/metrics.service.js';
 import type { SqlJob } from './sql-jobs.js';
 import { InFlightLimit } from '../in-flight-limit.js';
 import { SqlWorkerPool, type SqlWorkerPoolOptions, sqlWorkerFile } from './sql-worker-pool.js';
@@ -24,6 +25,7 @@ describe(SqlWorkerPool.name, () => {
   let path: string;
   const pools: SqlWorkerPool[] = [];
   const workerErrors: Error[] = [];
+  const replacements: WorkerReplacement[] = [];
 
   function poolOf(
     options: Partial<SqlWorkerPoolOptions> = {},
@@ -39,6 +41,7 @@ describe(SqlWorkerPool.name, () => {
         queueTimeoutMs: 10_000,
         inFlight: new InFlightLimit(8),
         onWorkerError: (error) => workerErrors.push(error),
+        onWorkerReplaced: (reason) => replacements.push(reason),
         ...options,
       },
     );
@@ -58,6 +61,7 @@ describe(SqlWorkerPool.name, () => {
   });
   beforeEach(() => {
     workerErrors.length = 0;
+    replacements.length = 0;
   });
   afterEach(async () => {
     await Promise.all(pools.splice(0).map((pool) => pool.close()));
@@ -130,6 +134,27 @@ describe(SqlWorkerPool.name, () => {
       expect(sut.pids).toHaveLength(2);
       expect(sut.pids.filter((pid) => !before.includes(pid))).toHaveLength(1);
       expect(workerErrors).toEqual([]);
+      expect(replacements).toEqual(['deadline']);
+    });
+
+    it('replaces a worker that dies outside its deadline, saying it failed', async () => {
+      const sut = poolOf({ size: 1 });
+      await sut.ready();
+      const [before] = sut.pids;
+
+      process.kill(before, 'SIGKILL');
+      // Jest's timeout bounds the wait.
+      while (replacements.length === 0) await new Promise((wait) => setTimeout(wait, 10));
+      await sut.ready();
+      await expect(sut.run(query('SELECT 1'), as('alice'))).resolves.toMatchObject({
+        rows: [[1]],
+      });
+
+      expect(sut.pids).not.toContain(before);
+      expect(replacements).toEqual(['failed']);
+      expect(workerErrors).toEqual([
+        match.objectContaining({ message: match.stringContaining('signal SIGKILL') }),
+      ]);
     });
 
     it("counts a statement's deadline from the moment a worker takes it, not while it waits", async () => {
@@ -285,6 +310,7 @@ describe(SqlWorkerPool.name, () => {
         });
         expect(sut.pids).toHaveLength(1);
         expect(sut.pids).not.toContain(before);
+        expect(replacements).toEqual(['memory_limit']);
       },
     );
   });

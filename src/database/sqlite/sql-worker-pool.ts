@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { SqlJob } from './sql-jobs.js';
 import type { SqlWorkerData, SqlWorkerReady, SqlWorkerReply } from './sql.worker.js';
 import type { InFlightLimit } from '../in-flight-limit.js';
+import type { WorkerReplacement } from '../../metrics/metrics.service.js';
 import { SqlError } from '../sql-values.js';
 
 /**
@@ -29,6 +30,8 @@ export interface SqlWorkerPoolOptions {
   inFlight: InFlightLimit;
   /** A worker failed to start or failed outside any job. */
   onWorkerError: (error: Error) => void;
+  /** A worker was stopped and another started in its place: why (for the metrics). */
+  onWorkerReplaced: (reason: WorkerReplacement) => void;
 }
 
 export interface SqlRunOptions {
@@ -73,6 +76,14 @@ const OUT_OF_MEMORY = /out of memory|bad_alloc/i;
  * soft and the hard limit are set: the worker cannot raise them again.
  */
 const LIMITED_EXEC = 'ulimit -d "$1" && shift && exec "$@"';
+
+/** Why a worker is replaced, from the error its job (if any) was failed with. */
+function replacementOf(error: Error): WorkerReplacement {
+  const code = error instanceof SqlError ? error.code : undefined;
+  if (code === 'TIMEOUT') return 'deadline';
+  if (code === 'MEMORY_LIMIT') return 'memory_limit';
+  return 'failed';
+}
 
 /** V8's heap ceiling within the process's: the rest is left to SQLite and Node itself. */
 export function workerHeapMb(memoryMb: number): number {
@@ -290,6 +301,7 @@ export class SqlWorkerPool {
     // connection and its locks (the next connection rolls back its open transaction).
     if (alive) worker.child.kill('SIGKILL');
     if (!this.closed) {
+      this.options.onWorkerReplaced(replacementOf(error));
       if (worker.ready) this.spawn(false);
       else setTimeout(() => this.closed || this.spawn(false), RESPAWN_DELAY_MS).unref();
     }

@@ -1,0 +1,33 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { HttpRoute, Metrics } from './metrics.service.js';
+
+const WELL_KNOWN = '/.well-known/';
+const HEALTH = new Set(['/healthz', '/readyz']);
+
+/** The route label of a path: the MCP endpoint, the metadata, the probes, or anything else. */
+export function routeOf(path: string, mcpPath: string): HttpRoute {
+  if (path === mcpPath) return 'mcp';
+  if (path.startsWith(WELL_KNOWN)) return 'well_known';
+  if (HEALTH.has(path)) return 'health';
+  return 'other';
+}
+
+/**
+ * Counts every answered request on the MCP port and how long it took, refusals of the body parser
+ * included (it is mounted before it). One listener per request; the counting runs after the
+ * answer is sent.
+ */
+export function httpMetrics(metrics: Metrics, mcpPath: string) {
+  return (request: Request, response: Response, next: NextFunction): void => {
+    const started = performance.now();
+    response.once('finish', () =>
+      metrics.httpRequestFinished(
+        routeOf(request.path, mcpPath),
+        request.method,
+        response.statusCode,
+        (performance.now() - started) / 1000,
+      ),
+    );
+    next();
+  };
+}
