@@ -1,13 +1,29 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ConfigType } from '@nestjs/config';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { JwksClient, JwksRateLimitError, type Options, SigningKeyNotFoundError } from 'jwks-rsa';
+import {
+  JwksClient,
+  JwksRateLimitError,
+  type Options,
+  type SigningKey,
+  SigningKeyNotFoundError,
+} from 'jwks-rsa';
 import { authConfig } from '../config/configuration.js';
 import { Metrics } from '../metrics/metrics.service.js';
 
 /** Why no key could be found for a token; surfaces as a 401 invalid_token, never a 5xx. */
 export class SigningKeyUnavailableError extends Error {
   override name = 'SigningKeyUnavailableError';
+}
+
+/** Where an issuer's OpenID Connect discovery document is. */
+export function discoveryUrlOf(issuer: string): string {
+  return `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+}
+
+/** Casdoor's fixed JWKS location, used when discovery names none. */
+export function casdoorJwksUriOf(issuer: string): string {
+  return `${issuer.replace(/\/$/, '')}/.well-known/jwks`;
 }
 
 /** jwks-rsa's client, each request for the JWKS counted: every fetch goes through getKeys. */
@@ -47,6 +63,7 @@ export class JwksKeyCache {
   private readonly keys = new Map<string, CachedKey>();
   private readonly pending = new Map<string, Promise<KeyObject>>();
   private client: Promise<JwksClient> | undefined;
+  private location: Promise<string> | undefined;
 
   constructor(
     @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
@@ -71,8 +88,19 @@ export class JwksKeyCache {
 
   /** Whether the JWKS can be fetched right now (for readiness). */
   async probe(): Promise<number> {
+    return (await this.signingKeys()).length;
+  }
+
+  /** The keys of the JWKS that can verify a signature, fetched now. */
+  async signingKeys(): Promise<SigningKey[]> {
     const client = await this.jwksClient();
-    return (await client.getSigningKeys()).length;
+    return client.getSigningKeys();
+  }
+
+  /** The JWKS location: AUTH_JWKS_URI, else the issuer's discovery document, else Casdoor's. */
+  jwksUri(): Promise<string> {
+    this.location ??= this.resolveJwksUri();
+    return this.location;
   }
 
   private async fetch(kid: string, stale: CachedKey | undefined): Promise<KeyObject> {
@@ -104,7 +132,7 @@ export class JwksKeyCache {
   }
 
   private jwksClient(): Promise<JwksClient> {
-    this.client ??= this.resolveJwksUri().then(
+    this.client ??= this.jwksUri().then(
       (jwksUri) =>
         new CountedJwksClient(
           {
@@ -121,11 +149,10 @@ export class JwksKeyCache {
     return this.client;
   }
 
-  /** AUTH_JWKS_URI, else the issuer's discovery document, else Casdoor's fixed location. */
   private async resolveJwksUri(): Promise<string> {
     if (this.cfg.jwksUri) return this.cfg.jwksUri;
-    const fallback = `${this.cfg.issuer.replace(/\/$/, '')}/.well-known/jwks`;
-    const discovery = `${this.cfg.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const fallback = casdoorJwksUriOf(this.cfg.issuer);
+    const discovery = discoveryUrlOf(this.cfg.issuer);
     try {
       const response = await fetch(discovery, {
         signal: AbortSignal.timeout(this.cfg.jwksTimeoutMs),

@@ -40,6 +40,16 @@ export function describeVerificationError(error: unknown): string {
   return 'the token is invalid';
 }
 
+/**
+ * The refusal of a presented token that did not verify: the strategy's own refusal, else
+ * jsonwebtoken's reason reworded. `npm run doctor` words its verdict with it too.
+ */
+export function tokenRefusal(error: unknown, info: unknown): OAuthChallengeException {
+  if (error instanceof OAuthChallengeException) return error;
+  if (info instanceof OAuthChallengeException) return info;
+  return new InvalidTokenException(describeVerificationError(error ?? info));
+}
+
 /** Global guard: every route needs a valid bearer token unless it is marked @Public(). */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
@@ -83,8 +93,8 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
     info: unknown,
     context: ExecutionContext,
   ): TUser {
-    if (error instanceof OAuthChallengeException) throw error;
-    if (info instanceof OAuthChallengeException) throw info;
+    if (error instanceof OAuthChallengeException || info instanceof OAuthChallengeException)
+      throw tokenRefusal(error, info);
     if (principal && !error) return principal as TUser;
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     if (!/^\s*bearer\s+\S/i.test(request.headers.authorization ?? '')) {
@@ -95,6 +105,6 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
           : 'Authentication required: send an OAuth access token for this resource in the Authorization header as "Bearer <token>"; the resource_metadata URL in WWW-Authenticate names the authorization server.',
       );
     }
-    throw new InvalidTokenException(describeVerificationError(error ?? info));
+    throw tokenRefusal(error, info);
   }
 }

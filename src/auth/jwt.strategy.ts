@@ -7,6 +7,14 @@ import { authConfig } from '../config/configuration.js';
 import { JwksKeyCache, SigningKeyUnavailableError } from './jwks-key.cache.js';
 import { InvalidTokenException } from './oauth.exceptions.js';
 import type { Principal } from './principal.js';
+import {
+  type Claims,
+  decodeHeader,
+  headerRefusals,
+  MALFORMED_TOKEN,
+  principalOf,
+  verifyOptionsOf,
+} from './token-rules.js';
 import { VerifiedTokenCache } from './verified-token.cache.js';
 
 export const JWT_STRATEGY = 'jwt';
@@ -14,29 +22,18 @@ export const JWT_STRATEGY = 'jwt';
 /** passport-jwt's reading of `Authorization: Bearer <token>` (null without one). */
 export const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
 
-type Claims = Record<string, unknown>;
-
-function decodeHeader(rawJwt: string): Record<string, unknown> | undefined {
-  const [encoded] = rawJwt.split('.', 1);
-  try {
-    const header: unknown = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'));
-    return header !== null && typeof header === 'object' && !Array.isArray(header)
-      ? (header as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function optionalString(claims: Claims, name: string): string | undefined {
-  const value = claims[name];
-  return typeof value === 'string' && value !== '' ? value : undefined;
+/** Why no key verifies the token, from JwksKeyCache's failure to provide one. */
+export function signingKeyRefusal(error: unknown): string {
+  return error instanceof SigningKeyUnavailableError
+    ? error.message
+    : 'the token signing key could not be resolved';
 }
 
 /**
  * Verifies Casdoor access tokens: signature against the issuer's JWKS (by `kid`, never `jku`,
  * `x5u` or an embedded `jwk`), `alg` from AUTH_ALGORITHMS, exact `iss`, `aud` containing the
- * resource, `exp` required, `nbf`, and refuses Casdoor refresh tokens, which are signed alike.
+ * resource, `exp` required, `nbf`, and refuses Casdoor refresh tokens, which are signed alike
+ * (the rules in token-rules.ts).
  */
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
@@ -45,6 +42,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
     keys: JwksKeyCache,
     private readonly verified: VerifiedTokenCache,
   ) {
+    const options = verifyOptionsOf(cfg);
     super({
       jwtFromRequest: bearerToken,
       passReqToCallback: true,
@@ -54,66 +52,27 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
         done: (error: Error | null, key?: string | Buffer) => void,
       ) => {
         const header = decodeHeader(rawJwt);
-        if (!header) return done(new InvalidTokenException('the token is not a well-formed JWT'));
-        if (typeof header.alg !== 'string' || !(cfg.algorithms as string[]).includes(header.alg))
-          return done(
-            new InvalidTokenException(
-              `the token's signing algorithm is not accepted (accepted: ${cfg.algorithms.join(', ')})`,
-            ),
-          );
-        // RFC 7515 §4.1.11: no extension is understood here, so any critical one is refused.
-        if (header.crit !== undefined)
-          return done(
-            new InvalidTokenException(
-              'the token has critical header parameters (crit) that are not supported',
-            ),
-          );
-        if (typeof header.kid !== 'string' || header.kid === '')
-          return done(new InvalidTokenException('the token header has no key id (kid)'));
-        keys.keyFor(header.kid).then(
+        if (!header) return done(new InvalidTokenException(MALFORMED_TOKEN));
+        const [refusal] = headerRefusals(header, cfg.algorithms);
+        if (refusal) return done(new InvalidTokenException(refusal.description));
+        keys.keyFor(header.kid as string).then(
           // jsonwebtoken accepts a KeyObject; passport-jwt's types predate that.
           (key) => done(null, key as unknown as string),
-          (error: unknown) =>
-            done(
-              error instanceof SigningKeyUnavailableError
-                ? new InvalidTokenException(error.message)
-                : new InvalidTokenException('the token signing key could not be resolved'),
-            ),
+          (error: unknown) => done(new InvalidTokenException(signingKeyRefusal(error))),
         );
       },
-      issuer: cfg.issuer,
-      audience: cfg.audiences as [string, ...string[]],
-      algorithms: cfg.algorithms,
+      issuer: options.issuer,
+      audience: options.audience,
+      algorithms: options.algorithms,
       ignoreExpiration: false,
-      jsonWebTokenOptions: { clockTolerance: cfg.clockToleranceS },
+      jsonWebTokenOptions: { clockTolerance: options.clockTolerance },
     });
   }
 
   /** Remembers the verified token (JwtAuthGuard does not verify it again while it is valid). */
   validate(request: Request, claims: Claims): Principal {
-    const principal = this.principalOf(claims);
+    const principal = principalOf(claims);
     this.verified.set(bearerToken(request)!, principal);
     return principal;
-  }
-
-  private principalOf(claims: Claims): Principal {
-    if (claims.tokenType === 'refresh-token' || claims.TokenType === 'refresh-token')
-      throw new InvalidTokenException('a refresh token cannot be used as an access token');
-    if (typeof claims.exp !== 'number')
-      throw new InvalidTokenException('the token has no expiry (exp)');
-    const subject = optionalString(claims, 'sub');
-    if (subject === undefined) throw new InvalidTokenException('the token has no subject (sub)');
-    const scope = claims.scope;
-    if (scope !== undefined && typeof scope !== 'string')
-      throw new InvalidTokenException('the token scope claim must be a space-separated string');
-    return {
-      subject,
-      clientId: optionalString(claims, 'azp') ?? optionalString(claims, 'client_id'),
-      tokenId: optionalString(claims, 'jti'),
-      name: optionalString(claims, 'name'),
-      email: optionalString(claims, 'email'),
-      scopes: new Set((scope ?? '').split(' ').filter((item) => item !== '')),
-      expiresAt: claims.exp,
-    };
   }
 }

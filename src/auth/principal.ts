@@ -19,6 +19,9 @@ export interface AuthenticatedRequest extends Request {
   user?: Principal;
 }
 
-export function hasAllScopes(principal: Principal, required: readonly string[]): boolean {
+export function hasAllScopes(
+  principal: Pick<Principal, 'scopes'>,
+  required: readonly string[],
+): boolean {
   return required.every((scope) => principal.scopes.has(scope));
 }

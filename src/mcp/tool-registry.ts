@@ -35,6 +35,53 @@ export interface ScopeInUse extends ScopeDeclaration {
   tools: string[];
 }
 
+/** A method marked @McpTool on a provider, as declared: its options and its merged scopes. */
+export interface DeclaredTool {
+  instance: object;
+  method: string;
+  handler: (...args: unknown[]) => unknown;
+  options: McpToolOptions;
+  /** Class and method scopes merged, each once (all of them are required). */
+  requiredScopes: string[];
+}
+
+/**
+ * Every @McpTool method of these providers (DiscoveryService.getProviders()). Nest's preview mode
+ * lists the same providers without creating them, which is how `npm run doctor` finds the tools
+ * of a deployment without opening its databases.
+ */
+export function declaredTools(
+  providers: ReturnType<DiscoveryService['getProviders']>,
+  scanner: MetadataScanner,
+  reflector: Reflector,
+): DeclaredTool[] {
+  const tools: DeclaredTool[] = [];
+  for (const wrapper of providers) {
+    const instance: unknown = wrapper.instance;
+    if (!instance || typeof instance !== 'object' || wrapper.isAlias) continue;
+    const prototype = Object.getPrototypeOf(instance) as object;
+    for (const method of scanner.getAllMethodNames(prototype)) {
+      const handler = (instance as Record<string, unknown>)[method];
+      if (typeof handler !== 'function') continue;
+      const options = reflector.get<McpToolOptions | undefined>(MCP_TOOL_KEY, handler);
+      if (!options) continue;
+      const requiredScopes = [
+        ...new Set(
+          reflector.getAllAndMerge<string[]>(REQUIRED_SCOPES_KEY, [handler, instance.constructor]),
+        ),
+      ];
+      tools.push({
+        instance,
+        method,
+        handler: handler as DeclaredTool['handler'],
+        options,
+        requiredScopes,
+      });
+    }
+  }
+  return tools;
+}
+
 /** Nest enhancers that a tool cannot honour, and what to do instead. */
 const REFUSED_ENHANCERS: [key: string, what: string, instead: string][] = [
   [
@@ -66,18 +113,8 @@ export class ToolRegistry implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    for (const wrapper of this.discovery.getProviders()) {
-      const instance: unknown = wrapper.instance;
-      if (!instance || typeof instance !== 'object' || wrapper.isAlias) continue;
-      const prototype = Object.getPrototypeOf(instance) as object;
-      for (const method of this.scanner.getAllMethodNames(prototype)) {
-        const handler = (instance as Record<string, unknown>)[method];
-        if (typeof handler !== 'function') continue;
-        const options = this.reflector.get<McpToolOptions | undefined>(MCP_TOOL_KEY, handler);
-        if (options)
-          this.register(instance, method, handler as (...args: unknown[]) => unknown, options);
-      }
-    }
+    for (const tool of declaredTools(this.discovery.getProviders(), this.scanner, this.reflector))
+      this.register(tool);
     this.catalog = this.scopesInUse();
     this.metrics.toolsRegistered(this.byName.keys());
     this.logger.log(
@@ -118,12 +155,7 @@ export class ToolRegistry implements OnModuleInit {
     return [...byScope.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  private register(
-    instance: object,
-    method: string,
-    handler: (...args: unknown[]) => unknown,
-    options: McpToolOptions,
-  ): void {
+  private register({ instance, method, handler, options, requiredScopes }: DeclaredTool): void {
     const declaredAt = `${instance.constructor.name}.${method}`;
     const fail = (problem: string) => new Error(`${declaredAt}: ${problem}`);
     if (!TOOL_NAME.test(options.name)) throw fail(`invalid tool name "${options.name}"`);
@@ -131,14 +163,6 @@ export class ToolRegistry implements OnModuleInit {
       throw fail(
         `tool "${options.name}" is declared twice (also by ${this.byName.get(options.name)!.declaredAt})`,
       );
-    const requiredScopes = [
-      ...new Set(
-        this.reflector.getAllAndMerge<string[]>(REQUIRED_SCOPES_KEY, [
-          handler,
-          instance.constructor,
-        ]),
-      ),
-    ];
     if (requiredScopes.length === 0)
       throw fail(`tool "${options.name}" declares no scope; add @RequireScopes(...)`);
     for (const [key, what, instead] of REFUSED_ENHANCERS)

@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type CommandRun, runCommand } from './run-command.js';
 
 const EXPORT_SCRIPT = fileURLToPath(new URL('../../dist/audit/export.js', import.meta.url));
 
@@ -10,21 +7,8 @@ const EXPORT_SCRIPT = fileURLToPath(new URL('../../dist/audit/export.js', import
 export function runExport(
   args: string[],
   env: Record<string, string | undefined>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+): Promise<CommandRun> {
   const childEnv = { ...process.env, ...env };
   delete childEnv.AUTH_ISSUER; // the export needs only the database settings
-  // Its own working directory: a developer's ./.env must not take part.
-  const cwd = mkdtempSync(join(tmpdir(), 'scopedb-export-'));
-  const child = spawn(process.execPath, [EXPORT_SCRIPT, ...args], { env: childEnv, cwd });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      rmSync(cwd, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand(process.execPath, [EXPORT_SCRIPT, ...args], childEnv);
 }
