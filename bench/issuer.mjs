@@ -9,12 +9,14 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import jsonwebtoken from 'jsonwebtoken';
 
+// `_source` names the Casdoor code the fixture mirrors; it is not a claim.
 const CASDOOR_CLAIMS = JSON.parse(
   readFileSync(
     new URL('../test/fixtures/casdoor/access-token-claims.json', import.meta.url),
     'utf8',
   ),
 );
+delete CASDOOR_CLAIMS._source;
 
 const KID = 'cert-built-in';
 

@@ -8,6 +8,7 @@ export interface Principal {
   clientId: string | undefined;
   /** `jti`, for correlating with the authorization server's records. */
   tokenId: string | undefined;
+  /** The user name: `preferred_username` (JWT-Standard), else `name`. */
   name: string | undefined;
   email: string | undefined;
   scopes: ReadonlySet<string>;

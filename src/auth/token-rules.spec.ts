@@ -38,11 +38,29 @@ describe(claimRefusals.name, () => {
     expect(sut(SOUND)).toEqual([]);
   });
 
-  it.each([{ tokenType: 'refresh-token' }, { TokenType: 'refresh-token' }])(
-    'refuses a Casdoor refresh token (%o)',
-    (marker) => {
-      expect(sut({ ...SOUND, ...marker })).toEqual([
-        { rule: 'token_type', description: 'a refresh token cannot be used as an access token' },
+  it.each([
+    { tokenType: 'refresh-token' },
+    { tokenType: 'access-token', TokenType: 'refresh-token' },
+    { tokenType: undefined, TokenType: 'refresh-token' },
+    { tokenType: undefined, tokentype: 'refresh-token' },
+  ])('refuses a Casdoor refresh token (%o)', (marker) => {
+    expect(sut({ ...SOUND, ...marker })).toEqual([
+      { rule: 'token_type', description: 'a refresh token cannot be used as an access token' },
+    ]);
+  });
+
+  it('accepts claims without a tokenType (a JWT-Custom token of releases that did not add it)', () => {
+    expect(sut({ ...SOUND, tokenType: undefined })).toEqual([]);
+  });
+
+  it.each([['id-token'], [''], [null], [['access-token']]])(
+    'refuses any other token type (%j)',
+    (tokenType) => {
+      expect(sut({ ...SOUND, tokenType })).toEqual([
+        {
+          rule: 'token_type',
+          description: `the token is not an access token (tokenType ${JSON.stringify(tokenType)})`,
+        },
       ]);
     },
   );
@@ -67,6 +85,18 @@ describe(principalOf.name, () => {
       scopes: new Set(['db:query', 'db:modify']),
       expiresAt: SOUND.exp,
     });
+  });
+
+  it.each([
+    ['JWT, JWT-Empty, JWT-Custom: `name` is the user name', { name: 'alice' }, 'alice'],
+    [
+      'JWT-Standard: `preferred_username` is the user name, `name` the display name',
+      { preferred_username: 'alice', name: 'Alice Liddell' },
+      'alice',
+    ],
+    ['neither (JWT-Custom without the Name field)', { displayName: 'Alice' }, undefined],
+  ])('names the principal: %s', (_format, claims, name) => {
+    expect(sut({ ...SOUND, ...claims }).name).toBe(name);
   });
 
   it('refuses with the first rule broken', () => {

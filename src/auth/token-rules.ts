@@ -78,14 +78,33 @@ export function verifyOptionsOf(cfg: AuthSettings) {
 export type ClaimRule = 'token_type' | 'exp' | 'sub' | 'scope';
 
 /**
- * Every rule the verified claims still break: a Casdoor refresh token (signed alike, told apart by
- * `tokenType`, or `TokenType` in the JWT-Custom format), no `exp`, no `sub`, a `scope` that is not
- * one space-separated string.
+ * The values of every claim named tokenType in any letter case: Casdoor marks its tokens with
+ * `tokenType`, and a JWT-Custom refresh token adds `TokenType` (test/fixtures/casdoor/README.md).
+ */
+function tokenTypesOf(claims: Claims): unknown[] {
+  return Object.entries(claims)
+    .filter(([name, value]) => name.toLowerCase() === 'tokentype' && value !== undefined)
+    .map(([, value]) => value);
+}
+
+/** Why a token marked as something else than an access token is refused, if it is. */
+function tokenTypeRefusal(claims: Claims): string | undefined {
+  const types = tokenTypesOf(claims);
+  if (types.includes('refresh-token')) return REFRESH_TOKEN_REFUSAL;
+  const others = types.filter((type) => type !== 'access-token');
+  if (others.length === 0) return undefined;
+  return `the token is not an access token (tokenType ${JSON.stringify(others[0]).slice(0, 64)})`;
+}
+
+/**
+ * Every rule the verified claims still break: a Casdoor refresh token (signed alike, told apart
+ * only by its tokenType marker) or any other token type, no `exp`, no `sub`, a `scope` that is
+ * not one space-separated string.
  */
 export function claimRefusals(claims: Claims): TokenRefusal<ClaimRule>[] {
   const refusals: TokenRefusal<ClaimRule>[] = [];
-  if (claims.tokenType === 'refresh-token' || claims.TokenType === 'refresh-token')
-    refusals.push({ rule: 'token_type', description: REFRESH_TOKEN_REFUSAL });
+  const typeRefusal = tokenTypeRefusal(claims);
+  if (typeRefusal) refusals.push({ rule: 'token_type', description: typeRefusal });
   if (typeof claims.exp !== 'number')
     refusals.push({ rule: 'exp', description: 'the token has no expiry (exp)' });
   if (optionalString(claims, 'sub') === undefined)
@@ -117,7 +136,8 @@ export function principalOf(claims: Claims): Principal {
     subject: optionalString(claims, 'sub')!,
     clientId: optionalString(claims, 'azp') ?? optionalString(claims, 'client_id'),
     tokenId: optionalString(claims, 'jti'),
-    name: optionalString(claims, 'name'),
+    // JWT-Standard names the user `preferred_username` and puts the display name in `name`.
+    name: optionalString(claims, 'preferred_username') ?? optionalString(claims, 'name'),
     email: optionalString(claims, 'email'),
     scopes: grantedScopes(claims),
     expiresAt: claims.exp as number,

@@ -1,28 +1,91 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { generateKeyPairSync, type KeyObject, sign as cryptoSign, createHmac } from 'node:crypto';
+import {
+  createHmac,
+  generateKeyPair,
+  generateKeyPairSync,
+  type KeyObject,
+  sign as cryptoSign,
+} from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import jsonwebtoken from 'jsonwebtoken';
 
-/** The claims of a real Casdoor access token (test/fixtures/casdoor), to be re-targeted per test. */
-export const CASDOOR_CLAIMS = JSON.parse(
-  readFileSync(new URL('../fixtures/casdoor/access-token-claims.json', import.meta.url), 'utf8'),
-) as Record<string, unknown>;
+type Claims = Record<string, unknown>;
 
-export type SigningAlgorithm = 'RS256' | 'RS512' | 'ES256' | 'ES384';
+/**
+ * The claims of a fixture file under test/fixtures/casdoor, `_source` (the Casdoor code it
+ * mirrors) dropped and `_extends` (the file it modifies, as Casdoor re-signs an access token's
+ * claims as the refresh token) resolved.
+ */
+export function casdoorFixture(path: string): Claims {
+  const url = new URL(`../fixtures/casdoor/${path}`, import.meta.url);
+  const { _source, _extends, ...claims } = JSON.parse(readFileSync(url, 'utf8')) as Claims;
+  if (typeof _source !== 'string') throw new Error(`${path}: no _source naming the Casdoor code`);
+  if (_extends === undefined) return claims;
+  if (typeof _extends !== 'string') throw new Error(`${path}: _extends must name a file`);
+  const base = new URL(_extends, url).pathname.split('/fixtures/casdoor/')[1];
+  return { ...casdoorFixture(base), ...claims };
+}
+
+/** The claims of a real Casdoor access token (test/fixtures/casdoor), to be re-targeted per test. */
+export const CASDOOR_CLAIMS = casdoorFixture('access-token-claims.json');
+
+/** The token formats a Casdoor application chooses from (its "Token format"). */
+export const TOKEN_FORMATS = ['JWT', 'JWT-Empty', 'JWT-Standard', 'JWT-Custom'] as const;
+export type TokenFormat = (typeof TOKEN_FORMATS)[number];
+
+/**
+ * Fixture shapes beyond the formats: `bare`, a JWT-Custom token without the optional `name`,
+ * `email` and `azp`; `refresh-claims`, the minimal refresh token of releases after v3.158.
+ */
+export type TokenShape = TokenFormat | 'bare';
+
+/** The access and refresh claims of a shape, from test/fixtures/casdoor. */
+export function formatClaims(shape: TokenShape, kind: 'access' | 'refresh'): Claims {
+  return shape === 'JWT' && kind === 'access'
+    ? { ...CASDOOR_CLAIMS }
+    : casdoorFixture(`formats/${shape.toLowerCase()}.${kind}.json`);
+}
+
+/** The minimal refresh token every format gets in releases after v3.158 (getRefreshClaims). */
+export const REFRESH_CLAIMS = casdoorFixture('formats/refresh-claims.json');
+
+/** What a Casdoor application signs with (its "Token signing method"). */
+export const CASDOOR_TOKEN_ALGORITHMS = ['RS256', 'RS512', 'ES256', 'ES384', 'ES512'] as const;
+
+export type SigningAlgorithm =
+  (typeof CASDOOR_TOKEN_ALGORITHMS)[number] | 'RS384' | 'PS256' | 'PS384' | 'PS512';
+
+/** Casdoor's default RSA key size (object/init.go: cert-built-in, BitSize 4096). */
+export const CASDOOR_RSA_BITS = 4096;
 
 interface SigningKey {
   kid: string;
   alg: SigningAlgorithm;
+  /** The `alg` the JWKS lists: Casdoor writes the cert's crypto algorithm, not the token's. */
+  jwkAlg: string;
   privateKey: KeyObject;
   publicKey: KeyObject;
 }
 
+/** The named curve of an ES algorithm (object/cert_util.go generateEsKeys: ES512 is P-521). */
+const CURVES: Record<string, string> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
+
+type KeyPairOptions =
+  | { type: 'rsa'; options: { modulusLength: number } }
+  | { type: 'ec'; options: { namedCurve: string } };
+
+function keyPairOptions(alg: SigningAlgorithm, modulusLength: number): KeyPairOptions {
+  return alg.startsWith('ES')
+    ? { type: 'ec', options: { namedCurve: CURVES[alg] } }
+    : { type: 'rsa', options: { modulusLength } };
+}
+
 function generate(kid: string, alg: SigningAlgorithm, modulusLength: number): SigningKey {
-  const pair = alg.startsWith('RS')
-    ? generateKeyPairSync('rsa', { modulusLength })
-    : generateKeyPairSync('ec', { namedCurve: alg === 'ES256' ? 'P-256' : 'P-384' });
-  return { kid, alg, ...pair };
+  const { type, options } = keyPairOptions(alg, modulusLength);
+  const pair =
+    type === 'rsa' ? generateKeyPairSync('rsa', options) : generateKeyPairSync('ec', options);
+  return { kid, alg, jwkAlg: alg, ...pair };
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -56,8 +119,31 @@ export class TestIssuer {
     return issuer;
   }
 
-  addKey(kid: string, alg: SigningAlgorithm = 'RS256', modulusLength = 2048): void {
-    this.keys.set(kid, generate(kid, alg, modulusLength));
+  /**
+   * Publishes a new key. `jwkAlg` is the `alg` the JWKS lists for it when that differs from the
+   * algorithm it signs with (a Casdoor PS256 cert signs an application's RS256 tokens).
+   */
+  addKey(kid: string, alg: SigningAlgorithm = 'RS256', modulusLength = 2048, jwkAlg = alg): void {
+    this.keys.set(kid, { ...generate(kid, alg, modulusLength), jwkAlg });
+  }
+
+  /** addKey with the key generated off the main thread (RSA 4096 takes a second or more). */
+  async addKeyAsync(
+    kid: string,
+    alg: SigningAlgorithm = 'RS256',
+    modulusLength = CASDOOR_RSA_BITS,
+    jwkAlg: string = alg,
+  ): Promise<void> {
+    const { type, options } = keyPairOptions(alg, modulusLength);
+    const pair = await new Promise<{ publicKey: KeyObject; privateKey: KeyObject }>(
+      (resolve, reject) => {
+        const done = (error: Error | null, publicKey: KeyObject, privateKey: KeyObject) =>
+          error ? reject(error) : resolve({ publicKey, privateKey });
+        if (type === 'rsa') generateKeyPair('rsa', options, done);
+        else generateKeyPair('ec', options, done);
+      },
+    );
+    this.keys.set(kid, { kid, alg, jwkAlg, ...pair });
   }
 
   /** A key that signs tokens but is not in the JWKS. */
@@ -69,20 +155,25 @@ export class TestIssuer {
     this.keys.delete(kid);
   }
 
-  /** A Casdoor access token for `audience` with these scopes; overrides replace claims. */
+  /**
+   * A Casdoor token for `audience` with these scopes: the claims of `base` (the default "JWT"
+   * access token, or formatClaims' shape of another format or of a refresh token) re-targeted at
+   * this issuer and now; overrides replace claims.
+   */
   token(options: {
     audience: string | string[];
     scope?: string;
     kid?: string;
-    claims?: Record<string, unknown>;
-    header?: Record<string, unknown>;
+    base?: Claims;
+    claims?: Claims;
+    header?: Claims;
   }): string {
     const kid = options.kid ?? 'cert-built-in';
     const key = this.keys.get(kid) ?? this.unpublished.get(kid);
     if (!key) throw new Error(`no key ${kid}`);
     const now = Math.floor(Date.now() / 1000);
     const claims: Record<string, unknown> = {
-      ...CASDOOR_CLAIMS,
+      ...(options.base ?? CASDOOR_CLAIMS),
       iss: this.url,
       aud: Array.isArray(options.audience) ? options.audience : [options.audience],
       scope: options.scope ?? 'db:query',
@@ -135,7 +226,7 @@ export class TestIssuer {
     return {
       ...(key.publicKey.export({ format: 'jwk' }) as Record<string, unknown>),
       kid,
-      alg: key.alg,
+      alg: key.jwkAlg,
       use: 'sig',
     };
   }
