@@ -155,6 +155,14 @@ export class TestIssuer {
     this.keys.delete(kid);
   }
 
+  /** Stops publishing a key that keeps signing (a deleted cert whose tokens are still out). */
+  retireKey(kid: string): void {
+    const key = this.keys.get(kid);
+    if (!key) throw new Error(`no key ${kid}`);
+    this.keys.delete(kid);
+    this.unpublished.set(kid, key);
+  }
+
   /**
    * A Casdoor token for `audience` with these scopes: the claims of `base` (the default "JWT"
    * access token, or formatClaims' shape of another format or of a refresh token) re-targeted at
