@@ -148,8 +148,19 @@ const EC_ALGORITHMS: Record<string, string> = {
   secp521r1: 'ES512',
 };
 
-/** The algorithms a key can sign with: its `alg`, else what its type and curve allow. */
-function algorithmsOf(key: SigningKey): readonly string[] {
+/**
+ * Casdoor signs with an RSA cert as RS256 or RS512, whatever the cert's own algorithm (RS*, or
+ * PS*, which is no token signing method) says: the application's signing method decides.
+ */
+const CASDOOR_RSA_SIGNING = ['RS256', 'RS512'];
+
+/**
+ * The algorithms a key can sign with, the likeliest first: its `alg` (for an RSA key, also
+ * Casdoor's RSA signing methods, a PS* key's first), else what its type and curve allow.
+ */
+export function algorithmsOf(key: Pick<SigningKey, 'alg' | 'getPublicKey'>): readonly string[] {
+  if (key.alg?.startsWith('PS')) return [...CASDOOR_RSA_SIGNING, key.alg];
+  if (key.alg?.startsWith('RS')) return [...new Set([key.alg, ...CASDOOR_RSA_SIGNING])];
   if (key.alg) return [key.alg];
   const publicKey = createPublicKey(key.getPublicKey());
   if (publicKey.asymmetricKeyType === 'rsa') return RSA_ALGORITHMS;
