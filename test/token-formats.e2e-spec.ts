@@ -132,6 +132,18 @@ describe('Casdoor token formats and signing methods (e2e)', () => {
     },
   );
 
+  it('accepts an RS512 token signed with cert-built-in (the JWKS lists the cert, alg RS256)', async () => {
+    const claims = formatClaims('JWT', 'access');
+    const token = issuer.token({
+      audience: sut.mcpUrl,
+      kid: 'cert-built-in',
+      alg: 'RS512',
+      base: claims,
+    });
+
+    await expectAcceptedAs(token, USER, claims.jti);
+  });
+
   it('accepts an RS256 token signed with a PS256 cert (the JWKS lists the cert, alg PS256)', async () => {
     const claims = formatClaims('JWT', 'access');
 

@@ -3,7 +3,7 @@ import { algorithmsOf } from './issuer.checks.js';
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
 const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey;
-const keyOf = (publicKey: typeof rsa, alg?: string) => ({
+const keyOf = (publicKey: typeof rsa, alg = '') => ({
   alg,
   getPublicKey: () => publicKey.export({ type: 'spki', format: 'pem' }).toString(),
 });

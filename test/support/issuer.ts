@@ -172,6 +172,8 @@ export class TestIssuer {
     audience: string | string[];
     scope?: string;
     kid?: string;
+    /** Signs with this algorithm, not the key's (Casdoor signs RS512 with an RS256 cert). */
+    alg?: SigningAlgorithm;
     base?: Claims;
     claims?: Claims;
     header?: Claims;
@@ -193,9 +195,10 @@ export class TestIssuer {
     for (const [name, value] of Object.entries(claims))
       if (value === undefined) delete claims[name];
     if (claims.scope === '') delete claims.scope;
+    const alg = options.alg ?? key.alg;
     return jsonwebtoken.sign(claims, key.privateKey, {
-      algorithm: key.alg,
-      header: { alg: key.alg, kid, typ: 'JWT', ...options.header },
+      algorithm: alg,
+      header: { alg, kid, typ: 'JWT', ...options.header },
     });
   }
 
