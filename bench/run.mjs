@@ -830,9 +830,9 @@ async function introspectionSeries(app) {
     AUTH_INTROSPECTION_CLIENT_ID: issuer.introspectionClient.id,
     AUTH_INTROSPECTION_CLIENT_SECRET: issuer.introspectionClient.secret,
   });
+  const callsBefore = issuer.introspectionCalls;
   for (const target of [off, on]) await verify(target, dbs.check);
   log('  both answer the point lookup with the right row');
-  const callsBefore = issuer.introspectionCalls;
   for (const target of WARMUP > 0 ? [off, on] : []) await load(target, WARMUP);
   const runs = [];
   for (let round = 1; round <= ROUNDS; round++)
@@ -844,6 +844,7 @@ async function introspectionSeries(app) {
       );
     }
   const calls = issuer.introspectionCalls - callsBefore;
+  if (calls < 1) throw new Error('the server with AUTH_INTROSPECTION on never called the issuer');
   await Promise.all([stopServer(off.server), stopServer(on.server)]);
   const [offMedian, onMedian] = ['off', 'on'].map((name) =>
     median(runs.filter((run) => run.server === name)),
