@@ -322,9 +322,19 @@ describe('AUTH_INTROSPECTION=true', () => {
     afterAll(() => app.close());
 
     it('accepts locally verified tokens within the grace period, then refuses them', async () => {
+      const revoked = issuer.token({ audience: app.mcpUrl, claims: { sub: 'signed-out-user' } });
+      issuer.revoke(revoked);
+      expect((await postMcp(app.mcpUrl, initialize(), { token: revoked })).status).toBe(401);
       issuer.introspection.failure = 'slow';
       const token = issuer.token({ audience: app.mcpUrl, claims: { sub: 'grace-user' } });
       expect((await postMcp(app.mcpUrl, initialize(), { token })).status).toBe(200);
+      // Past AUTH_INTROSPECTION_CACHE_S, a token Casdoor said was revoked is still refused.
+      await new Promise((wait) => setTimeout(wait, 1500));
+      const stillRevoked = await postMcp(app.mcpUrl, initialize(), { token: revoked });
+      expect(stillRevoked.status).toBe(401);
+      expect(challengeParams(stillRevoked.headers.get('www-authenticate')).error_description).toBe(
+        REVOKED,
+      );
       expect((await readiness(app)).introspection).toEqual(
         expect.objectContaining({ status: 'up', state: 'degraded', onFailure: 'accept' }),
       );

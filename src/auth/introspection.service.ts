@@ -161,8 +161,14 @@ export class Introspection implements OnApplicationBootstrap {
     return undefined;
   }
 
+  /**
+   * An `active` answer is kept AUTH_INTROSPECTION_CACHE_S; a refusal until the token's `exp`
+   * (Casdoor does not bring a signed-out or deleted token back), so that an outage under
+   * `accept` cannot let a token known to be revoked through again.
+   */
   private remember(key: string, verdict: Verdict, expiresAt: number): void {
-    const until = Math.min(Date.now() + this.settings!.cacheMs, expiresAt * 1000);
+    const kept = verdict === 'active' ? Date.now() + this.settings!.cacheMs : Infinity;
+    const until = Math.min(kept, expiresAt * 1000);
     if (this.answers.size >= MAX_ENTRIES) this.answers.delete(this.answers.keys().next().value!);
     this.answers.set(key, { verdict, until });
   }
