@@ -1,6 +1,7 @@
 // Revocation through Casdoor's introspection (RFC 7662, AUTH_INTROSPECTION): real HTTP against the
 // listening app and the loopback issuer, whose /api/login/oauth/introspect answers as Casdoor's
 // controllers/token.go IntrospectToken does (test/support/introspection-endpoint.ts).
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +26,13 @@ afterAll(() => issuer.close());
 afterEach(() => {
   issuer.introspection.failure = undefined;
 });
+
+/**
+ * A token of the test issuer with a `jti` of its own: two tokens signed in the same second with the
+ * same claims would be the same string, and one's revocation (or cached answer) the other's.
+ */
+const freshToken = (options: Parameters<TestIssuer['token']>[0]) =>
+  issuer.token({ ...options, claims: { jti: `admin/${randomUUID()}`, ...options.claims } });
 
 /** The settings that turn introspection on with the test issuer's client. */
 const introspectionOn = (env: Record<string, string> = {}) => ({
@@ -77,9 +85,9 @@ describe('the test issuer answers introspection as Casdoor does', () => {
       body: (await response.json()) as Record<string, unknown>,
     };
   };
-  const access = () => issuer.token({ audience: 'https://mcp.example.com', scope: 'db:query' });
+  const access = () => freshToken({ audience: 'https://mcp.example.com', scope: 'db:query' });
   const refresh = () =>
-    issuer.token({ audience: 'https://mcp.example.com', claims: { tokenType: 'refresh-token' } });
+    freshToken({ audience: 'https://mcp.example.com', claims: { tokenType: 'refresh-token' } });
 
   it('is advertised in discovery', async () => {
     const doc = (await (
@@ -115,11 +123,11 @@ describe('the test issuer answers introspection as Casdoor does', () => {
     ],
     [
       'an expired token',
-      () => issuer.token({ audience: 'x', claims: { exp: Math.floor(Date.now() / 1000) - 10 } }),
+      () => freshToken({ audience: 'x', claims: { exp: Math.floor(Date.now() / 1000) - 10 } }),
     ],
     [
       "another application's token",
-      () => issuer.token({ audience: 'x', claims: { azp: 'another-app' } }),
+      () => freshToken({ audience: 'x', claims: { azp: 'another-app' } }),
     ],
     ['a refresh token looked up as an access token', refresh],
   ])('answers {"active": false} for %s', async (_, tokenOf) => {
@@ -159,7 +167,7 @@ describe('AUTH_INTROSPECTION=true', () => {
     afterAll(() => app.close());
 
     it('is accepted before its revocation and refused within the cache time after it', async () => {
-      const token = issuer.token({ audience: app.mcpUrl, claims: { sub: 'revoked-user' } });
+      const token = freshToken({ audience: app.mcpUrl, claims: { sub: 'revoked-user' } });
       expect((await postMcp(app.mcpUrl, initialize(), { token })).status).toBe(200);
 
       issuer.revoke(token);
@@ -195,7 +203,7 @@ describe('AUTH_INTROSPECTION=true', () => {
     });
 
     it("refuses a token of another Casdoor application (Casdoor answers only for the client's own)", async () => {
-      const token = issuer.token({
+      const token = freshToken({
         audience: app.mcpUrl,
         claims: { azp: 'dynamically-registered-client' },
       });
@@ -224,7 +232,7 @@ describe('AUTH_INTROSPECTION=true', () => {
     afterAll(() => app.close());
 
     it('costs Casdoor one introspection call for 100 concurrent requests', async () => {
-      const token = issuer.token({ audience: app.mcpUrl, claims: { sub: 'busy-client' } });
+      const token = freshToken({ audience: app.mcpUrl, claims: { sub: 'busy-client' } });
       const before = await scrape(metricsUrl);
       const calls = issuer.introspection.calls;
       const responses = await Promise.all(
@@ -266,7 +274,7 @@ describe('AUTH_INTROSPECTION=true', () => {
         const response = await until(
           () => {
             requestId = nextRequestId(`outage-${failure}`);
-            const token = issuer.token({
+            const token = freshToken({
               audience: app.mcpUrl,
               claims: { sub: `outage-${failure}` },
             });
@@ -301,7 +309,7 @@ describe('AUTH_INTROSPECTION=true', () => {
       expect(introspection.message).toContain('AUTH_INTROSPECTION_ON_FAILURE=refuse');
       issuer.introspection.failure = undefined;
       await untilReadiness(app.baseUrl, 200);
-      const token = issuer.token({ audience: app.mcpUrl });
+      const token = freshToken({ audience: app.mcpUrl });
       expect((await postMcp(app.mcpUrl, initialize(), { token })).status).toBe(200);
       expect((await scrape(metricsUrl)).value('scopedb_introspection_reachable')).toBe(1);
     });
@@ -322,11 +330,11 @@ describe('AUTH_INTROSPECTION=true', () => {
     afterAll(() => app.close());
 
     it('accepts locally verified tokens within the grace period, then refuses them', async () => {
-      const revoked = issuer.token({ audience: app.mcpUrl, claims: { sub: 'signed-out-user' } });
+      const revoked = freshToken({ audience: app.mcpUrl, claims: { sub: 'signed-out-user' } });
       issuer.revoke(revoked);
       expect((await postMcp(app.mcpUrl, initialize(), { token: revoked })).status).toBe(401);
       issuer.introspection.failure = 'slow';
-      const token = issuer.token({ audience: app.mcpUrl, claims: { sub: 'grace-user' } });
+      const token = freshToken({ audience: app.mcpUrl, claims: { sub: 'grace-user' } });
       expect((await postMcp(app.mcpUrl, initialize(), { token })).status).toBe(200);
       // Past AUTH_INTROSPECTION_CACHE_S, a token Casdoor said was revoked is still refused.
       await new Promise((wait) => setTimeout(wait, 1500));
@@ -417,12 +425,12 @@ describe('start-up and logs (node dist/main.js)', () => {
       server = sut;
       const tokens: string[] = [];
       const call = () => {
-        const token = issuer.token({ audience: sut.mcpUrl });
+        const token = freshToken({ audience: sut.mcpUrl });
         tokens.push(token);
         return postMcp(sut.mcpUrl, initialize(), { token });
       };
       expect((await call()).status).toBe(200);
-      const revoked = issuer.token({ audience: sut.mcpUrl });
+      const revoked = freshToken({ audience: sut.mcpUrl });
       tokens.push(revoked);
       issuer.revoke(revoked);
       expect((await postMcp(sut.mcpUrl, initialize(), { token: revoked })).status).toBe(401);
