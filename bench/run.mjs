@@ -23,7 +23,8 @@
  * BENCH_CONNECTIONS (10), BENCH_WRITE (1), BENCH_VERBOSE (0: 1 echoes the servers' output),
  * BENCH_PROFILE_DIR (unset: a folder to run both servers with --cpu-prof into; written at exit),
  * BENCH_LOG_LEVEL (unset: ScopeDB logs at its default level; e.g. warn to leave out request lines),
- * BENCH_SERIES (all: sqlite, postgres or all), BENCH_POSTGRES_INTERNAL (sqlite: ScopeDB's own records
+ * BENCH_SERIES (all: sqlite, postgres or all; or introspection: ScopeDB with AUTH_INTROSPECTION on against
+ * it off, printed only), BENCH_POSTGRES_INTERNAL (sqlite: ScopeDB's own records
  * in its local file, the default of one server; postgres: in the scopedb schema, as replicas share
  * them), BENCH_POSTGRES_URL (a superuser's connection string,
  * postgres://postgres@127.0.0.1:5432/test).
@@ -83,11 +84,13 @@ const WRITE = knob('BENCH_WRITE', 1, 0, 1) === 1;
 const VERBOSE = knob('BENCH_VERBOSE', 0, 0, 1) === 1;
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR?.trim() || undefined;
 const SERIES_NAMES = ['sqlite', 'postgres'];
+/** Run on request only, never by `all`: its numbers are printed, not written to BENCHMARKS.md. */
+const EXTRA_SERIES = ['introspection'];
 const SERIES = (() => {
   const raw = process.env.BENCH_SERIES?.trim() || 'all';
   if (raw === 'all') return SERIES_NAMES;
-  if (!SERIES_NAMES.includes(raw))
-    throw new Error(`BENCH_SERIES must be sqlite, postgres or all, got "${raw}"`);
+  if (![...SERIES_NAMES, ...EXTRA_SERIES].includes(raw))
+    throw new Error(`BENCH_SERIES must be sqlite, postgres, all or introspection, got "${raw}"`);
   return [raw];
 })();
 // Whole run, worst case: build is done; per series DB set-up, start-up, RSS and the loads, with room.
@@ -787,6 +790,76 @@ async function postgresSeries(app) {
   };
 }
 
+/**
+ * BENCH_SERIES=introspection: two ScopeDB servers on copies of one SQLite database, one with
+ * AUTH_INTROSPECTION on (answers cached AUTH_INTROSPECTION_CACHE_S, its default 60 s, against the
+ * loopback issuer's introspection endpoint) and one with it off, loaded alternately; their ratio
+ * is the cost of introspection on a busy client (target: on within 10% of off).
+ */
+async function introspectionSeries(app) {
+  const dir = join(workDir, 'introspection');
+  mkdirSync(join(dir, 'on'), { recursive: true });
+  log(`Introspection: preparing files in ${dir} ...`);
+  const dbs = prepareDatabases(dir);
+  const onDb = join(dir, 'on', 'scopedb.sqlite');
+  cpSync(dbs.ours, onDb);
+  const base = baseEnvironment();
+  const start = async (name, database, env) => {
+    const port = await freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const server = spawnServer(name, [join(app, 'dist', 'main.js')], {
+      ...base,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      PUBLIC_URL: origin,
+      AUTH_ISSUER: issuer.url,
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      DATABASE_URL: `sqlite://${database}`,
+      ...(process.env.BENCH_LOG_LEVEL && { LOG_LEVEL: process.env.BENCH_LOG_LEVEL }),
+      ...env,
+    });
+    await waitListening(server, `${origin}/.well-known/oauth-protected-resource`);
+    const mcpUrl = `${origin}/mcp`;
+    const target = { name, mcpUrl, answered: 0, pid: server.pid, sql: POINT_SQL.sqlite, server };
+    target.headers = mcpHeaders(issuer.token({ audience: mcpUrl, scope: 'db:query' }));
+    return target;
+  };
+  const off = await start('off', dbs.ours, {});
+  const on = await start('on', onDb, {
+    AUTH_INTROSPECTION: 'true',
+    AUTH_INTROSPECTION_CLIENT_ID: issuer.introspectionClient.id,
+    AUTH_INTROSPECTION_CLIENT_SECRET: issuer.introspectionClient.secret,
+  });
+  const callsBefore = issuer.introspectionCalls;
+  for (const target of [off, on]) await verify(target, dbs.check);
+  log('  both answer the point lookup with the right row');
+  for (const target of WARMUP > 0 ? [off, on] : []) await load(target, WARMUP);
+  const runs = [];
+  for (let round = 1; round <= ROUNDS; round++)
+    for (const target of [off, on]) {
+      const run = await load(target, DURATION);
+      runs.push(run);
+      log(
+        `  run ${runs.length}/${ROUNDS * 2} introspection ${target.name.padEnd(3)} ${fixed(run.rps, 1).padStart(8)} req/s  CPU ${fixed(run.cpuMsPerRequest, 3)} ms/req  p50 ${fixed(run.p50, 2)} ms  p99 ${fixed(run.p99, 2)} ms  non-2xx ${run.non2xx}  errors ${run.errors}`,
+      );
+    }
+  const calls = issuer.introspectionCalls - callsBefore;
+  if (calls < 1) throw new Error('the server with AUTH_INTROSPECTION on never called the issuer');
+  await Promise.all([stopServer(off.server), stopServer(on.server)]);
+  const [offMedian, onMedian] = ['off', 'on'].map((name) =>
+    median(runs.filter((run) => run.server === name)),
+  );
+  const ratio = onMedian.rps / offMedian.rps;
+  const answered = runs
+    .filter((run) => run.server === 'on')
+    .reduce((n, run) => n + run.requests, 0);
+  log();
+  log(
+    `Introspection on / off: ${fixed(onMedian.rps, 1)} / ${fixed(offMedian.rps, 1)} req/s = ${fixed(ratio, 3)}x (target >= 0.90: ${verdict(ratio >= 0.9)}); p50 ${fixed(onMedian.p50, 2)} / ${fixed(offMedian.p50, 2)} ms; ${calls} introspection call(s) for ${answered} requests with one token`,
+  );
+  return { title: 'Introspection', runs };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -803,6 +876,12 @@ async function main() {
 
   issuer = await startIssuer();
   const series = [];
+  if (SERIES[0] === 'introspection') {
+    const result = await introspectionSeries(app);
+    if (result.runs.some((run) => run.non2xx || run.errors || run.timeouts || run.toolErrors))
+      throw new Error('a run saw non-2xx responses, errors, timeouts or tool errors');
+    return;
+  }
   const run = { sqlite: sqliteSeries, postgres: postgresSeries };
   for (const name of SERIES) {
     const result = await run[name](app);

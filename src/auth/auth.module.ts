@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
 import { AuditModule } from '../audit/audit.module.js';
 import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
+import { Introspection } from './introspection.service.js';
 import { JwksKeyCache } from './jwks-key.cache.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
@@ -14,11 +15,12 @@ import { VerifiedTokenCache } from './verified-token.cache.js';
   providers: [
     JwksKeyCache,
     VerifiedTokenCache,
+    Introspection,
     JwtStrategy,
     JwtAuthGuard,
     ScopesGuard,
     OAuthChallengeFilter,
   ],
-  exports: [JwksKeyCache, JwtAuthGuard, ScopesGuard, OAuthChallengeFilter],
+  exports: [JwksKeyCache, Introspection, JwtAuthGuard, ScopesGuard, OAuthChallengeFilter],
 })
 export class AuthModule {}

@@ -26,6 +26,14 @@ export function casdoorJwksUriOf(issuer: string): string {
   return `${issuer.replace(/\/$/, '')}/.well-known/jwks`;
 }
 
+/** Casdoor's fixed introspection location (RFC 7662), used when discovery names none. */
+export function casdoorIntrospectionUriOf(issuer: string): string {
+  return `${issuer.replace(/\/$/, '')}/api/login/oauth/introspect`;
+}
+
+/** The issuer's discovery document as read (fields unchecked), or why it could not be read. */
+type Discovery = { doc: Record<string, unknown> } | { failure: string };
+
 /** jwks-rsa's client, each request for the JWKS counted: every fetch goes through getKeys. */
 class CountedJwksClient extends JwksClient {
   constructor(
@@ -64,6 +72,7 @@ export class JwksKeyCache {
   private readonly pending = new Map<string, Promise<KeyObject>>();
   private client: Promise<JwksClient> | undefined;
   private location: Promise<string> | undefined;
+  private discovered: Promise<Discovery> | undefined;
 
   constructor(
     @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
@@ -149,29 +158,56 @@ export class JwksKeyCache {
     return this.client;
   }
 
-  private async resolveJwksUri(): Promise<string> {
-    if (this.cfg.jwksUri) return this.cfg.jwksUri;
-    const fallback = casdoorJwksUriOf(this.cfg.issuer);
-    const discovery = discoveryUrlOf(this.cfg.issuer);
+  /** The issuer's discovery document, read once and shared by everything that needs a location. */
+  private discovery(): Promise<Discovery> {
+    this.discovered ??= this.readDiscovery();
+    return this.discovered;
+  }
+
+  private async readDiscovery(): Promise<Discovery> {
     try {
-      const response = await fetch(discovery, {
+      const response = await fetch(discoveryUrlOf(this.cfg.issuer), {
         signal: AbortSignal.timeout(this.cfg.jwksTimeoutMs),
       });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const doc = (await response.json()) as { issuer?: unknown; jwks_uri?: unknown };
-      if (doc.issuer !== this.cfg.issuer)
-        this.logger.warn(
-          `The issuer's discovery says issuer=${JSON.stringify(doc.issuer)} but AUTH_ISSUER is ` +
-            `${JSON.stringify(this.cfg.issuer)}; tokens will be refused until they match (set Casdoor's origin)`,
-        );
-      if (typeof doc.jwks_uri === 'string' && /^https?:\/\//.test(doc.jwks_uri))
-        return doc.jwks_uri;
-      this.logger.warn(`Discovery at ${discovery} has no jwks_uri; using ${fallback}`);
+      const doc: unknown = await response.json();
+      if (typeof doc !== 'object' || doc === null) throw new Error('not a JSON object');
+      return { doc: doc as Record<string, unknown> };
     } catch (error) {
-      this.logger.warn(
-        `Discovery at ${discovery} failed (${error instanceof Error ? error.message : String(error)}); using ${fallback}`,
-      );
+      return { failure: error instanceof Error ? error.message : String(error) };
     }
+  }
+
+  /**
+   * Casdoor's introspection endpoint: `introspection_endpoint` from discovery, else Casdoor's
+   * fixed `/api/login/oauth/introspect`.
+   */
+  async introspectionUri(): Promise<string> {
+    const discovery = await this.discovery();
+    const named = 'doc' in discovery ? discovery.doc.introspection_endpoint : undefined;
+    if (typeof named === 'string' && /^https?:\/\//.test(named)) return named;
+    return casdoorIntrospectionUriOf(this.cfg.issuer);
+  }
+
+  private async resolveJwksUri(): Promise<string> {
+    if (this.cfg.jwksUri) return this.cfg.jwksUri;
+    const fallback = casdoorJwksUriOf(this.cfg.issuer);
+    const discoveryUrl = discoveryUrlOf(this.cfg.issuer);
+    const discovery = await this.discovery();
+    if ('failure' in discovery) {
+      this.logger.warn(
+        `Discovery at ${discoveryUrl} failed (${discovery.failure}); using ${fallback}`,
+      );
+      return fallback;
+    }
+    const { doc } = discovery;
+    if (doc.issuer !== this.cfg.issuer)
+      this.logger.warn(
+        `The issuer's discovery says issuer=${JSON.stringify(doc.issuer)} but AUTH_ISSUER is ` +
+          `${JSON.stringify(this.cfg.issuer)}; tokens will be refused until they match (set Casdoor's origin)`,
+      );
+    if (typeof doc.jwks_uri === 'string' && /^https?:\/\//.test(doc.jwks_uri)) return doc.jwks_uri;
+    this.logger.warn(`Discovery at ${discoveryUrl} has no jwks_uri; using ${fallback}`);
     return fallback;
   }
 }

@@ -12,6 +12,7 @@ import {
 import type { Principal } from './principal.js';
 import type { RateLimitGuard } from '../rate-limit/rate-limit.guard.js';
 import { Public } from './public.decorator.js';
+import type { Introspection } from './introspection.service.js';
 import { VerifiedTokenCache } from './verified-token.cache.js';
 
 const ISSUER = 'https://casdoor.example.com';
@@ -185,7 +186,14 @@ describe(JwtAuthGuard.name, () => {
     clockToleranceS: 30,
     jwksCacheMaxAgeMs: 600_000,
   } as ConstructorParameters<typeof VerifiedTokenCache>[0]);
-  const sut = new JwtAuthGuard(new Reflector(), rateLimit as unknown as RateLimitGuard, verified);
+  // AUTH_INTROSPECTION off: confirm() is never reached (test/introspection.e2e-spec.ts has it on).
+  const introspection = { enabled: false } as Introspection;
+  const sut = new JwtAuthGuard(
+    new Reflector(),
+    rateLimit as unknown as RateLimitGuard,
+    verified,
+    introspection,
+  );
 
   describe('canActivate', () => {
     it('lets @Public() routes through without a token', async () => {

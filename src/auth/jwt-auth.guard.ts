@@ -8,11 +8,13 @@ import { bearerToken, JWT_STRATEGY } from './jwt.strategy.js';
 import { IS_PUBLIC_KEY } from './public.decorator.js';
 import {
   AuthenticationRequiredException,
+  IntrospectionUnavailableException,
   InvalidTokenException,
   OAuthChallengeException,
 } from './oauth.exceptions.js';
 import type { AuthenticatedRequest, Principal } from './principal.js';
 import { VerifiedTokenCache } from './verified-token.cache.js';
+import { Introspection } from './introspection.service.js';
 
 const { JsonWebTokenError, NotBeforeError, TokenExpiredError } = jsonwebtoken;
 
@@ -57,6 +59,7 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
     private readonly reflector: Reflector,
     private readonly rateLimit: RateLimitGuard,
     private readonly verified: VerifiedTokenCache,
+    private readonly introspection: Introspection,
   ) {
     super();
   }
@@ -73,16 +76,20 @@ export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
     const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
     const token = bearerToken(request);
     const principal = token === null ? undefined : this.verified.get(token);
-    if (principal) {
-      request.user = principal;
-      return true;
-    }
     try {
-      const result = super.canActivate(context);
-      return isObservable(result) ? await lastValueFrom(result) : await result;
+      if (principal) request.user = principal;
+      else {
+        const result = super.canActivate(context);
+        if (!(isObservable(result) ? await lastValueFrom(result) : await result)) return false;
+      }
+      // AUTH_INTROSPECTION: a token that verifies locally is also confirmed with Casdoor.
+      if (this.introspection.enabled) await this.introspection.confirm(token!, request.user!);
+      return true;
     } catch (error) {
       // Refused callers have no principal: their IP's budget is charged (429 once it is spent).
-      await this.rateLimit.limitAnonymous(context);
+      // Not for Casdoor's outage: the caller did nothing wrong.
+      if (!(error instanceof IntrospectionUnavailableException))
+        await this.rateLimit.limitAnonymous(context);
       throw error;
     }
   }

@@ -15,6 +15,7 @@ import { protectedResourceMetadataUrl } from '../well-known/protected-resource-m
 import {
   AuthenticationRequiredException,
   InsufficientScopeException,
+  IntrospectionUnavailableException,
   OAuthChallengeException,
 } from './oauth.exceptions.js';
 import type { AuthenticatedRequest } from './principal.js';
@@ -40,6 +41,29 @@ function isFirstStep(exception: OAuthChallengeException, request: AuthenticatedR
     request.headers.authorization === undefined &&
     !Object.hasOwn(request.query ?? {}, 'access_token')
   );
+}
+
+/** JSON-RPC error code of a call whose token Casdoor could not confirm (server error range). */
+export const INTROSPECTION_UNAVAILABLE_CODE = -32001;
+
+/**
+ * A server-side dependency failed, not the token: 503 with Retry-After and a JSON-RPC error, and
+ * no challenge (which would send the client to re-authenticate).
+ */
+function sendIntrospectionUnavailable(
+  response: Response,
+  exception: IntrospectionUnavailableException,
+  id: ReturnType<typeof jsonRpcIdOf>,
+): void {
+  response
+    .status(exception.getStatus())
+    .setHeader('Retry-After', String(exception.retryAfterS))
+    .setHeader('Cache-Control', 'no-store')
+    .json({
+      jsonrpc: '2.0',
+      id,
+      error: { code: INTROSPECTION_UNAVAILABLE_CODE, message: exception.message },
+    });
 }
 
 /**
@@ -125,6 +149,8 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
       return sendAuditUnavailable(response, jsonRpcIdOf(request.body));
     }
 
+    if (exception instanceof IntrospectionUnavailableException)
+      return sendIntrospectionUnavailable(response, exception, jsonRpcIdOf(request.body));
     if (firstStep) markExpectedRefusal(response);
     response
       .status(exception.getStatus())

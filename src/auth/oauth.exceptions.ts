@@ -52,3 +52,21 @@ export class InsufficientScopeException extends OAuthChallengeException {
     return this.required.filter((scope) => !this.granted.includes(scope));
   }
 }
+
+/**
+ * A token that verified locally but that Casdoor could not confirm, its introspection being
+ * unreachable (AUTH_INTROSPECTION_ON_FAILURE=refuse, or past the grace period). Answered 503 with
+ * Retry-After, not 401: the token may be good, and a 401 would send clients to re-authenticate
+ * against the very server that is down, in a loop. Audited as a refused token.
+ */
+export class IntrospectionUnavailableException extends OAuthChallengeException {
+  readonly reason = 'invalid_token';
+  readonly oauthError = undefined;
+  constructor(
+    description: string,
+    /** Seconds the client is asked to wait before retrying. */
+    readonly retryAfterS: number,
+  ) {
+    super(description, HttpStatus.SERVICE_UNAVAILABLE);
+  }
+}

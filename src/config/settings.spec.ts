@@ -2,6 +2,7 @@ import {
   ConfigurationError,
   readAuditSettings,
   readInternalSettings,
+  readIntrospectionSettings,
   readDatabaseSettings,
   readMetricsSettings,
   readRateLimitSettings,
@@ -368,6 +369,72 @@ describe(readMetricsSettings.name, () => {
     expect(configurationErrorOf({ AUTH_ISSUER: ISSUER, PORT: '3000', ...env }).message).toBe(
       message,
     );
+  });
+});
+
+describe(readIntrospectionSettings.name, () => {
+  const sut = readIntrospectionSettings;
+  const on = { AUTH_INTROSPECTION: 'true', AUTH_INTROSPECTION_CLIENT_ID: 'app-id' };
+  const secret = 'the-secret-1a2b3c';
+
+  it('is off by default', () => {
+    expect(sut({})).toBeUndefined();
+    expect(readSettings({ AUTH_ISSUER: ISSUER }).auth.introspection).toBeUndefined();
+  });
+
+  it('refuses (refuse) on failure by default, with answers kept 60 s', () => {
+    expect(sut({ ...on, AUTH_INTROSPECTION_CLIENT_SECRET: secret })).toStrictEqual({
+      clientId: 'app-id',
+      clientSecret: secret,
+      cacheMs: 60_000,
+      timeoutMs: 3000,
+      onFailure: 'refuse',
+      graceMs: 300_000,
+    });
+  });
+
+  it('accepts for AUTH_INTROSPECTION_GRACE_S with AUTH_INTROSPECTION_ON_FAILURE=accept', () => {
+    expect(
+      sut({
+        ...on,
+        AUTH_INTROSPECTION_CLIENT_SECRET: secret,
+        AUTH_INTROSPECTION_ON_FAILURE: 'accept',
+        AUTH_INTROSPECTION_GRACE_S: '30',
+        AUTH_INTROSPECTION_CACHE_S: '5',
+      }),
+    ).toMatchObject({ onFailure: 'accept', graceMs: 30_000, cacheMs: 5000 });
+  });
+
+  it.each([
+    [
+      { AUTH_INTROSPECTION: 'true' },
+      'AUTH_INTROSPECTION_CLIENT_ID: is required with AUTH_INTROSPECTION=true: the client id of the Casdoor application that issues the tokens',
+    ],
+    [
+      on,
+      'AUTH_INTROSPECTION_CLIENT_SECRET: is required with AUTH_INTROSPECTION=true: the client secret of that Casdoor application',
+    ],
+    [
+      { AUTH_INTROSPECTION_CLIENT_SECRET: secret },
+      'AUTH_INTROSPECTION_CLIENT_SECRET: is set but AUTH_INTROSPECTION is not true: set AUTH_INTROSPECTION=true to confirm tokens with Casdoor',
+    ],
+    [
+      { ...on, AUTH_INTROSPECTION_CLIENT_SECRET: secret, AUTH_INTROSPECTION_ON_FAILURE: 'allow' },
+      'AUTH_INTROSPECTION_ON_FAILURE: must be refuse or accept, got "allow"',
+    ],
+    [
+      { ...on, AUTH_INTROSPECTION_CLIENT_SECRET: secret, AUTH_INTROSPECTION_GRACE_S: '60' },
+      'AUTH_INTROSPECTION_GRACE_S: applies only with AUTH_INTROSPECTION_ON_FAILURE=accept',
+    ],
+    [
+      { ...on, AUTH_INTROSPECTION_CLIENT_SECRET: secret, AUTH_INTROSPECTION_CACHE_S: '0' },
+      'AUTH_INTROSPECTION_CACHE_S: must be between 1 and 3600, got 0',
+    ],
+    [{ AUTH_INTROSPECTION: 'maybe' }, 'AUTH_INTROSPECTION: must be true or false, got "maybe"'],
+  ])('refuses %j in one line naming the variable, never the secret', (env, message) => {
+    const error = configurationErrorOf({ AUTH_ISSUER: ISSUER, ...env });
+    expect(error.message).toBe(message);
+    expect(error.message).not.toContain(secret);
   });
 });
 

@@ -50,6 +50,27 @@ export interface AuthSettings {
   baselineScopes: string[];
   jwksCacheMaxAgeMs: number;
   jwksTimeoutMs: number;
+  /** Confirm each token with Casdoor's introspection endpoint (AUTH_INTROSPECTION); off: undefined. */
+  introspection: IntrospectionSettings | undefined;
+}
+
+/** What Casdoor's introspection cannot be reached means: refuse, or accept for a grace period. */
+export const INTROSPECTION_FAILURE_MODES = ['refuse', 'accept'] as const;
+export type IntrospectionFailureMode = (typeof INTROSPECTION_FAILURE_MODES)[number];
+
+/** AUTH_INTROSPECTION_*: revocation through Casdoor's RFC 7662 endpoint. */
+export interface IntrospectionSettings {
+  /** The Casdoor application that introspects (the one that issues the tokens: Casdoor answers only for its own). */
+  clientId: string;
+  /** Its client secret; never in a message or a log line. */
+  clientSecret: string;
+  /** How long one answer is reused for a token, ms (never past the token's `exp`). */
+  cacheMs: number;
+  /** Timeout of one introspection call, ms. */
+  timeoutMs: number;
+  onFailure: IntrospectionFailureMode;
+  /** With onFailure `accept`: how long into an outage locally verified tokens are still accepted, ms. */
+  graceMs: number;
 }
 
 export interface McpSettings {
@@ -538,6 +559,62 @@ export function readMetricsSettings(env: Environment, mcpPort: number): MetricsS
   return { port, host: host ?? '127.0.0.1' };
 }
 
+/**
+ * AUTH_INTROSPECTION and its companions. Off unless AUTH_INTROSPECTION=true; then the client
+ * credentials are required, and the companions of a mode that is off are refused (a setting that
+ * would do nothing is a mistake worth a message). The secret never appears in a message.
+ */
+export function readIntrospectionSettings(env: Environment): IntrospectionSettings | undefined {
+  const companions = [
+    'AUTH_INTROSPECTION_CLIENT_ID',
+    'AUTH_INTROSPECTION_CLIENT_SECRET',
+    'AUTH_INTROSPECTION_CACHE_S',
+    'AUTH_INTROSPECTION_TIMEOUT_MS',
+    'AUTH_INTROSPECTION_ON_FAILURE',
+    'AUTH_INTROSPECTION_GRACE_S',
+  ];
+  if (!boolean(env, 'AUTH_INTROSPECTION', false)) {
+    const stray = companions.find((name) => value(env, name) !== undefined);
+    if (stray)
+      throw new ConfigurationError(
+        stray,
+        'is set but AUTH_INTROSPECTION is not true: set AUTH_INTROSPECTION=true to confirm tokens with Casdoor',
+      );
+    return undefined;
+  }
+  const clientId = value(env, 'AUTH_INTROSPECTION_CLIENT_ID');
+  if (clientId === undefined)
+    throw new ConfigurationError(
+      'AUTH_INTROSPECTION_CLIENT_ID',
+      'is required with AUTH_INTROSPECTION=true: the client id of the Casdoor application that issues the tokens',
+    );
+  const clientSecret = value(env, 'AUTH_INTROSPECTION_CLIENT_SECRET');
+  if (clientSecret === undefined)
+    throw new ConfigurationError(
+      'AUTH_INTROSPECTION_CLIENT_SECRET',
+      'is required with AUTH_INTROSPECTION=true: the client secret of that Casdoor application',
+    );
+  const onFailure = value(env, 'AUTH_INTROSPECTION_ON_FAILURE') ?? 'refuse';
+  if (!(INTROSPECTION_FAILURE_MODES as readonly string[]).includes(onFailure))
+    throw new ConfigurationError(
+      'AUTH_INTROSPECTION_ON_FAILURE',
+      `must be ${INTROSPECTION_FAILURE_MODES.join(' or ')}, got "${onFailure}"`,
+    );
+  if (onFailure === 'refuse' && value(env, 'AUTH_INTROSPECTION_GRACE_S') !== undefined)
+    throw new ConfigurationError(
+      'AUTH_INTROSPECTION_GRACE_S',
+      'applies only with AUTH_INTROSPECTION_ON_FAILURE=accept',
+    );
+  return {
+    clientId,
+    clientSecret,
+    cacheMs: integer(env, 'AUTH_INTROSPECTION_CACHE_S', 60, 1, 3600) * 1000,
+    timeoutMs: integer(env, 'AUTH_INTROSPECTION_TIMEOUT_MS', 3000, 100, 60_000),
+    onFailure: onFailure as IntrospectionFailureMode,
+    graceMs: integer(env, 'AUTH_INTROSPECTION_GRACE_S', 300, 1, 86_400) * 1000,
+  };
+}
+
 /** Reads and validates every setting; throws a ConfigurationError naming the first bad variable. */
 export function readSettings(env: Environment): Settings {
   const port = integer(env, 'PORT', 3000, 0, 65535);
@@ -608,6 +685,7 @@ export function readSettings(env: Environment): Settings {
       baselineScopes,
       jwksCacheMaxAgeMs: integer(env, 'AUTH_JWKS_CACHE_MAX_AGE_S', 600, 1, 86_400) * 1000,
       jwksTimeoutMs: integer(env, 'AUTH_JWKS_TIMEOUT_MS', 5000, 100, 60_000),
+      introspection: readIntrospectionSettings(env),
     },
     mcp: {
       path,

@@ -13,6 +13,7 @@ import { SkipRateLimit } from '../rate-limit/skip-rate-limit.decorator.js';
 import { authConfig } from '../config/configuration.js';
 import { AuditHealthIndicator } from './audit.health.js';
 import { DatabaseHealthIndicator } from './database.health.js';
+import { IntrospectionHealthIndicator } from './introspection.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 import { RateLimitHealthIndicator } from './rate-limit.health.js';
 
@@ -26,6 +27,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
     private readonly jwks: JwksHealthIndicator,
+    private readonly introspection: IntrospectionHealthIndicator,
     private readonly auditLog: AuditHealthIndicator,
     private readonly applicationDatabase: DatabaseHealthIndicator,
     private readonly rateLimit: RateLimitHealthIndicator,
@@ -44,7 +46,9 @@ export class HealthController {
    * Readiness: the database and the audit database answer, the audit log can be written
    * (`audit`: after a failed record, until a probe write succeeds) and tokens can be verified;
    * else 503 naming the failed check. The checks share the JWKS timeout, so the probe answers
-   * within AUTH_JWKS_TIMEOUT_MS. `rate_limit` says where requests are counted; it is never down
+   * within AUTH_JWKS_TIMEOUT_MS. With AUTH_INTROSPECTION on, `introspection` says whether Casdoor
+   * can confirm tokens (down during an outage, unless its failure setting still accepts them).
+   * `rate_limit` says where requests are counted; it is never down
    * (an unreachable Redis makes it `degraded`: still 200).
    */
   @Get('readyz')
@@ -58,6 +62,9 @@ export class HealthController {
       ping('audit_database', this.audit.dataSource),
       () => this.auditLog.isHealthy('audit', timeout),
       () => this.jwks.isHealthy('jwks', timeout),
+      ...(this.auth.introspection
+        ? [() => this.introspection.isHealthy('introspection', timeout)]
+        : []),
       () => this.rateLimit.isHealthy('rate_limit'),
     ]);
   }

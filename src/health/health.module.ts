@@ -5,6 +5,7 @@ import { AuthModule } from '../auth/auth.module.js';
 import { HealthController } from './health.controller.js';
 import { AuditHealthIndicator } from './audit.health.js';
 import { DatabaseHealthIndicator } from './database.health.js';
+import { IntrospectionHealthIndicator } from './introspection.health.js';
 import { JwksHealthIndicator } from './jwks.health.js';
 import { RateLimitModule } from '../rate-limit/rate-limit.module.js';
 import { RateLimitHealthIndicator } from './rate-limit.health.js';
@@ -14,6 +15,7 @@ import { RateLimitHealthIndicator } from './rate-limit.health.js';
   controllers: [HealthController],
   providers: [
     JwksHealthIndicator,
+    IntrospectionHealthIndicator,
     AuditHealthIndicator,
     DatabaseHealthIndicator,
     RateLimitHealthIndicator,

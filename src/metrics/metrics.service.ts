@@ -12,6 +12,8 @@ export type WorkerReplacement = 'deadline' | 'memory_limit' | 'failed';
 export type DeadlineStopper = 'database' | 'backstop';
 /** Why a PostgreSQL backend was ended with pg_terminate_backend. */
 export type TerminationReason = 'deadline' | 'oversized_message';
+/** What one call to Casdoor's introspection said: active, not active, or no usable answer. */
+export type IntrospectionResult = 'active' | 'inactive' | 'error';
 /** Whose budget a rate-limit refusal spent. */
 export type RateLimitKind = 'principal' | 'ip';
 
@@ -161,10 +163,34 @@ export class Metrics {
     help: "Requests for the issuer's JWKS that failed (unreachable, timed out, an HTTP error).",
     registers: [this.registry],
   });
+  private readonly introspectionCalls = new Counter({
+    name: 'scopedb_introspection_calls_total',
+    help: "Calls to Casdoor's introspection endpoint (AUTH_INTROSPECTION), by result: active, inactive (revoked, signed out, expired, or contradicting the token), error (unreachable, timed out, refused credentials, a malformed answer).",
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private readonly introspectionCacheHits = new Counter({
+    name: 'scopedb_introspection_cache_hits_total',
+    help: 'Requests whose token was confirmed from an answer already kept (AUTH_INTROSPECTION_CACHE_S) or already being fetched, without a call of their own.',
+    registers: [this.registry],
+  });
+  private readonly introspectionUp = new Gauge({
+    name: 'scopedb_introspection_reachable',
+    help: "1 while Casdoor's introspection answers (or AUTH_INTROSPECTION is off); 0 during an outage.",
+    registers: [this.registry],
+  });
+  private readonly introspectionGrace = new Counter({
+    name: 'scopedb_introspection_grace_accepted_total',
+    help: 'Requests accepted on local verification alone during an introspection outage (AUTH_INTROSPECTION_ON_FAILURE=accept, within AUTH_INTROSPECTION_GRACE_S).',
+    registers: [this.registry],
+  });
 
   constructor() {
     for (const reason of Object.values(REFUSALS)) this.refusals.inc({ reason }, 0);
     for (const limit of ['principal', 'ip'] as const) this.rateLimitRefusals.inc({ limit }, 0);
+    for (const result of ['active', 'inactive', 'error'] as const)
+      this.introspectionCalls.inc({ result }, 0);
+    this.introspectionUp.set(1);
   }
 
   /** The exposition format's content type. */
@@ -247,5 +273,22 @@ export class Metrics {
   jwksFetched(ok: boolean): void {
     this.jwksFetches.inc();
     if (!ok) this.jwksFailures.inc();
+  }
+
+  introspectionCalled(result: IntrospectionResult): void {
+    this.introspectionCalls.inc({ result });
+  }
+
+  introspectionCacheHit(): void {
+    this.introspectionCacheHits.inc();
+  }
+
+  /** Casdoor's introspection began failing (false) or answers again (true). */
+  introspectionReachable(reachable: boolean): void {
+    this.introspectionUp.set(reachable ? 1 : 0);
+  }
+
+  introspectionGraceAccepted(): void {
+    this.introspectionGrace.inc();
   }
 }

@@ -9,6 +9,7 @@ import {
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import jsonwebtoken from 'jsonwebtoken';
+import { IntrospectionEndpoint } from './introspection-endpoint.js';
 
 type Claims = Record<string, unknown>;
 
@@ -88,6 +89,8 @@ function generate(kid: string, alg: SigningAlgorithm, modulusLength: number): Si
   return { kid, alg, jwkAlg: alg, ...pair };
 }
 
+const INTROSPECTION_PATH = '/api/login/oauth/introspect';
+
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /**
@@ -100,6 +103,8 @@ export class TestIssuer {
   readonly unpublished = new Map<string, SigningKey>();
   jwksRequests = 0;
   jwksDown = false;
+  /** Casdoor's /api/login/oauth/introspect: its client, call count, failures (introspection-endpoint.ts). */
+  readonly introspection: IntrospectionEndpoint = new IntrospectionEndpoint(this);
 
   private constructor(
     private readonly server: Server,
@@ -112,7 +117,9 @@ export class TestIssuer {
     const { port } = server.address() as AddressInfo;
     const issuer = new TestIssuer(server, `http://127.0.0.1:${port}`);
     server.on('request', (request: IncomingMessage, response: ServerResponse) =>
-      issuer.handle(request.url ?? '/', response),
+      request.method === 'POST' && request.url === INTROSPECTION_PATH
+        ? issuer.introspection.handle(request, response)
+        : issuer.handle(request.url ?? '/', response),
     );
     // Casdoor's built-in cert is RSA 4096 with kid cert-built-in.
     issuer.addKey('cert-built-in', 'RS256', 4096);
@@ -149,6 +156,11 @@ export class TestIssuer {
   /** A key that signs tokens but is not in the JWKS. */
   addUnpublishedKey(kid: string, alg: SigningAlgorithm = 'RS256'): void {
     this.unpublished.set(kid, generate(kid, alg, 2048));
+  }
+
+  /** Signs the user out at Casdoor: the token's introspection says `active: false` from now on. */
+  revoke(token: string): void {
+    this.introspection.revoke(token);
   }
 
   removeKey(kid: string): void {
@@ -262,6 +274,7 @@ export class TestIssuer {
         token_endpoint: `${this.url}/api/login/oauth/access_token`,
         registration_endpoint: `${this.url}/api/oauth/register`,
         jwks_uri: `${this.url}/.well-known/jwks`,
+        introspection_endpoint: `${this.url}${INTROSPECTION_PATH}`,
         code_challenge_methods_supported: ['S256'],
         id_token_signing_alg_values_supported: ['RS256', 'RS512', 'ES256', 'ES384', 'ES512'],
       });
