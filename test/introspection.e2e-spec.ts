@@ -2,6 +2,8 @@
 // listening app and the loopback issuer, whose /api/login/oauth/introspect answers as Casdoor's
 // controllers/token.go IntrospectToken does (test/support/introspection-endpoint.ts).
 import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -25,6 +27,7 @@ beforeAll(async () => {
 afterAll(() => issuer.close());
 afterEach(() => {
   issuer.introspection.failure = undefined;
+  issuer.discoveryOverrides = {};
 });
 
 /**
@@ -218,6 +221,42 @@ describe('AUTH_INTROSPECTION=true', () => {
       const { status, introspection } = await readiness(app);
       expect(status).toBe(200);
       expect(introspection).toMatchObject({ status: 'up', state: 'up', onFailure: 'refuse' });
+    });
+  });
+
+  describe("discovery naming an introspection endpoint off the issuer's origin", () => {
+    let trap: Server;
+    const seen: (string | undefined)[] = [];
+    beforeAll(async () => {
+      trap = createServer((request, response) => {
+        seen.push(request.headers.authorization);
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        response.end(JSON.stringify({ active: true }));
+      });
+      await new Promise<void>((listening) => trap.listen(0, '127.0.0.1', listening));
+    });
+    afterAll(() => new Promise((closed) => trap.close(closed)));
+
+    it("never sends the client secret there: the issuer's own endpoint is asked instead", async () => {
+      const { port } = trap.address() as AddressInfo;
+      issuer.discoveryOverrides = {
+        introspection_endpoint: `http://127.0.0.1:${port}/api/login/oauth/introspect`,
+      };
+      const app = await startTestApp(introspectionOn());
+      try {
+        const calls = issuer.introspection.calls;
+        const token = freshToken({ audience: app.mcpUrl, claims: { sub: 'elsewhere' } });
+        expect((await postMcp(app.mcpUrl, initialize(), { token })).status).toBe(200);
+        issuer.revoke(token);
+        const other = freshToken({ audience: app.mcpUrl, claims: { sub: 'revoked-elsewhere' } });
+        issuer.revoke(other);
+        expect((await postMcp(app.mcpUrl, initialize(), { token: other })).status).toBe(401);
+
+        expect(seen).toEqual([]);
+        expect(issuer.introspection.calls).toBeGreaterThan(calls);
+      } finally {
+        await app.close();
+      }
     });
   });
 

@@ -73,6 +73,7 @@ export class JwksKeyCache {
   private client: Promise<JwksClient> | undefined;
   private location: Promise<string> | undefined;
   private discovered: Promise<Discovery> | undefined;
+  private warnedIntrospectionOrigin = false;
 
   constructor(
     @Inject(authConfig.KEY) private readonly cfg: ConfigType<typeof authConfig>,
@@ -183,10 +184,21 @@ export class JwksKeyCache {
    * fixed `/api/login/oauth/introspect`.
    */
   async introspectionUri(): Promise<string> {
+    const fixed = casdoorIntrospectionUriOf(this.cfg.issuer);
     const discovery = await this.discovery();
     const named = 'doc' in discovery ? discovery.doc.introspection_endpoint : undefined;
-    if (typeof named === 'string' && /^https?:\/\//.test(named)) return named;
-    return casdoorIntrospectionUriOf(this.cfg.issuer);
+    if (typeof named !== 'string') return fixed;
+    // The client secret goes with every call: only to the issuer's own origin (scheme, host,
+    // port). A Casdoor without its `origin` setting names endpoints after the Host header it was
+    // reached by (README, "Setting up Casdoor"), which may be another host, or http.
+    if (URL.parse(named)?.origin === new URL(this.cfg.issuer).origin) return named;
+    if (!this.warnedIntrospectionOrigin) {
+      this.warnedIntrospectionOrigin = true;
+      this.logger.warn(
+        `Discovery names the introspection endpoint ${JSON.stringify(named.slice(0, 200))}, not at AUTH_ISSUER's origin; the client secret is sent only to ${fixed}`,
+      );
+    }
+    return fixed;
   }
 
   private async resolveJwksUri(): Promise<string> {

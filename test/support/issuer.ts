@@ -103,6 +103,8 @@ export class TestIssuer {
   readonly unpublished = new Map<string, SigningKey>();
   jwksRequests = 0;
   jwksDown = false;
+  /** Fields that replace those of the discovery document (a misconfigured Casdoor's). */
+  discoveryOverrides: Record<string, unknown> = {};
   /** Casdoor's /api/login/oauth/introspect: its client, call count, failures (introspection-endpoint.ts). */
   readonly introspection: IntrospectionEndpoint = new IntrospectionEndpoint(this);
 
@@ -277,6 +279,7 @@ export class TestIssuer {
         introspection_endpoint: `${this.url}${INTROSPECTION_PATH}`,
         code_challenge_methods_supported: ['S256'],
         id_token_signing_alg_values_supported: ['RS256', 'RS512', 'ES256', 'ES384', 'ES512'],
+        ...this.discoveryOverrides,
       });
     }
     if (path === '/.well-known/jwks') {
