@@ -24,9 +24,14 @@ function read(path: string): string | undefined {
 
 /** /proc/<pid>/status and /proc/<pid>/limits, read now. */
 export function processMemory(pid: number): ProcessMemory | undefined {
-  const status = read(`/proc/${pid}/status`);
+  // The limits are read before and after the status: a worker being spawned is, until it execs,
+  // a copy of its parent (the parent's VmData, no limit yet), then sets its limit before it
+  // execs node. A status read across that change would pair the parent's memory with the
+  // worker's limit; such a sample is no one's, and is dropped.
   const limits = read(`/proc/${pid}/limits`);
+  const status = read(`/proc/${pid}/status`);
   if (status === undefined || limits === undefined) return undefined;
+  if (read(`/proc/${pid}/limits`) !== limits) return undefined;
   const kB = (field: string) => {
     const found = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
     return found ? Number(found[1]) * 1024 : undefined;
