@@ -1,9 +1,4 @@
-import {
-  type DynamicModule,
-  type MiddlewareConsumer,
-  Module,
-  type NestModule,
-} from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, RouterModule } from '@nestjs/core';
 import { AuditInterceptor } from './audit/audit.interceptor.js';
@@ -12,7 +7,6 @@ import { AuthModule } from './auth/auth.module.js';
 import { JwtAuthGuard } from './auth/jwt-auth.guard.js';
 import { OAuthChallengeFilter } from './auth/oauth-challenge.filter.js';
 import { ScopesGuard } from './auth/scopes.guard.js';
-import { requestIdMiddleware } from './common/request-id.js';
 import { configNamespaces } from './config/configuration.js';
 import { type LogLevelName, readSettings, type Settings } from './config/settings.js';
 import { DatabaseModule } from './database/database.module.js';
@@ -45,10 +39,14 @@ export interface AppOptions {
   logLevel?: LogLevelName;
   /** The settings, read from the environment when not given. */
   settings?: Settings;
+  /** Modules to serve beside ScopeDB's own (extensions of a program that embeds it). */
+  modules?: ModuleImport[];
 }
 
+type ModuleImport = NonNullable<DynamicModule['imports']>[number];
+
 @Module({})
-export class AppModule implements NestModule {
+export class AppModule {
   /** The app, its config namespaces all from one read of the settings. */
   static forRoot(options: AppOptions = {}): DynamicModule {
     const settings = options.settings ?? readSettings(process.env);
@@ -74,12 +72,9 @@ export class AppModule implements NestModule {
         WellKnownModule,
         // The worked example extension (README, "Adding a tool"): one line to add a module.
         ...(mcp.reportsExample ? [ReportsModule] : []),
+        ...(options.modules ?? []),
       ],
       providers: GLOBAL_ENHANCERS,
     };
-  }
-
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(requestIdMiddleware).forRoutes('*path');
   }
 }

@@ -1,15 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { NextFunction, Request, Response } from 'express';
-import { Logger as PinoLogger } from 'nestjs-pino';
-import { AppModule } from './app.module.js';
-import { AuditUnavailableError, sendAuditUnavailable } from './audit/audit-unavailable.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Logger as NestPinoLogger, PinoLogger } from 'nestjs-pino';
+import { AppModule, type AppOptions } from './app.module.js';
 import { AuditService } from './audit/audit.service.js';
-import { unverifiedClaims } from './auth/unverified-claims.js';
-import { ensureRequestId } from './common/request-id.js';
-import { requestInfoOf } from './common/request-info.js';
 import { readSettings, type Settings } from './config/settings.js';
+import { bodyErrorHandler } from './http/body-errors.js';
+import { installMcpFastPath } from './http/mcp-fast-path.js';
+import { requestLogger } from './logging/request-log.js';
 import { httpMetrics } from './metrics/http-metrics.js';
 import { Metrics } from './metrics/metrics.service.js';
 
@@ -18,48 +17,8 @@ export interface StartOptions {
   logger?: false;
   /** The settings, read from the environment when not given. */
   settings?: Settings;
-}
-
-/**
- * JSON-RPC shaped answers for bodies the parser refuses (malformed JSON, too large). On the MCP
- * endpoint the refusal is audited (before authentication: with the token's unverified claims),
- * and answered 503 instead when its record cannot be written.
- */
-function bodyErrorHandler(audit: AuditService, mcpPath: string) {
-  return async (
-    error: unknown,
-    request: Request,
-    response: Response,
-    next: NextFunction,
-  ): Promise<void> => {
-    const status = (error as { status?: unknown } | null)?.status;
-    const type = (error as { type?: unknown } | null)?.type;
-    if (typeof status !== 'number' || typeof type !== 'string') return next(error);
-    if (response.headersSent) return next(error);
-    const tooLarge = type === 'entity.too.large';
-    const message = tooLarge
-      ? 'Request body too large'
-      : 'Parse error: the request body is not valid JSON';
-    if (request.path === mcpPath)
-      try {
-        // Nest's middleware, which names requests, has not run yet: the parser comes first.
-        ensureRequestId(request, response);
-        await audit.record({
-          outcome: 'refused_invalid_request',
-          claimed: unverifiedClaims(request.headers.authorization),
-          reason: message,
-          ...requestInfoOf(request),
-        });
-      } catch (failure) {
-        if (!(failure instanceof AuditUnavailableError)) return next(failure);
-        return sendAuditUnavailable(response, null);
-      }
-    response.status(tooLarge ? 413 : status).json({
-      jsonrpc: '2.0',
-      error: { code: tooLarge ? -32600 : -32700, message },
-      id: null,
-    });
-  };
+  /** Modules to serve beside ScopeDB's own (extensions of a program that embeds it). */
+  modules?: AppOptions['modules'];
 }
 
 /**
@@ -69,19 +28,47 @@ function bodyErrorHandler(audit: AuditService, mcpPath: string) {
 export async function startApp(options: StartOptions = {}): Promise<NestExpressApplication> {
   const settings = options.settings ?? readSettings(process.env);
   const app = await NestFactory.create<NestExpressApplication>(
-    AppModule.forRoot({ settings, logLevel: options.logger === false ? 'silent' : undefined }),
+    AppModule.forRoot({
+      settings,
+      logLevel: options.logger === false ? 'silent' : undefined,
+      modules: options.modules,
+    }),
     // Buffered until pino takes over, so that even start-up messages are JSON lines. A failed
     // start (e.g. an unreachable audit database) is thrown to the caller, not a process.exit.
     { bodyParser: false, bufferLogs: true, abortOnError: false },
   );
-  app.useLogger(app.get(PinoLogger));
+  app.useLogger(app.get(NestPinoLogger));
   app.disable('x-powered-by');
-  // First, so that what the body parser refuses is counted too.
-  app.use(httpMetrics(app.get(Metrics), settings.mcp.path));
+  const mcpPath = settings.mcp.path;
+  // First, so that what the body parser refuses is logged and counted too.
+  const logRequest = requestLogger(() => PinoLogger.root);
+  const countRequest = httpMetrics(app.get(Metrics), mcpPath);
+  const observe = (request: IncomingMessage, response: ServerResponse) => {
+    logRequest(request, response);
+    countRequest(request, response);
+  };
+  app.use((request: IncomingMessage, response: ServerResponse, next: () => void) => {
+    observe(request, response);
+    next();
+  });
   app.useBodyParser('json', { limit: settings.server.maxBodyBytes });
   // Right after the parser: init() registers Nest's own error handler, which would answer first.
-  app.use(bodyErrorHandler(app.get(AuditService), settings.mcp.path));
+  const refuseBody = bodyErrorHandler(app.get(AuditService), mcpPath);
+  app.use(refuseBody);
+  // The layers so far (Nest's hooks, the three above) are those the MCP fast path replaces.
+  const replacedLayers = (app.getHttpAdapter().getInstance() as { router: { stack: unknown[] } })
+    .router.stack.length;
   await app.init();
+  if (settings.mcp.fastPath) {
+    const off = installMcpFastPath(app, {
+      mcpPath,
+      maxBodyBytes: settings.server.maxBodyBytes,
+      observe,
+      replacedLayers,
+      refuseBody,
+    });
+    if (off) Logger.warn(`MCP fast path off: ${off}; Express serves every request`, 'ScopeDB');
+  }
   await app.listen(settings.server.port, settings.server.host);
   Logger.log(
     `MCP endpoint ${settings.mcp.resourceUrl} (listening on ${await app.getUrl()}), issuer ${settings.auth.issuer}`,

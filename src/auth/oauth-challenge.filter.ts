@@ -20,6 +20,7 @@ import {
 } from './oauth.exceptions.js';
 import type { AuthenticatedRequest } from './principal.js';
 import { unverifiedClaims } from './unverified-claims.js';
+import { requestIdOf } from '../common/request-id.js';
 import { requestInfoOf } from '../common/request-info.js';
 import { markExpectedRefusal } from '../logging/expected-refusal.js';
 
@@ -126,8 +127,10 @@ export class OAuthChallengeFilter implements ExceptionFilter<OAuthChallengeExcep
       ` reason="${description}"`;
     // The first step of a flow is ordinary traffic, the rest warnings; all are recorded below.
     const firstStep = isFirstStep(exception, request);
-    if (firstStep) this.logger.debug(line);
-    else this.logger.warn(line);
+    // Named with its request's id: request lines and these are matched by it.
+    const entry = { requestId: requestIdOf(request), msg: line };
+    if (firstStep) this.logger.debug(entry);
+    else this.logger.warn(entry);
     try {
       await this.audit.record({
         outcome:

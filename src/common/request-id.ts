@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
 
 const REQUEST_ID = Symbol('scopedb.requestId');
@@ -12,7 +12,7 @@ export function requestIdOf(request: Request): string | undefined {
 
 /**
  * The request's id, assigned on first use (a caller's X-Request-Id when well-formed) and echoed in
- * the response. Idempotent: the request logger may ask before requestIdMiddleware runs.
+ * the response. Idempotent; the request logger (request-log.ts) asks first, for every request.
  */
 export function ensureRequestId(request: Request, response: Response): string {
   const existing = requestIdOf(request);
@@ -22,14 +22,4 @@ export function ensureRequestId(request: Request, response: Response): string {
   (request as WithRequestId)[REQUEST_ID] = id;
   response.setHeader('X-Request-Id', id);
   return id;
-}
-
-/** Gives every request an id, echoed in the response. */
-export function requestIdMiddleware(
-  request: Request,
-  response: Response,
-  next: NextFunction,
-): void {
-  ensureRequestId(request, response);
-  next();
 }

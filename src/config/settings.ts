@@ -81,6 +81,8 @@ export interface McpSettings {
   hideUnauthorizedTools: boolean;
   /** Serve 2025-era single `tools/call` requests without the SDK's per-request server. */
   directToolCalls: boolean;
+  /** Serve POST requests to the MCP endpoint without Express's router and body parser. */
+  fastPath: boolean;
   /** Serve the worked example extension (src/examples/reports) and its `reports:read` scope. */
   reportsExample: boolean;
 }
@@ -694,6 +696,7 @@ export function readSettings(env: Environment): Settings {
       allowedOrigins: [...new Set([publicUrl.origin, ...allowedOrigins])],
       hideUnauthorizedTools: boolean(env, 'MCP_HIDE_UNAUTHORIZED_TOOLS', false),
       directToolCalls: boolean(env, 'MCP_DIRECT_TOOL_CALLS', true),
+      fastPath: boolean(env, 'MCP_FAST_PATH', true),
       reportsExample: boolean(env, 'REPORTS_EXAMPLE', false),
     },
     database: readDatabaseSettings(env),

@@ -1,4 +1,4 @@
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HttpRoute, Metrics } from './metrics.service.js';
 
 const WELL_KNOWN = '/.well-known/';
@@ -18,16 +18,21 @@ export function routeOf(path: string, mcpPath: string): HttpRoute {
  * answer is sent.
  */
 export function httpMetrics(metrics: Metrics, mcpPath: string) {
-  return (request: Request, response: Response, next: NextFunction): void => {
+  return (request: IncomingMessage, response: ServerResponse): void => {
     const started = performance.now();
     response.once('finish', () =>
       metrics.httpRequestFinished(
-        routeOf(request.path, mcpPath),
-        request.method,
+        routeOf(pathOf(request.url ?? '/'), mcpPath),
+        request.method ?? 'GET',
         response.statusCode,
         (performance.now() - started) / 1000,
       ),
     );
-    next();
   };
+}
+
+/** The path of a request target, without its query. */
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
 }

@@ -9,6 +9,7 @@ import {
 } from '../audit/audit-unavailable.js';
 import { AuditService } from '../audit/audit.service.js';
 import type { AuthenticatedRequest } from '../auth/principal.js';
+import { requestIdOf } from '../common/request-id.js';
 import { requestInfoOf } from '../common/request-info.js';
 import { mcpConfig } from '../config/configuration.js';
 import { RateLimitExceededException } from './rate-limit.exception.js';
@@ -33,7 +34,10 @@ export class RateLimitFilter implements ExceptionFilter<RateLimitExceededExcepti
     const retryAfter = exception.retryAfterS;
     const message = `Too many requests for ${request.user ? 'this principal' : 'this address'}; retry after ${retryAfter} s.`;
 
-    this.logger.warn(`429 ${request.method} ${request.path} ${exception.tracker}`);
+    this.logger.warn({
+      requestId: requestIdOf(request),
+      msg: `429 ${request.method} ${request.path} ${exception.tracker}`,
+    });
     if (request.path === this.mcp.path)
       try {
         await this.audit.record({

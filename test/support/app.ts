@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { startApp } from '../../src/bootstrap.js';
+import { startApp, type StartOptions } from '../../src/bootstrap.js';
 import { freePort } from './free-port.mjs';
 
 export interface TestApp {
@@ -24,6 +24,8 @@ export { freePort };
 export interface TestAppOptions {
   /** Runs on the fresh database file before the app opens it (e.g. to seed it). */
   prepareDatabase?: (path: string) => void;
+  /** Modules served beside ScopeDB's own (an extension under test). */
+  modules?: StartOptions['modules'];
 }
 
 /** The path of a sqlite:<path> or sqlite:///<absolute path> setting. */
@@ -96,7 +98,10 @@ export async function startTestApp(
     DATABASE_URL: `sqlite:${databasePath}`,
     ...env,
   });
-  const app = await startApp({ logger: process.env.TEST_LOGS ? undefined : false });
+  const app = await startApp({
+    logger: process.env.TEST_LOGS ? undefined : false,
+    modules: options.modules,
+  });
   const baseUrl = `http://localhost:${port}`;
   const internalDatabasePath = settings.INTERNAL_DATABASE_URL
     ? sqliteUrlPath(settings.INTERNAL_DATABASE_URL)
