@@ -43,6 +43,22 @@ export function baseEnvironment() {
   };
 }
 
+/** ScopeDB's environment in the bench: production settings, loopback, the bench's issuer. */
+export function scopedbEnvironment(port, issuerUrl, env) {
+  return {
+    ...baseEnvironment(),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    AUTH_ISSUER: issuerUrl,
+    // One client is the whole load here: the per-principal limit (600/min by default) would cap
+    // it. The limiter still counts every request; LOG_LEVEL stays at its default (a line each).
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    ...(process.env.BENCH_LOG_LEVEL && { LOG_LEVEL: process.env.BENCH_LOG_LEVEL }),
+    ...env,
+  };
+}
+
 /**
  * A Node child process whose output is kept (its tail, for error messages) rather than shown,
  * unless `echo` is set. `nodeArgs` go before the script (e.g. --cpu-prof).

@@ -56,6 +56,7 @@ import { backendCpu, backendCpuSpent, createScopedbPostgres, fillTables } from '
 import {
   baseEnvironment,
   childFailure,
+  scopedbEnvironment,
   knob,
   procStatusKb,
   sleep,
@@ -76,7 +77,7 @@ import {
   summarize,
   verdict,
 } from './report.mjs';
-import { ITEMS, WORKLOADS, postMcp } from './workloads.mjs';
+import { ITEMS, WORKLOADS, fillTable, postMcp } from './workloads.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIG = 1_000_000;
@@ -149,24 +150,6 @@ let postgres;
 // ---------------------------------------------------------------------------------------------
 // Set-up
 
-/** `count` rows of items' shape, generated in SQLite itself in one transaction. */
-function fillTable(db, table, count) {
-  db.exec(
-    `CREATE TABLE ${table} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL, created_at TEXT NOT NULL)`,
-  );
-  db.transaction(() =>
-    db
-      .prepare(
-        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-         INSERT INTO ${table} (id, name, price, created_at)
-         SELECT i, 'item ' || i, ((i * 7919) % 100000) / 100.0,
-                strftime('%Y-%m-%dT%H:%M:%SZ', 1767225600 + i * 60, 'unixepoch')
-         FROM n`,
-      )
-      .run(count),
-  )();
-}
-
 /** A file per server (same `items`); ScopeDB's also holds `big`. */
 function prepareDatabases(dir) {
   const files = {
@@ -204,9 +187,14 @@ async function expectedAnswers(dialect, rowsOf) {
   return expected;
 }
 
-function sqliteRows(path) {
-  const db = new Database(path, { readonly: true });
-  return (sql, param) => db.prepare(sql).raw(true).all(param);
+/** The expected answers, read from a SQLite file the way a server reads it. */
+async function sqliteExpected(path) {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    return await expectedAnswers('sqlite', (sql, param) => db.prepare(sql).raw(true).all(param));
+  } finally {
+    db.close();
+  }
 }
 
 function spawn(name, script, env) {
@@ -431,26 +419,11 @@ async function interleaved(targets, workloads) {
 // ---------------------------------------------------------------------------------------------
 // The series
 
-function scopedbEnvironment(port, env) {
-  return {
-    ...baseEnvironment(),
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    AUTH_ISSUER: issuer.url,
-    // One client is the whole load here: the per-principal limit (600/min by default) would cap
-    // it. The limiter still counts every request; LOG_LEVEL stays at its default (a line each).
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    ...(process.env.BENCH_LOG_LEVEL && { LOG_LEVEL: process.env.BENCH_LOG_LEVEL }),
-    ...env,
-  };
-}
-
 /** Starts ScopeDB and the reference, waits until both listen; returns their targets. */
 async function startPair({ app, dialect, oursEnv, refEnv, backends }) {
   const [ourPort, refPort] = [await freePort(), await freePort()];
   const oursProcess = spawn('ScopeDB', join(app, 'dist', 'main.js'), {
-    ...scopedbEnvironment(ourPort, oursEnv),
+    ...scopedbEnvironment(ourPort, issuer.url, oursEnv),
   });
   const refProcess = spawn('reference', join(ROOT, 'bench', 'reference-server.mjs'), {
     ...baseEnvironment(),
@@ -554,7 +527,7 @@ async function sqliteSeries(app) {
   log(`SQLite: preparing files in ${dir} ...`);
   const dbs = prepareDatabases(dir);
   log(`  items: ${ITEMS} rows in each; big: ${BIG} rows in ScopeDB's (${fixed(dbs.bigMs, 0)} ms)`);
-  const expected = await expectedAnswers('sqlite', sqliteRows(dbs.reference));
+  const expected = await sqliteExpected(dbs.reference);
   const { ours, ref } = await startPair({
     app,
     dialect: 'sqlite',
@@ -564,7 +537,9 @@ async function sqliteSeries(app) {
   const scopedbAnswers = await verify(ours, expected);
   const limit = await startLimit(dir, dbs.limit, scopedbAnswers);
   await verify(ref, expected);
-  await verify(limit, expected);
+  const limitAnswers = await verify(limit, expected);
+  if (JSON.stringify(limitAnswers.d.result.tools) !== JSON.stringify(scopedbAnswers.d.result.tools))
+    throw new Error('the limit server does not list the tools ScopeDB lists');
   log('  all three answer every workload with the right rows');
   const rss = await rssStep(ours);
   const workloads = WORKLOAD_NAMES.map((name) => WORKLOADS[name]);
@@ -680,11 +655,11 @@ async function introspectionSeries(app) {
   const dbs = prepareDatabases(dir);
   const onDb = join(dir, 'on', 'scopedb.sqlite');
   cpSync(dbs.ours, onDb);
-  const expected = await expectedAnswers('sqlite', sqliteRows(dbs.reference));
+  const expected = await sqliteExpected(dbs.reference);
   const start = async (name, database, env) => {
     const port = await freePort();
     const server = spawn(name, join(app, 'dist', 'main.js'), {
-      ...scopedbEnvironment(port, { DATABASE_URL: `sqlite://${database}`, ...env }),
+      ...scopedbEnvironment(port, issuer.url, { DATABASE_URL: `sqlite://${database}`, ...env }),
     });
     await waitListening(server, `http://127.0.0.1:${port}/.well-known/oauth-protected-resource`);
     const mcpUrl = `http://127.0.0.1:${port}/mcp`;

@@ -133,6 +133,24 @@ function sameRows(message, rows) {
     : `rows ${JSON.stringify(got)?.slice(0, 300)}, expected ${JSON.stringify(rows).slice(0, 300)}`;
 }
 
+/** `count` rows of items' shape, generated in SQLite itself in one transaction. */
+export function fillTable(db, table, count) {
+  db.exec(
+    `CREATE TABLE ${table} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL, created_at TEXT NOT NULL)`,
+  );
+  db.transaction(() =>
+    db
+      .prepare(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO ${table} (id, name, price, created_at)
+         SELECT i, 'item ' || i, ((i * 7919) % 100000) / 100.0,
+                strftime('%Y-%m-%dT%H:%M:%SZ', 1767225600 + i * 60, 'unixepoch')
+         FROM n`,
+      )
+      .run(count),
+  )();
+}
+
 /** POST to an MCP endpoint; the JSON-RPC message from a JSON body or the first SSE event. */
 export async function postMcp(url, headers, body) {
   const response = await fetch(url, {
