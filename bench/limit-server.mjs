@@ -24,8 +24,12 @@ import { createServer } from 'node:http';
 import { setImmediate } from 'node:timers';
 import Database from 'better-sqlite3';
 
-const env = (name) =>
-  process.env[name] || (process.stderr.write(`${name} is required\n`), process.exit(1));
+function env(name) {
+  const value = process.env[name];
+  if (value) return value;
+  process.stderr.write(`${name} is required\n`);
+  process.exit(1);
+}
 const issuer = env('LIMIT_ISSUER');
 const resource = env('LIMIT_RESOURCE');
 const { tools, meta } = JSON.parse(readFileSync(env('LIMIT_TOOLS'), 'utf8'));
@@ -59,9 +63,8 @@ function principal(authorization) {
     } catch {
       return undefined;
     }
-    const audiences = [claims.aud].flat();
-    if (claims.iss !== issuer || !audiences.includes(resource) || !(claims.nbf <= now + 60))
-      return undefined;
+    const early = claims.nbf !== undefined && !(claims.nbf <= now + 60); // 60 s of clock skew
+    if (claims.iss !== issuer || ![claims.aud].flat().includes(resource) || early) return undefined;
     claims.scopes = new Set(String(claims.scope ?? '').split(' '));
     if (verified.size >= 10_000) verified.clear(); // bounded: a flood of tokens re-verifies
     verified.set(token, claims);
