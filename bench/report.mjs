@@ -141,7 +141,7 @@ export function seriesReport(result, settings) {
   }
   lines.push(
     '',
-    `Targets: ScopeDB >= ${RATIO_TARGET}x the reference's req/s on ${RATIO_WORKLOADS.join(', ')}${hasLimit ? `; ScopeDB's CPU per request <= ${CPU_TARGET}x the limit server's on every workload` : ''}.`,
+    `Targets: ScopeDB >= ${RATIO_TARGET}x the reference's req/s on ${RATIO_WORKLOADS.filter((w) => result.workloads.includes(w)).join(', ')}${hasLimit ? `; ScopeDB's CPU per request <= ${CPU_TARGET}x the limit server's on every workload` : ''}.`,
     '',
   );
   for (const { server, audited, answered } of audit)
