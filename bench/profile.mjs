@@ -208,6 +208,9 @@ function layerOfUrl(url, appDist) {
   if (/^node:(internal\/process\/task_queues|internal\/timers|timers)/.test(url))
     return 'node microtask queue / timers';
   if (url === 'node:events') return 'node events (EventEmitter)';
+  // The SDK's web-standard transport: Request, Response, Headers (undici), web streams, URL.
+  if (/^node:internal\/(webstreams|deps\/undici|url|abort_controller|event_target|blob)/.test(url))
+    return 'node web platform (undici Request/Response/Headers, web streams, URL)';
   if (url.startsWith('node:')) return 'node other internals';
   return `other (${url})`;
 }
