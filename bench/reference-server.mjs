@@ -2,6 +2,8 @@
  * The benchmark's reference: the MCP SDK used the way its docs show, with nothing else. A plain
  * Express app, express.json(), `createMcpHandler` with a factory that builds an McpServer and
  * registers the tool on every request, `toNodeHandler` to mount it; no auth, no scopes, no audit.
+ * The SDK serves both protocol eras on the one endpoint: 2025-11-25 requests (stateless) and
+ * 2026-07-28 ones (the `_meta` envelope, answered with `resultType`).
  * The one tool, `query`, has ScopeDB's input and output shapes and reads
  * - SQLite (REFERENCE_DB): better-sqlite3, read-only connection, prepare + iterate up to
  *   max_rows + 1;
