@@ -91,9 +91,10 @@ describe(readSettings.name, () => {
       });
     });
 
-    it('lists every tool, answers plain 2025-era tool calls directly and allows only its own origin', () => {
+    it('lists every tool, answers plain 2025-era tool calls directly, on the fast path, and allows only its own origin', () => {
       expect(sut.mcp.hideUnauthorizedTools).toBe(false);
       expect(sut.mcp.directToolCalls).toBe(true);
+      expect(sut.mcp.fastPath).toBe(true);
       expect(sut.mcp.allowedOrigins).toEqual(['http://localhost:3000']);
     });
 
@@ -164,6 +165,7 @@ describe(readSettings.name, () => {
 
     it.each([
       ['MCP_DIRECT_TOOL_CALLS', 'false', (settings: Settings) => settings.mcp.directToolCalls],
+      ['MCP_FAST_PATH', 'false', (settings: Settings) => settings.mcp.fastPath],
       [
         'QUERY_INLINE_READS',
         'no',

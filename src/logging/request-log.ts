@@ -8,7 +8,7 @@ type Level = 'info' | 'warn' | 'error';
 
 /**
  * The level of a request's line: 5xx `error` (but 503, refused while the audit log cannot be
- * written: an outage logged once, with its cause, by AuditService), 4xx `warn` unless it is an
+ * written: `warn`, the outage itself is logged once by AuditService), 4xx `warn` unless it is an
  * expected refusal (a challenge without any token, `GET /mcp`), else `info`.
  */
 export function requestLineLevel(response: ServerResponse, error?: unknown): Level {
