@@ -316,12 +316,16 @@ describe('bounded reads', () => {
       const scan = new Database(pagesPath, { readonly: true });
       try {
         // Each row is 8 + 1000: the second is past 1500, and the 48 after it are never read.
-        expect(readRows(scan, sql, [0], LIMITS, { maxValueBytes: 1500, maxReadMs: 1000 })).toEqual({
+        expect(
+          readRows(scan, sql, [0], LIMITS, { maxValueBytes: 1500, maxReadMs: 1000 }),
+        ).toMatchObject({
           result: undefined,
           valueBytes: 2 * 1008,
         });
         // Past the time budget: stopped after its first row.
-        expect(readRows(scan, sql, [0], LIMITS, { maxValueBytes: 1e9, maxReadMs: -1 })).toEqual({
+        expect(
+          readRows(scan, sql, [0], LIMITS, { maxValueBytes: 1e9, maxReadMs: -1 }),
+        ).toMatchObject({
           result: undefined,
           valueBytes: 1008,
         });

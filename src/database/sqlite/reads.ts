@@ -109,11 +109,12 @@ export interface ReadBudget {
 }
 
 /**
- * runQuery, and the size of the values it read (text length, blob bytes; 8 for a number). With
- * a `budget` (an inline read): undefined (nothing run) for a statement whose program is not
- * bounded, and a result of undefined when the read went over the budget: a scan stops at the
- * first row past it, so no more than one row's reading is done beyond the budget (the same as
- * a key lookup's one row), however many rows its LIMIT allows.
+ * runQuery, the size of the values it read (text length, blob bytes; 8 for a number) and the
+ * time it took to read them (from its compiled statement). With a `budget` (an inline read):
+ * undefined (nothing run) for a statement whose program is not bounded, and a result of
+ * undefined when the read went over the budget: a scan stops at the first row past it, so no
+ * more than one row's reading is done beyond the budget (the same as a key lookup's one row),
+ * however many rows its LIMIT allows.
  */
 export function readRows(
   db: Database.Database,
@@ -121,11 +122,14 @@ export function readRows(
   params: SqlParams | undefined,
   limits: ResultLimits,
   budget?: ReadBudget,
-): { result: ReadResult | undefined; valueBytes: number } | undefined {
+): { result: ReadResult | undefined; valueBytes: number; readMs: number } | undefined {
   const started = performance.now();
   const bound = bindable(params);
   const { statement, bounded, single, columns } = validatedRead(db, sql, bound);
   if (budget && !bounded) return undefined;
+  // The budget counts the reading, not the compiling: a text is compiled once per schema
+  // version, and the main thread compiles only texts a worker found short (InlineReader).
+  const reading = performance.now();
   const collector = new RowCollector<unknown[]>(limits);
   if (single) {
     // A straight-line program with one ResultRow reaches it once at most: one row at most.
@@ -137,9 +141,9 @@ export function readRows(
       if (
         budget &&
         (collector.valueBytes > budget.maxValueBytes ||
-          performance.now() - started > budget.maxReadMs)
+          performance.now() - reading > budget.maxReadMs)
       )
-        return { result: undefined, valueBytes: collector.valueBytes };
+        return { result: undefined, ...spent(collector, reading) };
     }
   }
   const reason = collector.truncationReason;
@@ -151,7 +155,12 @@ export function readRows(
     truncation_reason: reason,
     elapsed_ms: Math.round((performance.now() - started) * 100) / 100,
   };
-  return { result, valueBytes: collector.valueBytes };
+  return { result, ...spent(collector, reading) };
+}
+
+/** What a read has read so far: its values' size (RowCollector.valueBytes) and time, ms. */
+function spent(collector: RowCollector<unknown[]>, since: number) {
+  return { valueBytes: collector.valueBytes, readMs: performance.now() - since };
 }
 
 /** SQLite's query plan for one read-only statement, under the same rules as runQuery. */
