@@ -160,15 +160,15 @@ describe('pages of a key range on the main thread', () => {
     const declined = DECLINED.map(([what, sql, params]) =>
       client.timed(what, 'query', { sql, params }),
     );
-    for (const [what, sql, params, maxRows] of BOUNDED) {
-      const { result } = await client.timed(what, 'query', { sql, params, max_rows: maxRows });
-      expect(result.structuredContent).toMatchObject({
-        rows: direct(sql, params).slice(0, maxRows),
-      });
-    }
+    const pages = [];
+    for (const [what, sql, params, maxRows] of BOUNDED)
+      pages.push(await client.timed(what, 'query', { sql, params, max_rows: maxRows }));
     const waited = await Promise.all(declined);
     const cut = await runaway;
 
+    expect(pages.map(({ result }) => result.structuredContent?.rows)).toEqual(
+      BOUNDED.map(([, sql, params, maxRows]) => direct(sql, params).slice(0, maxRows)),
+    );
     expect(client.settled.slice(0, BOUNDED.length)).toEqual(BOUNDED.map(([what]) => what));
     expect(
       Object.fromEntries(waited.map(({ result }, k) => [DECLINED[k][0], textOf(result)])),
