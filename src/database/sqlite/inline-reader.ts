@@ -92,6 +92,8 @@ export class InlineReader {
   /** Texts a worker judged bounded, with the schema version it judged them at. */
   private readonly admitted = new Map<string, number>();
   private schemaVersion: Database.Statement<[], number> | undefined;
+  private begin: Database.Statement<[]> | undefined;
+  private commit: Database.Statement<[]> | undefined;
 
   constructor(private readonly options: InlineReaderOptions) {}
 
@@ -105,8 +107,12 @@ export class InlineReader {
     const judgedAt = this.admitted.get(job.sql);
     if (judgedAt === undefined) return undefined;
     let read: ReturnType<typeof readRows>;
+    let db: Database.Database | undefined;
     try {
-      const db = this.connection();
+      db = this.connection();
+      // One read transaction for the check and the read: a schema change committed between
+      // them would have SQLite compile the statement again, to a program no worker has judged.
+      this.begin!.run();
       if (this.schemaVersion!.get() !== judgedAt) {
         this.admitted.delete(job.sql); // the schema moved: a worker judges it again
         return undefined;
@@ -114,6 +120,8 @@ export class InlineReader {
       read = readRows(db, job.sql, job.params, job.limits, this.options);
     } catch {
       return undefined; // busy, or refused: the worker answers, with the same error
+    } finally {
+      if (db?.inTransaction) this.commit!.run();
     }
     if (
       read &&
@@ -149,6 +157,8 @@ export class InlineReader {
     this.db?.close();
     this.db = undefined;
     this.schemaVersion = undefined;
+    this.begin = undefined;
+    this.commit = undefined;
   }
 
   private connection(): Database.Database {
@@ -159,6 +169,8 @@ export class InlineReader {
       this.schemaVersion = db
         .prepare<[], number>('SELECT schema_version FROM pragma_schema_version()')
         .pluck();
+      this.begin = db.prepare<[]>('BEGIN');
+      this.commit = db.prepare<[]>('COMMIT');
       this.db = db;
     }
     return this.db;
