@@ -10,7 +10,7 @@ import {
   parameterBytes,
 } from './inline-reader.js';
 import type { SqlJob } from './sql-jobs.js';
-import { boundedAt, runQuery, validatedRead } from './reads.js';
+import { boundedAt, readRows, runQuery, validatedRead } from './reads.js';
 import type { ResultLimits } from '../result-rows.js';
 
 const LIMITS: ResultLimits & { maxRows: number } = {
@@ -106,6 +106,18 @@ describe('bounded reads', () => {
       ['arithmetic on a looked-up row', 'SELECT price * 2 + 1 FROM items WHERE id = ?', [1]],
       // One row: SQLite compiles no sort for it.
       ['ORDER BY on a key lookup', 'SELECT * FROM items WHERE id = ? ORDER BY name', [1]],
+      ['LIMIT on a key lookup', 'SELECT * FROM items WHERE id = ? LIMIT 1', [1]],
+      // One loop, every row counted against a constant LIMIT (programBound).
+      [
+        'a key range under a constant LIMIT',
+        'SELECT * FROM items WHERE id > ? ORDER BY id LIMIT 50',
+        [1],
+      ],
+      [
+        'an index range under a constant LIMIT',
+        'SELECT * FROM items WHERE category >= ? ORDER BY category LIMIT 2',
+        [1],
+      ],
     ])('%s is bounded', (_what, sql, params) => {
       expect(validatedRead(db, sql, params).bounded).toBe(true);
     });
@@ -126,7 +138,12 @@ describe('bounded reads', () => {
         'SELECT * FROM items WHERE category = ? ORDER BY name',
         [1],
       ],
-      ['LIMIT', 'SELECT * FROM items WHERE id = ? LIMIT 1', [1]],
+      [
+        'a range under a LIMIT from a parameter',
+        'SELECT * FROM items WHERE id > ? LIMIT ?',
+        [1, 2],
+      ],
+      ['a filtered range', 'SELECT * FROM items WHERE id > ? AND name = ? LIMIT 50', [0, 'fig']],
       ['an IN list', 'SELECT * FROM items WHERE id IN (?, ?)', [1, 2]],
       ['a subquery', 'SELECT (SELECT max(id) FROM items) AS top', []],
       [
@@ -262,8 +279,76 @@ describe('bounded reads', () => {
         expect(sut.paused).toBe(false);
       }));
 
+    it('answers a page of a key range as runQuery does', () =>
+      withReader({}, (sut) => {
+        const job = queryJob('SELECT * FROM items WHERE id > ? ORDER BY id LIMIT 2', [1]);
+        const inline = sut.run(job);
+        const expected = runQuery(db, job.sql, job.params, job.limits);
+        expect({ ...inline, elapsed_ms: 0 }).toEqual({ ...expected, elapsed_ms: 0 });
+        expect(inline?.rows).toEqual([
+          [2, 'P-2', 'pear', 1, 2.25],
+          [3, 'F-3', 'fig', 2, 4],
+        ]);
+        expect(sut.paused).toBe(false);
+      }));
+
+    it('stops a page at max_rows + 1 rows, as the workers do', () =>
+      withReader({}, (sut) => {
+        const job = {
+          ...queryJob('SELECT id FROM items WHERE id > ? ORDER BY id LIMIT 50', [0]),
+          limits: { ...LIMITS, maxRows: 2 },
+        };
+        expect(sut.run(job)).toMatchObject({
+          rows: [[1], [2]],
+          truncated: true,
+          truncation_reason: 'max_rows',
+        });
+      }));
+
+    it('stops a scan at the first row past the value budget, declines it and pauses', () => {
+      const pagesPath = join(dir, 'pages.sqlite');
+      const setup = new Database(pagesPath);
+      setup.exec('CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)');
+      const insert = setup.prepare('INSERT INTO docs VALUES (?, ?)');
+      for (let id = 1; id <= 50; id++) insert.run(id, 'x'.repeat(1000));
+      setup.close();
+      const sql = 'SELECT id, body FROM docs WHERE id > ? ORDER BY id LIMIT 50';
+      const scan = new Database(pagesPath, { readonly: true });
+      try {
+        // Each row is 8 + 1000: the second is past 1500, and the 48 after it are never read.
+        expect(
+          readRows(scan, sql, [0], LIMITS, { maxValueBytes: 1500, maxReadMs: 1000 }),
+        ).toMatchObject({
+          result: undefined,
+          valueBytes: 2 * 1008,
+        });
+        // Past the time budget: stopped after its first row.
+        expect(
+          readRows(scan, sql, [0], LIMITS, { maxValueBytes: 1e9, maxReadMs: -1 }),
+        ).toMatchObject({
+          result: undefined,
+          valueBytes: 1008,
+        });
+        // A worker's read has no budget: all 50 rows.
+        expect(readRows(scan, sql, [0], LIMITS)?.result?.row_count).toBe(50);
+      } finally {
+        scan.close();
+      }
+      return withReader({ path: pagesPath, maxValueBytes: 1500 }, (sut) => {
+        expect(sut.run(queryJob(sql, [0]))).toBeUndefined();
+        expect(sut.paused).toBe(true);
+        expect(sut.run(queryJob('SELECT id FROM docs WHERE id = ?', [1]))).toBeUndefined();
+      });
+    });
+
     it.each([
       ['an unbounded read', 'SELECT * FROM items WHERE name = ?', ['fig']],
+      ['a filtered range', 'SELECT * FROM items WHERE id > ? AND name = ? LIMIT 50', [0, 'fig']],
+      [
+        'a range under a LIMIT from a parameter',
+        'SELECT * FROM items WHERE id > ? LIMIT ?',
+        [0, 5],
+      ],
       ['a write', 'DELETE FROM items WHERE id = ?', [1]],
       ['a statement that does not compile', 'SELECT * FROM no_such_table WHERE id = ?', [1]],
       ['several statements', 'SELECT 1; SELECT 2', []],

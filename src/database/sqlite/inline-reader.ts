@@ -55,12 +55,14 @@ export function parameterBytes(params: SqlParams | undefined, cap: number): numb
 const ADMITTED_TEXTS = 256;
 
 /**
- * Runs `query` jobs whose compiled program is bounded (isBoundedProgram: seeks by key, no loop,
- * no function, nothing that builds a value larger than its inputs, a short program; in practice a
- * lookup by primary key or unique index) with small parameters on the main thread, on a
- * read-only connection of its own, instead of a worker process: a round trip to another process
- * costs far more than such a read. Everything else stays with the workers, which a deadline can
- * kill; so does any job this reader declines (undefined), to be answered there:
+ * Runs `query` jobs whose compiled program is bounded (programBound: seeks by key and no loop,
+ * or one scan of a range under a constant LIMIT of at most BOUNDED_MAX_ROWS that counts every
+ * row it visits; no function, nothing that builds a value larger than its inputs, a short
+ * program; in practice a lookup by primary key or unique index, or a page of a key range such as
+ * `WHERE id > ? ORDER BY id LIMIT 50`) with small parameters on the main thread, on a read-only
+ * connection of its own, instead of a worker process: a round trip to another process costs far
+ * more than such a read. Everything else stays with the workers, which a deadline can kill; so
+ * does any job this reader declines (undefined), to be answered there:
  *
  * - a text no worker has judged bounded at the current schema version (`admit`): compiling is
  *   itself work that grows with what the text expands to (a CTE inlined where it is used twice
@@ -70,13 +72,17 @@ const ADMITTED_TEXTS = 256;
  *   and statements that do not pass the read checks (the worker gives the same error);
  * - a busy database: this connection never waits (busy_timeout 0), it declines;
  * - everything for a pause after one inline read read more than `maxValueBytes` of values, or
- *   took longer than `maxReadMs`. A bounded program reads one row per table, but a row may hold a
- *   value of hundreds of megabytes, which takes time to read even when it is only compared and
- *   not returned (about 65 ms for 100 MB here; the size count sees returned values only, the
- *   clock sees every read). Such a read may stall the main thread once in a pause, not again and
- *   again; a pause that follows soon after the last one lasts twice as long (up to 64 x
- *   `pauseMs`), so repeating the attack buys ever fewer stalls. A slow read on a busy machine
- *   costs only speed: the workers answer for the pause.
+ *   took longer than `maxReadMs` to read them (compiling is not counted: it happens once per
+ *   text and schema version, and the first read of a text on a loaded machine is no sign of
+ *   large values). A bounded program reads one row per table (per row of its scan), but a row
+ *   may hold a value of hundreds of megabytes, which takes time to read even when it is only
+ *   compared and not returned (about 65 ms for 100 MB here; the size count sees returned values
+ *   only, the clock sees every read). Such a read may stall the main thread once in a pause, not
+ *   again and again; a pause that follows soon after the last one lasts twice as long (up to 64
+ *   x `pauseMs`), so repeating the attack buys ever fewer stalls. A scan is checked after each
+ *   row and stops at the first over the budget (declined: a worker reads it again), so a LIMIT
+ *   of many rows of large values stalls the main thread no longer than one such row does. A
+ *   slow read on a busy machine costs only speed: the workers answer for the pause.
  */
 export class InlineReader {
   private db: Database.Database | undefined;
@@ -86,6 +92,8 @@ export class InlineReader {
   /** Texts a worker judged bounded, with the schema version it judged them at. */
   private readonly admitted = new Map<string, number>();
   private schemaVersion: Database.Statement<[], number> | undefined;
+  private begin: Database.Statement<[]> | undefined;
+  private commit: Database.Statement<[]> | undefined;
 
   constructor(private readonly options: InlineReaderOptions) {}
 
@@ -98,23 +106,29 @@ export class InlineReader {
       return undefined;
     const judgedAt = this.admitted.get(job.sql);
     if (judgedAt === undefined) return undefined;
-    const started = performance.now();
     let read: ReturnType<typeof readRows>;
+    let db: Database.Database | undefined;
     try {
-      const db = this.connection();
+      db = this.connection();
+      // One read transaction for the check and the read: a schema change committed between
+      // them would have SQLite compile the statement again, to a program no worker has judged.
+      this.begin!.run();
       if (this.schemaVersion!.get() !== judgedAt) {
         this.admitted.delete(job.sql); // the schema moved: a worker judges it again
         return undefined;
       }
-      read = readRows(db, job.sql, job.params, job.limits, true);
+      read = readRows(db, job.sql, job.params, job.limits, this.options);
     } catch {
       return undefined; // busy, or refused: the worker answers, with the same error
+    } finally {
+      if (db?.inTransaction) this.commit!.run();
     }
     if (
-      (read && read.valueBytes > this.options.maxValueBytes) ||
-      performance.now() - started > this.options.maxReadMs
+      read &&
+      (read.valueBytes > this.options.maxValueBytes || read.readMs > this.options.maxReadMs)
     )
       this.pause();
+    // A scan that went over the budget stopped there: a worker reads it again, in full.
     return read?.result;
   }
 
@@ -143,6 +157,8 @@ export class InlineReader {
     this.db?.close();
     this.db = undefined;
     this.schemaVersion = undefined;
+    this.begin = undefined;
+    this.commit = undefined;
   }
 
   private connection(): Database.Database {
@@ -153,6 +169,8 @@ export class InlineReader {
       this.schemaVersion = db
         .prepare<[], number>('SELECT schema_version FROM pragma_schema_version()')
         .pluck();
+      this.begin = db.prepare<[]>('BEGIN');
+      this.commit = db.prepare<[]>('COMMIT');
       this.db = db;
     }
     return this.db;

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { bindable } from './bindable.js';
 import type { PlanStep, ReadResult } from '../engine.js';
 import type { SqlParams } from '../sql-values.js';
-import { isBoundedProgram } from './program.js';
+import { programBound } from './program.js';
 import { type ResultLimits, RowCollector } from '../result-rows.js';
 import { guardRead } from './statement-guard.js';
 
@@ -19,11 +19,11 @@ export const BOUNDED_MAX_INSTRUCTIONS = 128;
 interface ValidatedRead {
   statement: Database.Statement<unknown[]>;
   /**
-   * Its program's work is bounded by one row per table (isBoundedProgram), and the program is
-   * short (BOUNDED_MAX_INSTRUCTIONS).
+   * Its program's work is bounded (programBound: by one row per table, or by a scan's constant
+   * LIMIT), and the program is short (BOUNDED_MAX_INSTRUCTIONS).
    */
   bounded: boolean;
-  /** Bounded, with one ResultRow: it returns one row at most. */
+  /** Bounded without a loop, with one ResultRow: it returns one row at most. */
   single: boolean;
   /** The result's columns, read once (they change only with the schema, which empties the cache). */
   columns: { name: string; type: string | null }[];
@@ -81,12 +81,13 @@ export function boundedAt(db: Database.Database, sql: string, params: SqlParams 
 /** A read that passed the statement guard, with what the inline reader needs to know of it. */
 function prepareRead(db: Database.Database, sql: string, params: unknown[]): ValidatedRead {
   const { statement, program } = guardRead(db, sql, params);
-  const bounded = program.length <= BOUNDED_MAX_INSTRUCTIONS && isBoundedProgram(program);
+  const bound = program.length <= BOUNDED_MAX_INSTRUCTIONS ? programBound(program) : null;
   statement.raw(true);
   return {
     statement,
-    bounded,
-    single: bounded && program.filter(({ opcode }) => opcode === 'ResultRow').length === 1,
+    bounded: bound !== null,
+    single:
+      bound?.loop === false && program.filter(({ opcode }) => opcode === 'ResultRow').length === 1,
     columns: statement.columns().map((column) => ({ name: column.name, type: column.type })),
   };
 }
@@ -98,32 +99,52 @@ export function runQuery(
   params: SqlParams | undefined,
   limits: ResultLimits,
 ): ReadResult {
-  return readRows(db, sql, params, limits, false)!.result;
+  return readRows(db, sql, params, limits)!.result!;
+}
+
+/** What an inline read may cost before it stops: values read (text length, blob bytes), time. */
+export interface ReadBudget {
+  maxValueBytes: number;
+  maxReadMs: number;
 }
 
 /**
- * runQuery, and the size of the values it read (text length, blob bytes; 8 for a number). With
- * `boundedOnly`, undefined (nothing run) for a statement whose program is not bounded.
+ * runQuery, the size of the values it read (text length, blob bytes; 8 for a number) and the
+ * time it took to read them (from its compiled statement). With a `budget` (an inline read):
+ * undefined (nothing run) for a statement whose program is not bounded, and a result of
+ * undefined when the read went over the budget: a scan stops at the first row past it, so no
+ * more than one row's reading is done beyond the budget (the same as a key lookup's one row),
+ * however many rows its LIMIT allows.
  */
 export function readRows(
   db: Database.Database,
   sql: string,
   params: SqlParams | undefined,
   limits: ResultLimits,
-  boundedOnly: boolean,
-): { result: ReadResult; valueBytes: number } | undefined {
+  budget?: ReadBudget,
+): { result: ReadResult | undefined; valueBytes: number; readMs: number } | undefined {
   const started = performance.now();
   const bound = bindable(params);
   const { statement, bounded, single, columns } = validatedRead(db, sql, bound);
-  if (boundedOnly && !bounded) return undefined;
+  if (budget && !bounded) return undefined;
+  // The budget counts the reading, not the compiling: a text is compiled once per schema
+  // version, and the main thread compiles only texts a worker found short (InlineReader).
+  const reading = performance.now();
   const collector = new RowCollector<unknown[]>(limits);
   if (single) {
     // A straight-line program with one ResultRow reaches it once at most: one row at most.
     const row = statement.get(...bound) as unknown[] | undefined;
     if (row) collector.add(row);
   } else {
-    for (const row of statement.iterate(...bound) as IterableIterator<unknown[]>)
+    for (const row of statement.iterate(...bound) as IterableIterator<unknown[]>) {
       if (!collector.add(row)) break; // leaving the loop finalizes the iterator: nothing more is read
+      if (
+        budget &&
+        (collector.valueBytes > budget.maxValueBytes ||
+          performance.now() - reading > budget.maxReadMs)
+      )
+        return { result: undefined, ...spent(collector, reading) };
+    }
   }
   const reason = collector.truncationReason;
   const result = {
@@ -134,7 +155,12 @@ export function readRows(
     truncation_reason: reason,
     elapsed_ms: Math.round((performance.now() - started) * 100) / 100,
   };
-  return { result, valueBytes: collector.valueBytes };
+  return { result, ...spent(collector, reading) };
+}
+
+/** What a read has read so far: its values' size (RowCollector.valueBytes) and time, ms. */
+function spent(collector: RowCollector<unknown[]>, since: number) {
+  return { valueBytes: collector.valueBytes, readMs: performance.now() - since };
 }
 
 /** SQLite's query plan for one read-only statement, under the same rules as runQuery. */
