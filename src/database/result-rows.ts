@@ -14,6 +14,14 @@ export interface ResultLimits {
 /** The size limits of the settings (QUERY_MAX_RESULT_BYTES, QUERY_MAX_CELL_CHARS); rows per tool. */
 export type SizeLimits = Omit<ResultLimits, 'maxRows'>;
 
+/** Each kept row's JSON text, as the byte budget counted it: the text answer reuses it. */
+const rendered = new WeakMap<object, string>();
+
+/** A row's JSON text: the one RowCollector rendered for it, else rendered now. */
+export function rowText(row: object): string {
+  return rendered.get(row) ?? JSON.stringify(row);
+}
+
 /**
  * Renders result rows (arrays for reads, objects for writes) within limits: cells shortened past
  * maxCellChars, rows kept while they fit maxRows and maxBytes.
@@ -43,12 +51,14 @@ export class RowCollector<R extends unknown[] | Row> {
         ? raw.map((value) => this.cell(value))
         : Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, this.cell(value)]))
     ) as R;
-    const size = Buffer.byteLength(JSON.stringify(row)) + 1; // UTF-8 bytes, as sent
+    const text = JSON.stringify(row);
+    const size = Buffer.byteLength(text) + 1; // UTF-8 bytes, as sent
     if (this.bytes + size > this.limits.maxBytes) {
       this.reason = 'byte_budget';
       return false;
     }
     this.bytes += size;
+    rendered.set(row, text);
     this.rows.push(row);
     return true;
   }

@@ -16,6 +16,7 @@ import {
   tableDescription,
   tableList,
 } from '../database/results.js';
+import { rowText } from '../database/result-rows.js';
 import { McpTool, READ_ONLY_TOOL } from '../mcp/mcp-tool.decorator.js';
 import { DATABASE_SCOPES } from './scopes.js';
 import { type ToolContext, ToolError, type ToolOutput } from '../mcp/tool-context.js';
@@ -174,7 +175,7 @@ export class QueryTools {
       text: [
         header,
         JSON.stringify(result.columns.map((c) => c.name)),
-        ...result.rows.map((row) => JSON.stringify(row)),
+        ...result.rows.map(rowText),
       ].join('\n'),
     };
   }
