@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type INestApplication, Injectable } from '@nestjs/common';
+import { type CanActivate, type INestApplication, Injectable, UseGuards } from '@nestjs/common';
 import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { z } from 'zod';
 import { lockSqlite } from '../../test/support/audit-outage.js';
@@ -48,6 +48,14 @@ const declared = (name: string, readOnlyHint = true) => ({
   annotations: { readOnlyHint, destructiveHint: !readOnlyHint },
   audit: { statement: 'sql', params: 'params', table: 'table', rowCount: 'rows' } as const,
 });
+
+/** A guard that answers no (rather than throwing its own refusal). */
+@Injectable()
+class ClosedGuard implements CanActivate {
+  canActivate(): boolean {
+    return false;
+  }
+}
 
 /** One tool per way a call can end. */
 @Injectable()
@@ -104,6 +112,13 @@ class PipelineTools {
   @McpTool(declared('loses_audit'))
   losesAudit(): Promise<Ran> {
     return Promise.reject(new AuditUnavailableError('disk full'));
+  }
+
+  @McpTool(declared('closed'))
+  @UseGuards(ClosedGuard)
+  closed(): Promise<Ran> {
+    this.runs++;
+    return Promise.resolve({ data: { rows: 0 }, text: 'open after all' });
   }
 
   @McpTool(declared('writes', false))
@@ -371,6 +386,17 @@ describe(ToolCallPipeline.name, () => {
           'tool writes refused in its pipeline: The tool writes requires the scope pipeline:write sub=user-1',
         context: 'ToolCall',
       });
+    });
+  });
+
+  describe('a guard answers no', () => {
+    it("answers Nest's Forbidden resource as an error result, and does not run", async () => {
+      const runs = tools.runs;
+
+      await expect(call('closed', { sql: 'SELECT 1' })).resolves.toEqual(
+        failure('Error: Forbidden resource'),
+      );
+      expect(tools.runs).toBe(runs);
     });
   });
 
