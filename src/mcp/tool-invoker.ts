@@ -84,7 +84,7 @@ export class ToolInvokers {
     const run = async (args: unknown[]): Promise<unknown> => settled(handler.apply(instance, args));
     const intercepted = interceptors.every(hasPromiseForm)
       ? promiseChain(interceptors, run)
-      : (context: ExecutionContextHost, args: unknown[]) =>
+      : (_context: ExecutionContextHost, args: unknown[]) =>
           this.consumer
             .intercept(interceptors, args, instance, handler, () => run(args), TOOL_CONTEXT_TYPE)
             .then(settled);
@@ -98,7 +98,7 @@ export class ToolInvokers {
         if (typeof verdict === 'boolean' ? !verdict : !(await settled(verdict)))
           throw new ForbiddenException(FORBIDDEN_MESSAGE);
       }
-      return (await intercepted(context, args)) as ToolOutput<object>;
+      return intercepted(context, args) as Promise<ToolOutput<object>>;
     };
   }
 }
