@@ -2,13 +2,12 @@ import { hash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type INestApplication, Injectable } from '@nestjs/common';
-import { APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
-import { Test } from '@nestjs/testing';
+import { type CanActivate, type INestApplication, Injectable, UseGuards } from '@nestjs/common';
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { z } from 'zod';
 import { lockSqlite } from '../../test/support/audit-outage.js';
 import { type LogLine, recordNestLogs } from '../../test/support/nest-logs.js';
-import { auditDatabaseProvider } from '../audit/audit-database.js';
+import { auditedTools, toolContextFor } from '../../test/support/tool-calls.js';
 import type { AuditRecord } from '../audit/audit-record.entity.js';
 import { AuditUnavailableError } from '../audit/audit-unavailable.js';
 import { AuditInterceptor } from '../audit/audit.interceptor.js';
@@ -16,9 +15,6 @@ import { AuditService } from '../audit/audit.service.js';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { ScopesGuard } from '../auth/scopes.guard.js';
 import { defineScopes } from '../auth/scopes.js';
-import { auditConfig, databaseConfig } from '../config/configuration.js';
-import { readSettings } from '../config/settings.js';
-import { Metrics } from '../metrics/metrics.service.js';
 import { MAX_JSON_DEPTH } from './json-limits.js';
 import { McpTool } from './mcp-tool.decorator.js';
 import { ToolCallPipeline } from './tool-call.js';
@@ -52,6 +48,14 @@ const declared = (name: string, readOnlyHint = true) => ({
   annotations: { readOnlyHint, destructiveHint: !readOnlyHint },
   audit: { statement: 'sql', params: 'params', table: 'table', rowCount: 'rows' } as const,
 });
+
+/** A guard that answers no (rather than throwing its own refusal). */
+@Injectable()
+class ClosedGuard implements CanActivate {
+  canActivate(): boolean {
+    return false;
+  }
+}
 
 /** One tool per way a call can end. */
 @Injectable()
@@ -110,6 +114,13 @@ class PipelineTools {
     return Promise.reject(new AuditUnavailableError('disk full'));
   }
 
+  @McpTool(declared('closed'))
+  @UseGuards(ClosedGuard)
+  closed(): Promise<Ran> {
+    this.runs++;
+    return Promise.resolve({ data: { rows: 0 }, text: 'open after all' });
+  }
+
   @McpTool(declared('writes', false))
   @RequireScopes(SPEC_SCOPES.write)
   writes(): Promise<Ran> {
@@ -135,27 +146,12 @@ describe(ToolCallPipeline.name, () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'scopedb-tool-call-'));
     auditPath = join(dir, 'audit.sqlite');
-    const settings = readSettings({
-      AUTH_ISSUER: 'https://issuer.example.com',
-      AUDIT_DATABASE_URL: `sqlite:${auditPath}`,
-      // A locked audit file fails a write at once.
-      DATABASE_BUSY_TIMEOUT_MS: '50',
-    });
-    const moduleRef = await Test.createTestingModule({
-      imports: [DiscoveryModule],
-      providers: [
-        { provide: auditConfig.KEY, useValue: settings.audit },
-        { provide: databaseConfig.KEY, useValue: settings.database },
-        auditDatabaseProvider,
-        AuditService,
-        Metrics,
-        ToolRegistry,
-        ToolCallPipeline,
-        PipelineTools,
-        { provide: APP_GUARD, useClass: ScopesGuard },
-        { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
-      ],
-    }).compile();
+    const moduleRef = await auditedTools(auditPath, [
+      ToolCallPipeline,
+      PipelineTools,
+      { provide: APP_GUARD, useClass: ScopesGuard },
+      { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
+    ]).compile();
     logs = recordNestLogs();
     app = moduleRef.createNestApplication();
     await app.init();
@@ -175,23 +171,7 @@ describe(ToolCallPipeline.name, () => {
   function call(name: string, args: unknown, scopes: readonly string[] = EVERY_SCOPE) {
     const tool = app.get(ToolRegistry).get(name);
     if (!tool) throw new Error(`no tool ${name}`);
-    return sut.call(tool, args, {
-      tool: name,
-      principal: {
-        subject: 'user-1',
-        clientId: 'client-1',
-        tokenId: 'token-1',
-        name: 'Ada',
-        email: undefined,
-        scopes: new Set(scopes),
-        expiresAt: Math.floor(Date.now() / 1000) + 600,
-      },
-      requiredScopes: tool.requiredScopes,
-      requestId: `request-${name}`,
-      remoteAddress: '203.0.113.7',
-      userAgent: 'pipeline-spec',
-      protocolVersion: '2025-11-25',
-    });
+    return sut.call(tool, args, toolContextFor(tool, { scopes, userAgent: 'pipeline-spec' }));
   }
   const failure = (text: string) => ({ isError: true, content: [{ type: 'text', text }] });
   async function lastRecord(): Promise<AuditRecord> {
@@ -406,6 +386,17 @@ describe(ToolCallPipeline.name, () => {
           'tool writes refused in its pipeline: The tool writes requires the scope pipeline:write sub=user-1',
         context: 'ToolCall',
       });
+    });
+  });
+
+  describe('a guard answers no', () => {
+    it("answers Nest's Forbidden resource as an error result, and does not run", async () => {
+      const runs = tools.runs;
+
+      await expect(call('closed', { sql: 'SELECT 1' })).resolves.toEqual(
+        failure('Error: Forbidden resource'),
+      );
+      expect(tools.runs).toBe(runs);
     });
   });
 

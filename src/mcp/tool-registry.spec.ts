@@ -20,8 +20,8 @@ import {
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { map, type Observable } from 'rxjs';
-import { z } from 'zod';
 import { recordNestLogs } from '../../test/support/nest-logs.js';
+import { echo, toolContextFor, Word, wordTool } from '../../test/support/tool-calls.js';
 import { RequireScopes } from '../auth/require-scopes.decorator.js';
 import { defineScopes } from '../auth/scopes.js';
 import { Metrics } from '../metrics/metrics.service.js';
@@ -43,20 +43,7 @@ const SPEC_SCOPES = defineScopes('registry-spec', {
   },
 });
 
-const Word = z.object({ word: z.string() });
-type Word = z.infer<typeof Word>;
-
-const declared = (name: string) => ({
-  name,
-  title: `The ${name} fixture`,
-  description: `Gives back its word (${name})`,
-  input: Word,
-  output: Word,
-  annotations: { readOnlyHint: true, destructiveHint: false },
-});
-
-const echo = ({ word }: Word): Promise<ToolOutput<Word>> =>
-  Promise.resolve({ data: { word }, text: word });
+const declared = wordTool;
 
 /** Lets through only words that start with "please"; sees the tool's (input, context). */
 @Injectable()
@@ -223,26 +210,6 @@ async function start(...providers: Provider[]): Promise<INestApplication> {
   return app;
 }
 
-function contextOf(tool: RegisteredTool): ToolContext {
-  return {
-    tool: tool.name,
-    principal: {
-      subject: 'user-1',
-      clientId: 'client-1',
-      tokenId: undefined,
-      name: undefined,
-      email: undefined,
-      scopes: new Set(tool.requiredScopes),
-      expiresAt: Math.floor(Date.now() / 1000) + 600,
-    },
-    requiredScopes: tool.requiredScopes,
-    requestId: 'request-1',
-    remoteAddress: '127.0.0.1',
-    userAgent: 'registry-spec',
-    protocolVersion: undefined,
-  };
-}
-
 describe(ToolRegistry.name, () => {
   describe('with valid tools', () => {
     let app: INestApplication;
@@ -265,7 +232,7 @@ describe(ToolRegistry.name, () => {
       return found;
     };
     const call = (name: string, word: string) =>
-      tool(name).handler({ word }, contextOf(tool(name)));
+      tool(name).handler({ word }, toolContextFor(tool(name)));
 
     it('finds every @McpTool method of every provider, once (aliases are not providers)', () => {
       expect([...sut.tools].map((t) => [t.name, t.declaredAt])).toEqual([

@@ -4,14 +4,20 @@ import {
   PIPES_METADATA,
   ROUTE_ARGS_METADATA,
 } from '@nestjs/common/constants.js';
-import { DiscoveryService, ExternalContextCreator, MetadataScanner, Reflector } from '@nestjs/core';
+import {
+  ApplicationConfig,
+  DiscoveryService,
+  MetadataScanner,
+  ModulesContainer,
+  Reflector,
+} from '@nestjs/core';
 import type { StandardSchemaWithJSON } from '@modelcontextprotocol/server';
 import { REQUIRED_SCOPES_KEY } from '../auth/require-scopes.decorator.js';
 import { type ScopeDeclaration, scopeDeclaration } from '../auth/scopes.js';
 import { withCachedJsonSchema } from './cached-schema.js';
 import { Metrics } from '../metrics/metrics.service.js';
 import { MCP_TOOL_KEY, type McpToolOptions } from './mcp-tool.decorator.js';
-import { TOOL_CONTEXT_TYPE, type ToolContext, type ToolOutput } from './tool-context.js';
+import { type ToolHandler, ToolInvokers } from './tool-invoker.js';
 
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -27,7 +33,7 @@ export interface RegisteredTool {
   inputSchema: StandardSchemaWithJSON;
   outputSchema: StandardSchemaWithJSON;
   /** The method, run through the guards and interceptors that apply to it (global ones too). */
-  handler: (input: unknown, context: ToolContext) => Promise<ToolOutput<object>>;
+  handler: ToolHandler;
 }
 
 /** A scope the running server requires somewhere, its declaration and the tools requiring it. */
@@ -43,6 +49,8 @@ export interface DeclaredTool {
   options: McpToolOptions;
   /** Class and method scopes merged, each once (all of them are required). */
   requiredScopes: string[];
+  /** The module providing it: its enhancers apply to the tool. */
+  moduleKey: string;
 }
 
 /**
@@ -76,6 +84,7 @@ export function declaredTools(
         handler: handler as DeclaredTool['handler'],
         options,
         requiredScopes,
+        moduleKey: wrapper.host?.token ?? '',
       });
     }
   }
@@ -94,8 +103,8 @@ const REFUSED_ENHANCERS: [key: string, what: string, instead: string][] = [
 
 /**
  * Discovery and lookup: every @McpTool method of every provider, found once at start-up, its
- * declaration checked (name, scopes, enhancers), wrapped with Nest's guard and interceptor
- * pipeline (global enhancers, @UseGuards, @UseInterceptors). A tool in a new module is
+ * declaration checked (name, scopes, enhancers), bound to Nest's guards and interceptors once
+ * (global enhancers, @UseGuards, @UseInterceptors; see ToolInvokers). A tool in a new module is
  * scope-checked and audited without code of its own. Calls go through ToolCallPipeline.
  */
 @Injectable()
@@ -108,13 +117,15 @@ export class ToolRegistry implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
-    private readonly contextCreator: ExternalContextCreator,
+    private readonly modules: ModulesContainer,
+    private readonly config: ApplicationConfig,
     private readonly metrics: Metrics,
   ) {}
 
   onModuleInit(): void {
+    const invokers = new ToolInvokers(this.modules, this.config);
     for (const tool of declaredTools(this.discovery.getProviders(), this.scanner, this.reflector))
-      this.register(tool);
+      this.register(tool, invokers);
     this.catalog = this.scopesInUse();
     this.metrics.toolsRegistered(this.byName.keys());
     this.logger.log(
@@ -155,7 +166,10 @@ export class ToolRegistry implements OnModuleInit {
     return [...byScope.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  private register({ instance, method, handler, options, requiredScopes }: DeclaredTool): void {
+  private register(
+    { instance, method, handler, options, requiredScopes, moduleKey }: DeclaredTool,
+    invokers: ToolInvokers,
+  ): void {
     const declaredAt = `${instance.constructor.name}.${method}`;
     const fail = (problem: string) => new Error(`${declaredAt}: ${problem}`);
     if (!TOOL_NAME.test(options.name)) throw fail(`invalid tool name "${options.name}"`);
@@ -173,17 +187,6 @@ export class ToolRegistry implements OnModuleInit {
         'parameter decorators are not applied to MCP tools: a tool method takes (input, context: ToolContext)',
       );
 
-    const pipeline = this.contextCreator.create(
-      instance,
-      handler,
-      method,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      { guards: true, interceptors: true, filters: false },
-      TOOL_CONTEXT_TYPE,
-    ) as RegisteredTool['handler'];
     this.byName.set(options.name, {
       name: options.name,
       options,
@@ -191,7 +194,7 @@ export class ToolRegistry implements OnModuleInit {
       requiredScopes,
       inputSchema: withCachedJsonSchema(options.input, { listOnly: true }),
       outputSchema: withCachedJsonSchema(options.output, { listOnly: true }),
-      handler: pipeline,
+      handler: invokers.create({ instance, handler, moduleKey }),
     });
   }
 }
