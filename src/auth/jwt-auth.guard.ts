@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import jsonwebtoken from 'jsonwebtoken';
 import { isObservable, lastValueFrom } from 'rxjs';
+import { HttpOnlyGuard } from '../common/http-only-guard.js';
 import { RateLimitGuard } from '../rate-limit/rate-limit.guard.js';
 import { bearerToken, JWT_STRATEGY } from './jwt.strategy.js';
 import { IS_PUBLIC_KEY } from './public.decorator.js';
@@ -54,6 +55,7 @@ export function tokenRefusal(error: unknown, info: unknown): OAuthChallengeExcep
 
 /** Global guard: every route needs a valid bearer token unless it is marked @Public(). */
 @Injectable()
+@HttpOnlyGuard()
 export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
   constructor(
     private readonly reflector: Reflector,

@@ -5,6 +5,7 @@ import type { AuthenticatedRequest } from '../auth/principal.js';
 import { rateLimitConfig } from '../config/configuration.js';
 import { Metrics } from '../metrics/metrics.service.js';
 import { RateLimitExceededException } from './rate-limit.exception.js';
+import { HttpOnlyGuard } from '../common/http-only-guard.js';
 import { RateLimiter } from './rate-limiter.js';
 import { SKIP_RATE_LIMIT_KEY } from './skip-rate-limit.decorator.js';
 
@@ -21,6 +22,7 @@ export function trackerOf(request: AuthenticatedRequest): string {
  * that fail authentication never get here: JwtAuthGuard charges them through `limitAnonymous`.
  */
 @Injectable()
+@HttpOnlyGuard()
 export class RateLimitGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
