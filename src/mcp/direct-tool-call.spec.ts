@@ -134,7 +134,7 @@ describe(answerDirectToolCall.name, () => {
     const app = express();
     app.use(express.json());
     app.post('/mcp', (req, res, next) => {
-      sut(req, res, (name, args) => {
+      sut(req, res, req.body, (name, args) => {
         runs.push([name, args]);
         return run(name, args);
       })

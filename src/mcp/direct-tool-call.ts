@@ -7,8 +7,7 @@ import {
   isJsonContentType,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Request, Response } from 'express';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { AuditUnavailableError, sendAuditUnavailable } from '../audit/audit-unavailable.js';
 import { messageOf } from './tool-context.js';
 
@@ -86,11 +85,12 @@ export type RunToolCall = (name: string, args: unknown) => Promise<CallToolResul
  * is not one: the SDK answers it.
  */
 export async function answerDirectToolCall(
-  request: Request,
-  response: Response,
+  request: IncomingMessage,
+  response: ServerResponse,
+  body: unknown,
   run: RunToolCall,
 ): Promise<boolean> {
-  const rpc = directToolCallOf(request.headers, request.body);
+  const rpc = directToolCallOf(request.headers, body);
   const running = rpc && run(rpc.name, rpc.arguments ?? {});
   if (!rpc || !running) return false;
   let result: CallToolResult;

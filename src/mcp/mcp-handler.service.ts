@@ -8,7 +8,7 @@ import {
   McpServer,
 } from '@modelcontextprotocol/server';
 import { type NodeMcpRequestHandler, toNodeHandler } from '@modelcontextprotocol/node';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   auditUnavailableResponse,
   AuditUnavailableError,
@@ -62,9 +62,19 @@ export class McpHandlerService implements OnModuleDestroy {
     );
   }
 
-  async handle(request: Request, response: Response, call: CallScope): Promise<void> {
+  /**
+   * Answers one POST /mcp. Node's own request and response (no framework methods), and the body
+   * already parsed by whoever read it: the SDK's handler does not read the stream again.
+   */
+  async handle(
+    request: IncomingMessage,
+    response: ServerResponse,
+    body: unknown,
+    call: CallScope,
+  ): Promise<void> {
     const run = (name: string, args: unknown) => this.callTool(name, args, call);
-    if (this.cfg.directToolCalls && (await answerDirectToolCall(request, response, run))) return;
+    if (this.cfg.directToolCalls && (await answerDirectToolCall(request, response, body, run)))
+      return;
     const authInfo: AuthInfo = {
       token: '', // the raw token never leaves the auth layer
       clientId: call.principal.clientId ?? '',
@@ -75,7 +85,7 @@ export class McpHandlerService implements OnModuleDestroy {
       extra: { call },
     };
     Object.assign(request, { auth: authInfo });
-    await this.nodeHandler(request, response, request.body);
+    await this.nodeHandler(request, response, body);
   }
 
   /**
