@@ -90,7 +90,7 @@ export function directRequestOf(
   const revision = route.classification.revision;
   if (revision !== MODERN_REVISION || protocolVersion === undefined || mcpMethod === undefined)
     return undefined;
-  const meta = params._meta as Record<string, unknown> | undefined;
+  const meta = params._meta;
   if (meta === undefined || Object.keys(meta).some((key) => !ENVELOPE_KEYS.has(key)))
     return undefined;
   return { id, params, served: { era: 'modern', revision } };
