@@ -37,6 +37,9 @@ interface ToolListToRender {
   id: string | number;
 }
 
+/** Characters of a tools/list cache key (the envelope sent, the visible tools' names) kept at most. */
+const MAX_TOOL_LIST_KEY_LENGTH = 4096;
+
 /** Whether a JSON Schema declares `x-mcp-header` parameters (the SDK checks them against headers). */
 function declaresMcpHeaders(tool: RegisteredTool): boolean {
   const json = tool.inputSchema['~standard'].jsonSchema.input({ target: 'draft-2020-12' });
@@ -130,7 +133,7 @@ export class McpHandlerService implements OnModuleDestroy {
     const response = await this.handler.fetch(web, options);
     const toolList = options?.authInfo?.extra?.toolList as ToolListToRender | undefined;
     if (toolList && response.status === 200 && response.body !== null)
-      return this.keepToolList(toolList, response);
+      return this.keepToolList(toolList, response, web.signal);
     const call = options?.authInfo?.extra?.call as CallScope | undefined;
     if (!call?.toolCalls.calls.length || response.body === null) return response;
     let body: ArrayBuffer;
@@ -163,6 +166,8 @@ export class McpHandlerService implements OnModuleDestroy {
     const visible: string[] = [];
     for (const tool of this.registry.tools) if (this.visible(tool, call)) visible.push(tool.name);
     const key = toolListKey(rpc.served, body, visible);
+    // An envelope is the client's to fill: a large one is answered, not kept.
+    if (key.length > MAX_TOOL_LIST_KEY_LENGTH) return undefined;
     const rendered = this.toolLists.get(key);
     if (!rendered) return { key, id: rpc.id };
     const text = answerText(rendered, rpc.id);
@@ -176,9 +181,20 @@ export class McpHandlerService implements OnModuleDestroy {
   }
 
   /** Keeps the SDK's tools/list answer as the rendering for its key; the caller gets it as is. */
-  private async keepToolList(toolList: ToolListToRender, response: globalThis.Response) {
-    const text = await response.text();
-    const headers = [...response.headers];
+  private async keepToolList(
+    toolList: ToolListToRender,
+    response: globalThis.Response,
+    signal: AbortSignal,
+  ) {
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      if (signal.aborted) return new globalThis.Response(null, { status: 499 });
+      throw error;
+    }
+    // The length is the one of each answer's own text.
+    const headers = [...response.headers].filter(([name]) => name !== 'content-length');
     const rendered: RenderedAnswer | undefined = renderedAnswerOf(
       response.status,
       headers,
