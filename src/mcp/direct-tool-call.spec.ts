@@ -330,6 +330,19 @@ describe(answerDirectToolCall.name, () => {
     expect(response.headers.get('retry-after')).toBe('5');
     await expect(response.json()).resolves.toEqual(auditUnavailableBody('w-9'));
   });
+
+  it('answers a 2026-07-28 call that could not be audited 503 too', async () => {
+    run = () => Promise.reject(new AuditUnavailableError('SQLITE_BUSY'));
+
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: MODERN_HEADERS as Record<string, string>,
+      body: JSON.stringify(MODERN_QUERY),
+    });
+
+    expect(response.status).toBe(503);
+    await expect(response.json()).resolves.toEqual(auditUnavailableBody(MODERN_QUERY.id as number));
+  });
 });
 
 describe(toolCallAnswer.name, () => {
