@@ -442,6 +442,8 @@ describe('the direct path answers as the SDK does', () => {
         if (['2025: a reader', '2026: a reader'].includes(LISTS[index].name))
           expect(answeredDirectly(first)).toBe(false);
         expect(answeredDirectly(second)).toBe(true);
+        // The app's own headers still come with the kept answer.
+        expect(second.headers.get('x-request-id')).toBe(`list-${index}-b`);
         for (const [mine, sdkAnswer] of [
           [first, theirs.lists[index][0]],
           [second, theirs.lists[index][1]],

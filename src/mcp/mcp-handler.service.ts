@@ -171,11 +171,10 @@ export class McpHandlerService implements OnModuleDestroy {
     const rendered = this.toolLists.get(key);
     if (!rendered) return { key, id: rpc.id };
     const text = answerText(rendered, rpc.id);
-    response.writeHead(rendered.status, [
-      ...rendered.headers.flat(),
-      'Content-Length',
-      String(Buffer.byteLength(text)),
-    ]);
+    response.writeHead(rendered.status, {
+      ...rendered.headers,
+      'Content-Length': Buffer.byteLength(text),
+    });
     response.end(text);
     return true;
   }

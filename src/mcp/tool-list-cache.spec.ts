@@ -143,7 +143,7 @@ describe(renderedAnswerOf.name, () => {
 describe(ToolListCache.name, () => {
   const rendered = (before: string): RenderedAnswer => ({
     status: 200,
-    headers: [],
+    headers: {},
     before,
     after: '}',
   });

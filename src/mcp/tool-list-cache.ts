@@ -46,7 +46,7 @@ export function toolListKey(
 /** An answer of the SDK's, split around the request id it echoes. */
 export interface RenderedAnswer {
   status: number;
-  headers: [string, string][];
+  headers: Record<string, string>;
   before: string;
   after: string;
 }
@@ -76,7 +76,7 @@ export function renderedAnswerOf(
   const cut = body.length - ending.length - 1 - JSON.stringify(id).length;
   return {
     status,
-    headers,
+    headers: Object.fromEntries(headers),
     before: body.slice(0, cut),
     after: body.slice(cut + JSON.stringify(id).length),
   };
