@@ -57,7 +57,7 @@ export class McpController {
           attemptOf(tool.options.audit, call.arguments),
         );
     }
-    await this.mcp.handle(request, response, {
+    await this.mcp.handle(request, response, request.body, {
       ...requestInfoOf(request),
       principal,
       toolCalls,

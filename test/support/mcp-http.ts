@@ -19,14 +19,18 @@ export interface McpResponse {
   body: string;
 }
 
+/** A POST with a client's headers; `headers` add to them, or remove one given as undefined. */
 export async function postMcp(
   url: string,
   body: unknown,
-  options: { token?: string; headers?: Record<string, string> } = {},
+  options: { token?: string; headers?: Record<string, string | undefined> } = {},
 ): Promise<McpResponse> {
+  const headers = Object.entries({ ...mcpHeaders(options.token), ...options.headers }).filter(
+    (header): header is [string, string] => header[1] !== undefined,
+  );
   const response = await fetch(url, {
     method: 'POST',
-    headers: { ...mcpHeaders(options.token), ...options.headers },
+    headers,
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();
