@@ -39,18 +39,26 @@ export class RowCollector<R extends unknown[] | Row> {
   /** Adds a row; false when it did not fit, and no later row is kept either. */
   add(raw: R): boolean {
     const values: unknown[] = Array.isArray(raw) ? raw : Object.values(raw);
-    for (const value of values)
-      this.valueBytes += typeof value === 'string' || Buffer.isBuffer(value) ? value.length : 8;
+    // Numbers, nulls and short texts are sent as read: such a row is kept as it is.
+    let plain = true;
+    for (const value of values) {
+      if (typeof value === 'string') {
+        this.valueBytes += value.length;
+        if (value.length > this.limits.maxCellChars) plain = false;
+      } else if (Buffer.isBuffer(value)) {
+        this.valueBytes += value.length;
+        plain = false;
+      } else {
+        this.valueBytes += 8;
+        if (typeof value !== 'number' && value !== null) plain = false;
+      }
+    }
     if (this.reason !== null) return false;
     if (this.rows.length === this.limits.maxRows) {
       this.reason = 'max_rows';
       return false;
     }
-    const row = (
-      Array.isArray(raw)
-        ? raw.map((value) => this.cell(value))
-        : Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, this.cell(value)]))
-    ) as R;
+    const row = plain ? raw : this.rendered(raw);
     const text = JSON.stringify(row);
     const size = Buffer.byteLength(text) + 1; // UTF-8 bytes, as sent
     if (this.bytes + size > this.limits.maxBytes) {
@@ -61,6 +69,15 @@ export class RowCollector<R extends unknown[] | Row> {
     rendered.set(row, text);
     this.rows.push(row);
     return true;
+  }
+
+  /** The row with each cell as sent (bigints as text, long values shortened, blobs in base64). */
+  private rendered(raw: R): R {
+    return (
+      Array.isArray(raw)
+        ? raw.map((value) => this.cell(value))
+        : Object.fromEntries(Object.entries(raw).map(([name, value]) => [name, this.cell(value)]))
+    ) as R;
   }
 
   get truncationReason(): TruncationReason | null {
