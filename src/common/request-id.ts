@@ -1,12 +1,12 @@
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 
 const REQUEST_ID = Symbol('scopedb.requestId');
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-type WithRequestId = Request & { [REQUEST_ID]?: string };
+type WithRequestId = IncomingMessage & { [REQUEST_ID]?: string };
 
-export function requestIdOf(request: Request): string | undefined {
+export function requestIdOf(request: IncomingMessage): string | undefined {
   return (request as WithRequestId)[REQUEST_ID];
 }
 
@@ -14,7 +14,7 @@ export function requestIdOf(request: Request): string | undefined {
  * The request's id, assigned on first use (a caller's X-Request-Id when well-formed) and echoed in
  * the response. Idempotent; the request logger (request-log.ts) asks first, for every request.
  */
-export function ensureRequestId(request: Request, response: Response): string {
+export function ensureRequestId(request: IncomingMessage, response: ServerResponse): string {
   const existing = requestIdOf(request);
   if (existing !== undefined) return existing;
   const incoming = request.headers['x-request-id'];

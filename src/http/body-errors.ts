@@ -2,7 +2,6 @@ import type { NextFunction, Request, Response } from 'express';
 import { AuditUnavailableError, sendAuditUnavailable } from '../audit/audit-unavailable.js';
 import type { AuditService } from '../audit/audit.service.js';
 import { unverifiedClaims } from '../auth/unverified-claims.js';
-import { ensureRequestId } from '../common/request-id.js';
 import { requestInfoOf } from '../common/request-info.js';
 
 /**
@@ -27,8 +26,6 @@ export function bodyErrorHandler(audit: AuditService, mcpPath: string) {
       : 'Parse error: the request body is not valid JSON';
     if (request.path === mcpPath)
       try {
-        // Nest's middleware, which names requests, has not run yet: the parser comes first.
-        ensureRequestId(request, response);
         await audit.record({
           outcome: 'refused_invalid_request',
           claimed: unverifiedClaims(request.headers.authorization),

@@ -27,7 +27,7 @@ export function requestLineLevel(response: ServerResponse, error?: unknown): Lev
  */
 export function requestLogger(root: () => Pino | undefined) {
   return (request: IncomingMessage, response: ServerResponse): void => {
-    const requestId = ensureRequestId(request as never, response as never);
+    const requestId = ensureRequestId(request, response);
     // pino-http's `req` serializer (on the root logger) reads the id from here.
     (request as { id?: string }).id = requestId;
     const started = Date.now();

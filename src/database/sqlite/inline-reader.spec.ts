@@ -9,6 +9,7 @@ import {
   type InlineReaderOptions,
   parameterBytes,
 } from './inline-reader.js';
+import { PAGE_SCHEMA } from '../../../test/support/sqlite-pages.js';
 import type { SqlJob } from './sql-jobs.js';
 import { boundedAt, readRows, runQuery, validatedRead } from './reads.js';
 import type { ResultLimits } from '../result-rows.js';
@@ -19,12 +20,7 @@ const LIMITS: ResultLimits & { maxRows: number } = {
   maxCellChars: 2000,
 };
 
-const SCHEMA = `
-  CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT UNIQUE, name TEXT, category INTEGER, price REAL);
-  CREATE INDEX items_category ON items (category);
-  CREATE TABLE pairs (a INTEGER, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;
-  CREATE TABLE owners (id INTEGER PRIMARY KEY, item_id INTEGER, name TEXT);
-  CREATE VIEW item_names AS SELECT id, name FROM items;
+const SCHEMA = `${PAGE_SCHEMA}
   INSERT INTO items VALUES (1, 'A-1', 'apple', 1, 1.5), (2, 'P-2', 'pear', 1, 2.25), (3, 'F-3', 'fig', 2, 4);
   INSERT INTO pairs VALUES (1, 2, 'one-two');
   INSERT INTO owners VALUES (7, 2, 'olga');

@@ -1,16 +1,11 @@
 import Database from 'better-sqlite3';
+import { PAGE_SCHEMA } from '../../../test/support/sqlite-pages.js';
 import { BOUNDED_MAX_ROWS, type Instruction, programBound, programOf } from './program.js';
 
 // Which compiled programs count as bounded, on SQLite's own EXPLAIN of each statement: the shapes
 // a page of a key range compiles to, and the attacks on them that must not.
 
-const SCHEMA = `
-  CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT UNIQUE, name TEXT, category INTEGER, price REAL);
-  CREATE INDEX items_category ON items (category);
-  CREATE TABLE pairs (a INTEGER, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID;
-  CREATE TABLE owners (id INTEGER PRIMARY KEY, item_id INTEGER, name TEXT);
-  CREATE VIEW item_names AS SELECT id, name FROM items;
-`;
+const SCHEMA = PAGE_SCHEMA;
 
 const RANGE = 'SELECT * FROM items WHERE id > ? ORDER BY id LIMIT 50';
 
